@@ -1,0 +1,1 @@
+"""Subcommands of the `eventclip` CLI: one module each, discovered by eventclip.cli."""

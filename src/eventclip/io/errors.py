@@ -1,0 +1,42 @@
+"""Typed errors for event file I/O. Each names the file and, where known, the byte offset."""
+
+from __future__ import annotations
+
+import os
+
+from eventclip.errors import EventclipError
+
+
+class EventFormatError(EventclipError, ValueError):
+    """A file is not valid in the format being read (corrupt, truncated, lying header, ...).
+
+    ``path`` and ``offset`` (bytes from the start of the file) locate the problem.
+    """
+
+    def __init__(self, message: str, path: str | os.PathLike | None = None, offset: int | None = None):
+        self.path = os.fspath(path) if path is not None else None
+        self.offset = offset
+        where = ""
+        if self.path is not None:
+            where = f"{self.path}"
+            if offset is not None:
+                where += f" at byte {offset}"
+            where += ": "
+        super().__init__(where + message)
+        self.message = message
+
+
+class UnknownFormatError(EventFormatError):
+    """The file's content and extension match no format eventclip reads."""
+
+
+class TruncatedFileError(EventFormatError):
+    """The file ends in the middle of a record or a header."""
+
+
+class GeometryError(EventFormatError):
+    """The sensor geometry is missing (pass width/height) or an event lies outside it."""
+
+
+class UnsupportedFeatureError(EventFormatError):
+    """A valid file uses a feature this build cannot decode (e.g. ECF-compressed HDF5 without the plugin)."""
