@@ -1,0 +1,166 @@
+"""eventclipd's configuration: one pydantic model, read from YAML, overridden by command-line flags.
+
+Why one validated model: the daemon runs unattended for weeks, so a typo in the YAML must stop it
+at start-up with the field's name (exit status 2), never be ignored. Flags win over the file so a
+systemd drop-in or a shell can change one value without copying the whole file.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlparse
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from eventclip.errors import ConfigError
+
+DropPolicy = Literal["drop_oldest", "keep_every_nth"]
+"""What the window queue does when inference lags: evict the oldest window, or admit only every Nth."""
+
+
+class CurveConfig(BaseModel):
+    """ZeroMQ CURVE encryption + authentication; key files as written by ``zmq.auth.create_certificates``.
+
+    ``server_secret_key`` is the daemon's ``.key_secret`` file; ``authorized_clients`` a folder of
+    clients' ``.key`` public certificates (only those may subscribe).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    server_secret_key: Path
+    authorized_clients: Path
+
+
+class DaemonConfig(BaseModel):
+    """Every setting of eventclipd. Times in µs unless the name says otherwise."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sensor: Literal["prophesee", "inivation", "replay", "video"] = "replay"
+    sensor_options: dict[str, Any] = Field(default_factory=dict)
+    """Extra fields for the sensor's own config (see eventclip.sensors), e.g. ``loop: true``."""
+    input: Path | None = None
+    """Recording to replay (sensor ``replay``) or video file (sensor ``video``)."""
+    speed: float | None = 1.0
+    """Replay speed factor (1.0 = real time); null replays as fast as possible."""
+    sensor_id: str | None = None
+    """Name used in every message; defaults to the source's own id."""
+
+    prompts: Path
+    model: Path | None = None
+    """Model package folder; default: the bundled default model."""
+    backend: Literal["auto", "tensorrt", "onnxruntime", "torch"] = "auto"
+
+    window_us: int | None = Field(default=None, gt=0)
+    """Window length in µs; default: the model card's representation.window_us."""
+    top_k: int = Field(default=5, gt=0)
+    batch_size: int = Field(default=8, gt=0)
+    """Largest micro-batch handed to the encoder (windows waiting are batched, never waited for)."""
+
+    window_queue: int = Field(default=16, gt=0)
+    """Windows waiting for inference before the drop policy applies."""
+    drop_policy: DropPolicy = "drop_oldest"
+    keep_every_n: int = Field(default=2, gt=1)
+    """With ``keep_every_nth``: while the queue is half full or more, admit only every Nth window."""
+    max_pending_events: int = Field(default=500_000_000, gt=0)
+    """Events the reader may hand to windowing before it counts reader-side loss (memory bound)."""
+
+    publish: str = "tcp://127.0.0.1:5556"
+    allow_remote: bool = False
+    """Binding to a non-loopback address needs this set, so nothing is exposed by accident."""
+    topic_prefix: str = "eventclip"
+    encoding: Literal["json", "msgpack"] = "json"
+    send_hwm: int = Field(default=1000, gt=0)
+    """ZeroMQ send high-water mark (messages per subscriber); beyond it messages drop and are counted."""
+    curve: CurveConfig | None = None
+
+    stats_interval_s: float = Field(default=1.0, gt=0)
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    metrics_addr: str = "127.0.0.1"
+    log_format: Literal["json", "text"] = "json"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    shutdown_timeout_s: float = Field(default=4.0, gt=0)
+    """Time allowed to drain in-flight windows on SIGTERM before leaving (systemd waits 5 s)."""
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _prefix(cls, v: str) -> str:
+        if not v or v.endswith("/"):
+            raise ValueError("must be non-empty and not end with '/'")
+        return v
+
+    @model_validator(mode="after")
+    def _checks(self) -> DaemonConfig:
+        if self.sensor in ("replay", "video") and self.input is None:
+            raise ValueError(f"sensor {self.sensor!r} needs 'input' (the file to read)")
+        if self.speed is not None and self.speed <= 0:
+            raise ValueError("speed must be > 0, or null for as fast as possible")
+        if not self.allow_remote and not is_loopback_endpoint(self.publish):
+            raise ValueError(
+                f"publish endpoint {self.publish!r} is not loopback; set allow_remote: true to expose it"
+            )
+        return self
+
+
+def is_loopback_endpoint(endpoint: str) -> bool:
+    """True for ``ipc://``/``inproc://`` and for ``tcp://`` on 127.0.0.0/8, ::1 or ``localhost``."""
+    parsed = urlparse(endpoint)
+    if parsed.scheme in ("ipc", "inproc"):
+        return True
+    if parsed.scheme != "tcp":
+        return False
+    host = parsed.hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _field_path(loc: tuple) -> str:
+    return ".".join(str(p) for p in loc) or "(top level)"
+
+
+def validate_config(data: dict[str, Any], origin: str) -> DaemonConfig:
+    """Validate a merged mapping; raise ConfigError naming ``origin`` and each bad field."""
+    try:
+        return DaemonConfig.model_validate(data)
+    except ValidationError as exc:
+        lines = [f"  {_field_path(e['loc'])}: {e['msg']}" for e in exc.errors()]
+        raise ConfigError(f"invalid configuration ({origin}):\n" + "\n".join(lines)) from None
+
+
+def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a YAML config file into a mapping; errors name the file and line."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {p}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"config file {p}{where} is not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {p} must hold a mapping of settings, got {type(data).__name__}")
+    base = p.parent
+    for key in ("input", "prompts", "model"):
+        if isinstance(data.get(key), str) and not os.path.isabs(data[key]):
+            data[key] = str(base / data[key])
+    return data
+
+
+def load_config(path: str | os.PathLike | None, overrides: dict[str, Any]) -> DaemonConfig:
+    """The YAML file (optional) with ``overrides`` (flags that were given, not None) on top."""
+    data = read_yaml(path) if path is not None else {}
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    origin = f"{path} + command-line flags" if path is not None else "command-line flags"
+    return validate_config(data, origin)
