@@ -1,0 +1,326 @@
+"""Event counts per pixel for many windows at once, and the frame normalisations built on them.
+
+Three backends compute the same counts: :func:`count_events_reference` (plain numpy,
+``np.bincount``; the definition), :func:`count_events` (a single-threaded numba loop, the CPU
+path) and :func:`count_events_torch` (one ``bincount`` over ``window*C*H*W + c*H*W + y*W + x``,
+so a whole batch is one kernel launch on CUDA and the result stays on the device).
+Normalisations (:func:`normalise_counts`, :func:`normalise_counts_torch`) use the same float32
+operations in the same order so both backends agree to 1e-6.
+
+Batches: ``events`` holds the events of B windows back to back and ``offsets`` (B + 1 ints)
+marks where each window starts and ends: window b is ``events[offsets[b]:offsets[b+1]]``.
+Counts are in events per pixel; frames are (B, H, W) or, per polarity, (B, 2, H, W) with
+channel 0 = OFF (p = 0) and channel 1 = ON (p > 0). H, W are sensor pixels (or the ROI's).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+
+from eventclip.events import EVENT_DTYPE, Geometry
+from eventclip.frames.errors import EventOutsideGeometryError, FramesError
+
+if TYPE_CHECKING:
+    import torch
+
+Variant = Literal["paper", "authors", "polarity"]
+Roi = tuple[int, int, int, int]
+
+
+def stack_windows(events_list: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Concatenate per-window event arrays into one array plus offsets (B + 1 int64)."""
+    lengths = np.fromiter((len(e) for e in events_list), dtype=np.int64, count=len(events_list))
+    offsets = np.zeros(len(events_list) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    if len(events_list) == 1:
+        return _as_event_array(events_list[0]), offsets
+    if len(events_list) == 0:
+        return np.zeros(0, dtype=EVENT_DTYPE), offsets
+    out = np.empty(int(offsets[-1]), dtype=EVENT_DTYPE)
+    for start, stop, e in zip(offsets[:-1], offsets[1:], events_list):
+        out[start:stop] = _as_event_array(e)
+    return out, offsets
+
+
+def _as_event_array(events: np.ndarray) -> np.ndarray:
+    if not isinstance(events, np.ndarray) or events.dtype != EVENT_DTYPE:
+        raise FramesError(
+            f"events must be a numpy array of eventclip.events.EVENT_DTYPE, got "
+            f"{type(events).__name__} with dtype {getattr(events, 'dtype', None)}; convert with eventclip.events.as_events"
+        )
+    return events
+
+
+def _check_offsets(offsets: np.ndarray | Sequence[int] | None, n: int) -> np.ndarray:
+    if offsets is None:
+        return np.array([0, n], dtype=np.int64)
+    off = np.asarray(offsets, dtype=np.int64)
+    if off.ndim != 1 or len(off) < 1 or off[0] != 0 or off[-1] != n or np.any(np.diff(off) < 0):
+        raise FramesError(
+            f"offsets must be B + 1 non-decreasing indices from 0 to len(events)={n} "
+            f"(window b = events[offsets[b]:offsets[b+1]]); got {off[:8].tolist()}{'...' if len(off) > 8 else ''}"
+        )
+    return off
+
+
+def _raise_outside(events: np.ndarray, geometry: Geometry) -> None:
+    bad = (events["x"] >= geometry.width) | (events["y"] >= geometry.height)
+    i = int(np.argmax(bad))
+    raise EventOutsideGeometryError(
+        f"event {i} at (x={int(events['x'][i])}, y={int(events['y'][i])}) lies outside the sensor geometry "
+        f"{geometry} ({int(bad.sum())} such events); pass the recording's real geometry or filter the events",
+        index=i,
+    )
+
+
+def count_events_reference(
+    events: np.ndarray, geometry: Geometry, offsets: np.ndarray | Sequence[int] | None = None, *, per_polarity: bool = False
+) -> np.ndarray:
+    """Counts per pixel for each window with ``np.bincount``: the plain-numpy definition.
+
+    Returns uint32 (B, H, W), or (B, 2, H, W) with ``per_polarity``.
+    """
+    events = _as_event_array(events)
+    off = _check_offsets(offsets, len(events))
+    b = len(off) - 1
+    if len(events) and ((events["x"] >= geometry.width).any() or (events["y"] >= geometry.height).any()):
+        _raise_outside(events, geometry)
+    channels = 2 if per_polarity else 1
+    plane = geometry.width * geometry.height
+    window = np.repeat(np.arange(b, dtype=np.int64), np.diff(off))
+    index = window * (channels * plane) + events["y"].astype(np.int64) * geometry.width + events["x"]
+    if per_polarity:
+        index += (events["p"] > 0).astype(np.int64) * plane
+    counts = np.bincount(index, minlength=b * channels * plane).astype(np.uint32)
+    shape = (b, channels, geometry.height, geometry.width) if per_polarity else (b, geometry.height, geometry.width)
+    return counts.reshape(shape)
+
+
+def count_events(
+    events: np.ndarray, geometry: Geometry, offsets: np.ndarray | Sequence[int] | None = None, *, per_polarity: bool = False
+) -> np.ndarray:
+    """Counts per pixel for each window with the numba kernel (same result as the reference).
+
+    Single-threaded on purpose: the daemon runs it beside the encoder, and one core already
+    streams the events faster than a sensor produces them. Returns uint32 (B, H, W) or (B, 2, H, W).
+    """
+    from eventclip.frames import _kernels
+
+    events = _as_event_array(events)
+    off = _check_offsets(offsets, len(events))
+    b = len(off) - 1
+    channels = 2 if per_polarity else 1
+    plane = geometry.width * geometry.height
+    counts = np.zeros(b * channels * plane + 1, dtype=np.uint32)
+    if len(events):
+        events = np.ascontiguousarray(events)
+        raw = events.view(np.uint8)
+        outside = _kernels.count_windows(raw.view(np.uint32), raw.view(np.int16), off, geometry.width,
+                                         geometry.height, per_polarity, counts)
+        if outside:
+            _raise_outside(events, geometry)
+    shape = (b, channels, geometry.height, geometry.width) if per_polarity else (b, geometry.height, geometry.width)
+    return counts[:-1].reshape(shape)
+
+
+def check_roi(roi: Roi | None, geometry: Geometry) -> Roi:
+    """Validate a region of interest (x, y, width, height in sensor pixels); None means the whole sensor."""
+    if roi is None:
+        return (0, 0, geometry.width, geometry.height)
+    x, y, w, h = (int(v) for v in roi)
+    if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > geometry.width or y + h > geometry.height:
+        raise FramesError(
+            f"roi={tuple(roi)} (x, y, width, height) must be a non-empty rectangle inside the sensor "
+            f"geometry {geometry}; shrink it or leave roi unset"
+        )
+    return (x, y, w, h)
+
+
+def _check_mask(mask: np.ndarray, geometry: Geometry) -> np.ndarray:
+    mask = np.asarray(mask)
+    if mask.shape != geometry.shape:
+        raise FramesError(
+            f"hot_pixel_mask has shape {mask.shape}; it must be (height, width) = {geometry.shape} "
+            f"of the sensor, True where a pixel is to be ignored"
+        )
+    return mask.astype(bool)
+
+
+def normalise_counts(
+    counts: np.ndarray,
+    variant: Variant = "paper",
+    *,
+    clip_percentile: float | None = None,
+) -> np.ndarray:
+    """Turn per-pixel counts into the model's frames (float32).
+
+    ``counts`` must be per polarity (B, 2, H, W). ``paper``: E = OFF + ON, then E / (max E + 1)
+    -> (B, H, W) in [0, 1). ``authors``: each polarity / (its max + 1), mapped to [-1, 1], then
+    the two averaged -> (B, H, W). ``polarity``: each polarity / (its max + 1) -> (B, 2, H, W).
+    ``clip_percentile`` (0-100) first clips each window's (and channel's) counts at that
+    percentile of its non-zero pixels, so a few hot pixels cannot squash the rest to black.
+    """
+    c = counts.astype(np.float32)
+    if variant == "paper":
+        c = c.sum(axis=1, keepdims=True, dtype=np.float32)
+    if clip_percentile is not None:
+        for idx in np.ndindex(c.shape[:2]):
+            plane = c[idx]
+            nz = plane[plane > 0]
+            if nz.size:
+                np.minimum(plane, np.float32(np.percentile(nz.astype(np.float64), clip_percentile)), out=plane)
+    peak = c.max(axis=(2, 3), keepdims=True) + np.float32(1)
+    c = c / peak
+    if variant == "paper":
+        return c[:, 0]
+    if variant == "authors":
+        c = c * np.float32(2) - np.float32(1)
+        return (c[:, 0] + c[:, 1]) * np.float32(0.5)
+    if variant == "polarity":
+        return c
+    raise FramesError(f"unknown frame variant {variant!r}; use 'paper', 'authors' or 'polarity'")
+
+
+def event_frames(
+    events: np.ndarray,
+    geometry: Geometry,
+    offsets: np.ndarray | Sequence[int] | None = None,
+    *,
+    variant: Variant = "paper",
+    clip_percentile: float | None = None,
+    hot_pixel_mask: np.ndarray | None = None,
+    roi: Roi | None = None,
+    backend: Literal["numba", "numpy"] = "numba",
+) -> np.ndarray:
+    """Frames (float32) for B windows: count, mask hot pixels, crop to the ROI, then normalise.
+
+    ``hot_pixel_mask`` is (H, W) bool at sensor resolution, True = ignore that pixel.
+    ``roi`` is (x, y, width, height) in sensor pixels; the frames have the ROI's size.
+    """
+    count = {"numba": count_events, "numpy": count_events_reference}.get(backend)
+    if count is None:
+        raise FramesError(f"unknown CPU backend {backend!r}; use 'numba' or 'numpy'")
+    x, y, w, h = check_roi(roi, geometry)
+    counts = count(events, geometry, offsets, per_polarity=True)
+    if hot_pixel_mask is not None:
+        counts[:, :, _check_mask(hot_pixel_mask, geometry)] = 0
+    counts = counts[:, :, y : y + h, x : x + w]
+    return normalise_counts(counts, variant, clip_percentile=clip_percentile)
+
+
+def events_to_torch(events: np.ndarray, device: str | torch.device = "cpu") -> torch.Tensor:
+    """The events' raw 16-byte records as an (N, 2) int64 tensor on ``device`` (one copy, no reformatting).
+
+    Word 0 of each row packs x (bits 0-15), y (16-31) and p (32-47, signed); word 1 is t (µs).
+    """
+    import torch
+
+    events = np.ascontiguousarray(_as_event_array(events))
+    return torch.from_numpy(events.view(np.int64).reshape(-1, 2)).to(device, non_blocking=True)
+
+
+def count_events_torch(
+    events: np.ndarray | torch.Tensor,
+    geometry: Geometry,
+    offsets: np.ndarray | Sequence[int] | torch.Tensor | None = None,
+    *,
+    per_polarity: bool = False,
+    device: str | torch.device | None = None,
+) -> torch.Tensor:
+    """Counts per pixel for each window with torch (one ``bincount``); float32 on the events' device.
+
+    ``events`` is an event array (copied to ``device``, default CPU) or the tensor from
+    :func:`events_to_torch`. Checking the geometry needs one device sync.
+    """
+    import torch
+
+    if isinstance(events, np.ndarray):
+        raw = events_to_torch(events, device or "cpu")
+    else:
+        raw = events if device is None else events.to(device)
+    n = raw.shape[0]
+    if isinstance(offsets, torch.Tensor):
+        off = offsets.to(device=raw.device, dtype=torch.int64)
+    else:
+        off = torch.from_numpy(_check_offsets(offsets, n)).to(raw.device)
+    b = off.shape[0] - 1
+    channels = 2 if per_polarity else 1
+    plane = geometry.width * geometry.height
+    word = raw[:, 0]
+    x = word & 0xFFFF
+    y = (word >> 16) & 0xFFFF
+    bad = (x >= geometry.width) | (y >= geometry.height)
+    if n and bool(bad.any()):
+        i = int(torch.argmax(bad.to(torch.uint8)))
+        raise EventOutsideGeometryError(
+            f"event {i} at (x={int(x[i])}, y={int(y[i])}) lies outside the sensor geometry {geometry} "
+            f"({int(bad.sum())} such events); pass the recording's real geometry or filter the events",
+            index=i,
+        )
+    window = torch.repeat_interleave(torch.arange(b, device=raw.device), off[1:] - off[:-1], output_size=n)
+    index = window * (channels * plane) + y * geometry.width + x
+    if per_polarity:
+        p = (word >> 32) & 0xFFFF
+        index += ((p > 0) & (p < 0x8000)).to(torch.int64) * plane
+    counts = torch.bincount(index, minlength=b * channels * plane).to(torch.float32)
+    shape = (b, channels, geometry.height, geometry.width) if per_polarity else (b, geometry.height, geometry.width)
+    return counts.reshape(shape)
+
+
+def normalise_counts_torch(
+    counts: torch.Tensor, variant: Variant = "paper", *, clip_percentile: float | None = None
+) -> torch.Tensor:
+    """Torch twin of :func:`normalise_counts` (same operations, same float32 results, same device)."""
+    import torch
+
+    c = counts.to(torch.float32)
+    if variant == "paper":
+        c = c.sum(dim=1, keepdim=True)
+    if clip_percentile is not None:
+        c = c.clone()
+        for i in range(c.shape[0]):
+            for j in range(c.shape[1]):
+                plane = c[i, j]
+                nz = plane[plane > 0].to(torch.float64)
+                if nz.numel():
+                    q = torch.quantile(nz, clip_percentile / 100.0).to(torch.float32)
+                    torch.minimum(plane, q, out=plane)
+    peak = c.amax(dim=(2, 3), keepdim=True) + 1.0
+    c = c / peak
+    if variant == "paper":
+        return c[:, 0]
+    if variant == "authors":
+        c = c * 2.0 - 1.0
+        return (c[:, 0] + c[:, 1]) * 0.5
+    if variant == "polarity":
+        return c
+    raise FramesError(f"unknown frame variant {variant!r}; use 'paper', 'authors' or 'polarity'")
+
+
+def event_frames_torch(
+    events: np.ndarray | torch.Tensor,
+    geometry: Geometry,
+    offsets: np.ndarray | Sequence[int] | torch.Tensor | None = None,
+    *,
+    variant: Variant = "paper",
+    clip_percentile: float | None = None,
+    hot_pixel_mask: np.ndarray | torch.Tensor | None = None,
+    roi: Roi | None = None,
+    device: str | torch.device | None = None,
+) -> torch.Tensor:
+    """Torch twin of :func:`event_frames`; the frames stay on the events' device (no host round trip)."""
+    import torch
+
+    x, y, w, h = check_roi(roi, geometry)
+    counts = count_events_torch(events, geometry, offsets, per_polarity=True, device=device)
+    if hot_pixel_mask is not None:
+        mask = hot_pixel_mask if isinstance(hot_pixel_mask, torch.Tensor) else torch.from_numpy(
+            _check_mask(hot_pixel_mask, geometry))
+        if tuple(mask.shape) != geometry.shape:
+            _check_mask(np.zeros(tuple(mask.shape), bool), geometry)
+        counts = counts.masked_fill(mask.to(device=counts.device, dtype=torch.bool), 0.0)
+    counts = counts[:, :, y : y + h, x : x + w]
+    return normalise_counts_torch(counts, variant, clip_percentile=clip_percentile)

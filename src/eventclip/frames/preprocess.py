@@ -1,0 +1,178 @@
+"""The event representation the encoder sees: windows -> frames -> (B, 3, S, S) model input.
+
+:class:`Representation` is recorded in every model card, so training and inference build the
+exact same input. Resizing is a pair of resampling matrices (a triangle filter widened when
+shrinking, the same weights Pillow's BILINEAR uses), applied as ``Ry @ F @ Rx.T``: the numpy and
+torch paths share the weights and differ only in float32 rounding, and letterbox/crop/stretch
+are just different matrices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from eventclip.events import Geometry
+from eventclip.frames.accumulate import Roi, Variant, event_frames, event_frames_torch, stack_windows
+from eventclip.frames.errors import FramesError
+
+if TYPE_CHECKING:
+    import torch
+
+OPENAI_CLIP_MEAN: tuple[float, float, float] = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_CLIP_STD: tuple[float, float, float] = (0.26862954, 0.26130258, 0.27577711)
+
+Fit = Literal["letterbox", "crop", "stretch"]
+
+
+def _axis_matrix(in_size: int, out_size: int, src_start: float, src_len: float, dst_start: int, dst_len: int) -> np.ndarray:
+    """(out_size, in_size) float64 weights mapping source span [src_start, +src_len) onto output
+    pixels [dst_start, +dst_len); rows outside that span stay zero (letterbox bars)."""
+    m = np.zeros((out_size, in_size), dtype=np.float64)
+    scale = src_len / dst_len
+    filterscale = max(scale, 1.0)
+    for i in range(dst_len):
+        center = src_start + (i + 0.5) * scale
+        lo = max(int(np.floor(center - filterscale + 0.5)), 0)
+        hi = min(int(np.floor(center + filterscale + 0.5)), in_size)
+        j = np.arange(lo, hi)
+        w = np.clip(1.0 - np.abs((j + 0.5 - center) / filterscale), 0.0, None)
+        if w.sum() == 0:
+            j = np.array([min(max(int(center), 0), in_size - 1)])
+            w = np.ones(1)
+        m[dst_start + i, j] = w / w.sum()
+    return m
+
+
+@lru_cache(maxsize=32)
+def resize_matrices(height: int, width: int, size: int, fit: Fit) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column resampling matrices (size x height, size x width; float32) for one frame size."""
+    if fit == "stretch":
+        ry = _axis_matrix(height, size, 0.0, height, 0, size)
+        rx = _axis_matrix(width, size, 0.0, width, 0, size)
+    elif fit == "letterbox":
+        scale = size / max(width, height)
+        nw, nh = max(1, round(width * scale)), max(1, round(height * scale))
+        ry = _axis_matrix(height, size, 0.0, height, (size - nh) // 2, nh)
+        rx = _axis_matrix(width, size, 0.0, width, (size - nw) // 2, nw)
+    elif fit == "crop":
+        side = min(width, height)
+        ry = _axis_matrix(height, size, (height - side) / 2, side, 0, size)
+        rx = _axis_matrix(width, size, (width - side) / 2, side, 0, size)
+    else:
+        raise FramesError(f"unknown fit {fit!r}; use 'letterbox', 'crop' or 'stretch'")
+    return ry.astype(np.float32), rx.astype(np.float32)
+
+
+class Representation(BaseModel):
+    """How events become the encoder's input; stored in the model card beside the weights.
+
+    ``variant``: ``paper`` = E / (max E + 1) of the event count summed over polarities;
+    ``authors`` = per-polarity counts each / (own max + 1), mapped to [-1, 1] and averaged (the
+    authors' released code, which their checkpoints expect); ``polarity`` = 2-channel frames
+    (OFF, ON), fed to the model as (ON, OFF, mean). ``window_us`` is the default window length
+    (µs); ``input_size`` the model's square resolution (pixels); ``roi`` = (x, y, width, height)
+    in sensor pixels; ``clip_percentile`` clips counts at that percentile of non-zero pixels.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    variant: Variant = "paper"
+    window_us: int = Field(33_000, gt=0)
+    input_size: int = Field(224, gt=0)
+    fit: Fit = "letterbox"
+    mean: tuple[float, float, float] = OPENAI_CLIP_MEAN
+    std: tuple[float, float, float] = OPENAI_CLIP_STD
+    clip_percentile: float | None = Field(None, gt=0, le=100)
+    roi: tuple[int, int, int, int] | None = None
+
+    @field_validator("std")
+    @classmethod
+    def _positive_std(cls, v: tuple[float, float, float]) -> tuple[float, float, float]:
+        if min(v) <= 0:
+            raise ValueError("every std must be > 0 (it divides the input)")
+        return v
+
+    @field_validator("roi")
+    @classmethod
+    def _roi_shape(cls, v: tuple[int, int, int, int] | None) -> tuple[int, int, int, int] | None:
+        if v is not None and (v[0] < 0 or v[1] < 0 or v[2] <= 0 or v[3] <= 0):
+            raise ValueError("roi is (x, y, width, height) in sensor pixels: x, y >= 0 and width, height > 0")
+        return v
+
+    @property
+    def channels(self) -> int:
+        """Channels per frame: 2 for ``polarity``, else 1."""
+        return 2 if self.variant == "polarity" else 1
+
+    def frames(
+        self, events_list: Sequence[np.ndarray], geometry: Geometry, hot_pixel_mask: np.ndarray | None = None
+    ) -> np.ndarray:
+        """One frame per window: float32 (B, H, W), or (B, 2, H, W) for ``polarity`` (H, W of the ROI)."""
+        events, offsets = stack_windows(events_list)
+        return event_frames(events, geometry, offsets, variant=self.variant, clip_percentile=self.clip_percentile,
+                            hot_pixel_mask=hot_pixel_mask, roi=self.roi)
+
+    def frames_torch(
+        self,
+        events: np.ndarray | torch.Tensor,
+        geometry: Geometry,
+        offsets: np.ndarray | Sequence[int] | torch.Tensor | None = None,
+        hot_pixel_mask: np.ndarray | torch.Tensor | None = None,
+        device: str | torch.device | None = None,
+    ) -> torch.Tensor:
+        """Torch twin of :meth:`frames` for a batch given as events + offsets; stays on the device."""
+        return event_frames_torch(events, geometry, offsets, variant=self.variant, clip_percentile=self.clip_percentile,
+                                  hot_pixel_mask=hot_pixel_mask, roi=self.roi, device=device)
+
+    def _check_frames(self, shape: tuple[int, ...]) -> tuple[int, int]:
+        want = 4 if self.channels == 2 else 3
+        if len(shape) != want or (want == 4 and shape[1] != 2):
+            layout = "(B, 2, H, W)" if want == 4 else "(B, H, W)"
+            raise FramesError(f"variant {self.variant!r} expects frames shaped {layout}, got {tuple(shape)}")
+        return shape[-2], shape[-1]
+
+    def model_input(self, frames: np.ndarray) -> np.ndarray:
+        """Resize to ``input_size`` (per ``fit``), make 3 channels, normalise: float32 (B, 3, S, S)."""
+        h, w = self._check_frames(frames.shape)
+        ry, rx = resize_matrices(h, w, self.input_size, self.fit)
+        f = np.asarray(frames, dtype=np.float32)
+        if self.channels == 1:
+            f = f[:, None]
+        resized = ry @ (f @ rx.T)
+        if self.channels == 1:
+            rgb = np.repeat(resized, 3, axis=1)
+        else:
+            rgb = np.concatenate([resized[:, 1:2], resized[:, 0:1], (resized[:, 0:1] + resized[:, 1:2]) * np.float32(0.5)], axis=1)
+        mean = np.asarray(self.mean, dtype=np.float32)[None, :, None, None]
+        std = np.asarray(self.std, dtype=np.float32)[None, :, None, None]
+        return np.ascontiguousarray((rgb - mean) / std)
+
+    def model_input_torch(self, frames: torch.Tensor) -> torch.Tensor:
+        """Torch twin of :meth:`model_input`; the result stays on ``frames``' device."""
+        import torch
+
+        h, w = self._check_frames(tuple(frames.shape))
+        ry_np, rx_np = resize_matrices(h, w, self.input_size, self.fit)
+        dev = frames.device
+        ry, rx = torch.from_numpy(ry_np).to(dev), torch.from_numpy(rx_np).to(dev)
+        f = frames.to(torch.float32)
+        if self.channels == 1:
+            f = f[:, None]
+        resized = ry @ (f @ rx.T)
+        if self.channels == 1:
+            rgb = resized.expand(-1, 3, -1, -1)
+        else:
+            rgb = torch.cat([resized[:, 1:2], resized[:, 0:1], (resized[:, 0:1] + resized[:, 1:2]) * 0.5], dim=1)
+        mean = torch.tensor(self.mean, dtype=torch.float32, device=dev)[None, :, None, None]
+        std = torch.tensor(self.std, dtype=torch.float32, device=dev)[None, :, None, None]
+        return ((rgb - mean) / std).contiguous()
+
+    def __call__(self, events_list: Sequence[np.ndarray], geometry: Geometry,
+                 hot_pixel_mask: np.ndarray | None = None) -> np.ndarray:
+        """Events of B windows -> model input (B, 3, S, S) float32."""
+        return self.model_input(self.frames(events_list, geometry, hot_pixel_mask))
