@@ -44,8 +44,8 @@ class DaemonConfig(BaseModel):
     """Extra fields for the sensor's own config (see eventclip.sensors), e.g. ``loop: true``."""
     input: Path | None = None
     """Recording to replay (sensor ``replay``) or video file (sensor ``video``)."""
-    speed: float | None = 1.0
-    """Replay speed factor (1.0 = real time); null replays as fast as possible."""
+    speed: float = Field(default=1.0, ge=0)
+    """Replay speed factor (1.0 = real time, 2.0 = twice as fast); 0 replays as fast as possible."""
     sensor_id: str | None = None
     """Name used in every message; defaults to the source's own id."""
 
@@ -77,6 +77,10 @@ class DaemonConfig(BaseModel):
     """ZeroMQ send high-water mark (messages per subscriber); beyond it messages drop and are counted."""
     curve: CurveConfig | None = None
 
+    wait_for_subscribers: int = Field(default=0, ge=0)
+    """Hold the stream (up to ``wait_timeout_s``) until this many subscriptions arrived: recorders, tests."""
+    wait_timeout_s: float = Field(default=10.0, gt=0)
+
     stats_interval_s: float = Field(default=1.0, gt=0)
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     metrics_addr: str = "127.0.0.1"
@@ -96,8 +100,6 @@ class DaemonConfig(BaseModel):
     def _checks(self) -> DaemonConfig:
         if self.sensor in ("replay", "video") and self.input is None:
             raise ValueError(f"sensor {self.sensor!r} needs 'input' (the file to read)")
-        if self.speed is not None and self.speed <= 0:
-            raise ValueError("speed must be > 0, or null for as fast as possible")
         if not self.allow_remote and not is_loopback_endpoint(self.publish):
             raise ValueError(
                 f"publish endpoint {self.publish!r} is not loopback; set allow_remote: true to expose it"

@@ -1,0 +1,99 @@
+"""``eventclip listen ENDPOINT [--topic T ...]``: print what an eventclipd publishes, one line per message.
+
+Why in the main CLI: the first thing an operator does after starting the daemon is check that it
+talks. Each line is ``<topic> <payload as JSON>`` (msgpack payloads are shown as JSON too), and a
+jump in a topic's ``seq`` is reported, since that is how a subscriber sees loss.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import TextIO
+
+
+def print_stream(
+    endpoint: str,
+    topics: list[str],
+    out: TextIO,
+    count: int | None = None,
+    until_offline: bool = True,
+    curve: tuple[Path, Path] | None = None,
+    timeout_s: float | None = None,
+) -> int:
+    """Subscribe to ``topics`` (prefixes; [""] = all) and print messages; return how many were printed.
+
+    Stops after ``count`` messages, after an ``offline`` status when ``until_offline``, or after
+    ``timeout_s`` seconds with no message. ``curve`` = (client secret key file, server public key file).
+    """
+    import zmq
+
+    from eventclip.daemon.messages import decode
+
+    ctx = zmq.Context.instance()
+    sock = ctx.socket(zmq.SUB)
+    sock.setsockopt(zmq.LINGER, 0)
+    if curve is not None:
+        from zmq.auth import load_certificate
+
+        client_public, client_secret = load_certificate(str(curve[0]))
+        server_public, _ = load_certificate(str(curve[1]))
+        sock.curve_secretkey = client_secret
+        sock.curve_publickey = client_public
+        sock.curve_serverkey = server_public
+    for topic in topics or [""]:
+        sock.setsockopt_string(zmq.SUBSCRIBE, topic)
+    sock.connect(endpoint)
+    last_seq: dict[str, int] = {}
+    printed = 0
+    try:
+        while count is None or printed < count:
+            if timeout_s is not None and not sock.poll(int(timeout_s * 1000)):
+                break
+            topic_b, payload = sock.recv_multipart()
+            topic = topic_b.decode(errors="replace")
+            msg = decode(payload)
+            seq = msg.get("seq")
+            if isinstance(seq, int) and topic in last_seq and seq != last_seq[topic] + 1:
+                print(f"# {topic}: {seq - last_seq[topic] - 1} message(s) lost before seq {seq}", file=out)
+            if isinstance(seq, int):
+                last_seq[topic] = seq
+            print(f"{topic} {json.dumps(msg, separators=(',', ':'))}", file=out, flush=True)
+            printed += 1
+            if until_offline and topic.endswith("/status") and msg.get("state") == "offline":
+                break
+    finally:
+        sock.close()
+    return printed
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``eventclip listen``."""
+    p = subparsers.add_parser("listen", help="print the messages an eventclipd publishes",
+                              description=__doc__.split("\n\n")[0])
+    p.add_argument("endpoint", help="e.g. tcp://127.0.0.1:5556")
+    p.add_argument("--topic", action="append", default=[],
+                   help="topic prefix to subscribe to (repeatable; default: everything)")
+    p.add_argument("--count", type=int, help="stop after this many messages")
+    p.add_argument("--timeout", type=float, help="stop after this many seconds without a message")
+    p.add_argument("--keep-going", action="store_true", help="do not stop at the daemon's offline status")
+    p.add_argument("--curve-client-key", type=Path, help="client secret key file (CURVE)")
+    p.add_argument("--curve-server-key", type=Path, help="server public key file (CURVE)")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from eventclip.errors import ConfigError
+
+    curve = None
+    if args.curve_client_key or args.curve_server_key:
+        if not (args.curve_client_key and args.curve_server_key):
+            raise ConfigError("CURVE needs both --curve-client-key and --curve-server-key")
+        curve = (args.curve_client_key, args.curve_server_key)
+    try:
+        print_stream(args.endpoint, args.topic, sys.stdout, args.count, not args.keep_going, curve, args.timeout)
+    except KeyboardInterrupt:
+        pass
+    return 0
