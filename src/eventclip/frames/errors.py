@@ -26,3 +26,7 @@ class EventOutsideGeometryError(FramesError):
 
 class VideoError(FramesError):
     """A video file cannot be opened or decoded, or a frame has the wrong shape."""
+
+
+class EventOrderError(FramesError):
+    """Event timestamps go backwards; windows need time-ordered events (sort them or fix the reader)."""

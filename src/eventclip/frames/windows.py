@@ -1,0 +1,303 @@
+"""Streaming windows over an event stream that arrives in arbitrary chunks.
+
+Four windowers share one interface, ``push(events, t_end_us=None) -> list[Window]`` and
+``flush() -> list[Window]``, and keep their state across chunk boundaries:
+
+- :class:`DurationWindower` (Metavision ``mode="delta_t"``): window k = [t0 + kΔ, t0 + (k+1)Δ)
+  in sensor time; t0 is the first event's t floored to a multiple of Δ unless given. Empty windows
+  are reported (with no events), never skipped.
+- :class:`CountWindower` (``mode="n_events"``): exactly N events per window; the last, partial
+  one comes from :meth:`flush`. t_start is its first event's t, t_end its last event's t + 1.
+- :class:`MixedWindower` (``mode="mixed"``): a window starts where the previous one ended and
+  closes at whichever comes first, Δ µs or N events. Count-closed windows end at their N-th
+  event's t + 1 and the next window starts there; events tied with that N-th event's timestamp
+  fall into the next window (the one case where an event's t is below its window's t_start).
+- :class:`SlidingWindower`: windows of length L every stride S (S <= L), window k =
+  [t0 + kS, t0 + kS + L); an event lands in every window that covers it.
+
+A window is closed once the stream is known complete past its end: an event at time t proves it
+for every time < t, and ``t_end_us`` (as in :class:`~eventclip.events.EventChunk`) proves it
+up to that time. Windows hold views into the pushed chunk (or into the one array that joined
+a carried-over tail with the new chunk), never per-window copies. All times are µs.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from eventclip.events import EVENT_DTYPE, EventChunk
+from eventclip.frames.errors import EventOrderError, FramesError, WindowConfigError
+
+
+@dataclass(frozen=True)
+class Window:
+    """One window of events: [t_start, t_end) in µs of sensor time, events as a view where possible."""
+
+    t_start: int
+    t_end: int
+    events: np.ndarray
+
+    @property
+    def n_events(self) -> int:
+        """How many events the window holds."""
+        return len(self.events)
+
+    @property
+    def duration_us(self) -> int:
+        """t_end - t_start, in µs."""
+        return self.t_end - self.t_start
+
+
+def _positive_int(value: object, name: str, hint: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise WindowConfigError(f"{name} must be a positive integer, got {value!r}; {hint}")
+    return int(value)
+
+
+class _Windower(ABC):
+    """Shared chunk handling: validation, time-order checks and the carried-over tail."""
+
+    def __init__(self) -> None:
+        self._tail = np.zeros(0, dtype=EVENT_DTYPE)
+        self._last_t: int | None = None
+        self._known_us: int | None = None
+        self._n_seen = 0
+
+    def _append(self, events: np.ndarray, t_end_us: int | None) -> np.ndarray:
+        if not isinstance(events, np.ndarray) or events.dtype != EVENT_DTYPE:
+            raise FramesError(
+                f"push() needs an EVENT_DTYPE array, got {type(events).__name__} "
+                f"{getattr(events, 'dtype', '')}; convert with eventclip.events.as_events"
+            )
+        if len(events):
+            t = events["t"]
+            if self._last_t is not None and t[0] < self._last_t:
+                raise EventOrderError(
+                    f"event {self._n_seen} (t={int(t[0])} µs) is earlier than the previous chunk's last event "
+                    f"(t={self._last_t} µs); windows need time-ordered events"
+                )
+            back = np.flatnonzero(t[1:] < t[:-1])
+            if back.size:
+                i = int(back[0]) + 1
+                raise EventOrderError(
+                    f"event {self._n_seen + i} (t={int(t[i])} µs) is earlier than the one before it "
+                    f"(t={int(t[i - 1])} µs); windows need time-ordered events (sort by t first)"
+                )
+            self._last_t = int(t[-1])
+            self._known_us = max(self._known_us or self._last_t, self._last_t)
+            self._n_seen += len(events)
+        if t_end_us is not None:
+            if self._last_t is not None and t_end_us <= self._last_t:
+                raise EventOrderError(
+                    f"t_end_us={t_end_us} says the stream is complete before {t_end_us} µs, but an event has "
+                    f"t={self._last_t} µs; t_end_us must be greater than every pushed timestamp"
+                )
+            self._known_us = int(t_end_us) if self._known_us is None else max(self._known_us, int(t_end_us))
+        if len(self._tail) == 0:
+            return events
+        if len(events) == 0:
+            return self._tail
+        joined = np.empty(len(self._tail) + len(events), dtype=EVENT_DTYPE)
+        joined[: len(self._tail)] = self._tail
+        joined[len(self._tail) :] = events
+        return joined
+
+    @abstractmethod
+    def push(self, events: np.ndarray, t_end_us: int | None = None) -> list[Window]:
+        """Feed the next chunk (time-ordered, after every earlier chunk); return the windows it closes."""
+
+    @abstractmethod
+    def flush(self) -> list[Window]:
+        """End of stream: return the windows still open (partial ones included, as Metavision does)."""
+
+
+class _GridWindower(_Windower):
+    """Windows on a time grid: window k = [t0 + k·stride, t0 + k·stride + length)."""
+
+    def __init__(self, length_us: int, stride_us: int, t0_us: int | None) -> None:
+        super().__init__()
+        self.length_us = length_us
+        self.stride_us = stride_us
+        self.t0_us = t0_us
+        self._k = 0
+
+    def _emit(self, buf: np.ndarray, k_stop: int) -> list[Window]:
+        """Windows k in [self._k, k_stop) from ``buf`` (which starts at window self._k's events)."""
+        assert self.t0_us is not None
+        ks = np.arange(self._k, k_stop, dtype=np.int64)
+        starts = self.t0_us + ks * self.stride_us
+        ends = starts + self.length_us
+        t = buf["t"]
+        lo = np.searchsorted(t, starts, side="left")
+        hi = np.searchsorted(t, ends, side="left")
+        out = [Window(int(s), int(e), buf[a:b]) for s, e, a, b in zip(starts, ends, lo, hi)]
+        self._k = k_stop
+        keep_from = np.searchsorted(t, self.t0_us + k_stop * self.stride_us, side="left")
+        self._tail = buf[keep_from:]
+        return out
+
+    def push(self, events: np.ndarray, t_end_us: int | None = None) -> list[Window]:
+        buf = self._append(events, t_end_us)
+        if self.t0_us is None:
+            if len(buf) == 0:
+                return []
+            self.t0_us = int(buf["t"][0]) // self.stride_us * self.stride_us
+        if len(buf) and buf["t"][0] < self.t0_us:
+            raise EventOrderError(
+                f"event at t={int(buf['t'][0])} µs is before the first window's start t0_us={self.t0_us}; "
+                f"pass an earlier t0_us or drop those events first"
+            )
+        if self._known_us is None:
+            self._tail = buf
+            return []
+        k_stop = max(self._k, (self._known_us - self.t0_us - self.length_us) // self.stride_us + 1)
+        return self._emit(buf, k_stop)
+
+    def flush(self) -> list[Window]:
+        if self.t0_us is None or self._known_us is None:
+            return []
+        last = self._last_t if self._last_t is not None else self._known_us - 1
+        k_stop = max(self._k, (max(last, self._known_us - 1) - self.t0_us) // self.stride_us + 1)
+        out = self._emit(self._tail, k_stop)
+        self._tail = np.zeros(0, dtype=EVENT_DTYPE)
+        return out
+
+
+class DurationWindower(_GridWindower):
+    """Tumbling windows of ``delta_t_us`` µs aligned to sensor time (Metavision ``delta_t`` mode)."""
+
+    def __init__(self, delta_t_us: int, t0_us: int | None = None) -> None:
+        delta = _positive_int(delta_t_us, "delta_t_us", "use the window length in µs, e.g. 33000")
+        super().__init__(delta, delta, t0_us)
+
+
+class SlidingWindower(_GridWindower):
+    """Windows ``window_us`` long starting every ``stride_us``; each event lands in every window covering it."""
+
+    def __init__(self, window_us: int, stride_us: int, t0_us: int | None = None) -> None:
+        length = _positive_int(window_us, "window_us", "use the window length in µs, e.g. 33000")
+        stride = _positive_int(stride_us, "stride_us", "use the step between window starts in µs")
+        if stride > length:
+            raise WindowConfigError(
+                f"stride_us={stride} is larger than window_us={length}, so events between windows would be "
+                f"lost; use stride_us <= window_us (equal gives tumbling windows)"
+            )
+        super().__init__(length, stride, t0_us)
+
+
+class CountWindower(_Windower):
+    """Windows of exactly ``n_events`` events (Metavision ``n_events`` mode); flush() gives the remainder."""
+
+    def __init__(self, n_events: int) -> None:
+        super().__init__()
+        self.n_events = _positive_int(n_events, "n_events", "use the number of events per window, e.g. 10000")
+
+    def _window(self, ev: np.ndarray) -> Window:
+        return Window(int(ev["t"][0]), int(ev["t"][-1]) + 1, ev)
+
+    def push(self, events: np.ndarray, t_end_us: int | None = None) -> list[Window]:
+        buf = self._append(events, t_end_us)
+        n_full = len(buf) // self.n_events
+        out = [self._window(buf[i * self.n_events : (i + 1) * self.n_events]) for i in range(n_full)]
+        self._tail = buf[n_full * self.n_events :]
+        return out
+
+    def flush(self) -> list[Window]:
+        out = [self._window(self._tail)] if len(self._tail) else []
+        self._tail = np.zeros(0, dtype=EVENT_DTYPE)
+        return out
+
+
+class MixedWindower(_Windower):
+    """Windows closing at ``delta_t_us`` µs or ``n_events`` events, whichever comes first (Metavision ``mixed``)."""
+
+    def __init__(self, delta_t_us: int, n_events: int, t0_us: int | None = None) -> None:
+        super().__init__()
+        self.delta_t_us = _positive_int(delta_t_us, "delta_t_us", "use the window length in µs, e.g. 33000")
+        self.n_events = _positive_int(n_events, "n_events", "use the number of events per window, e.g. 10000")
+        self._start = t0_us
+
+    def _close(self, buf: np.ndarray, final: bool) -> list[Window]:
+        out: list[Window] = []
+        pos = 0
+        t = buf["t"]
+        assert self._start is not None
+        while True:
+            end = self._start + self.delta_t_us
+            stop = pos + int(np.searchsorted(t[pos:], end, side="left"))
+            if stop - pos >= self.n_events:
+                ev = buf[pos : pos + self.n_events]
+                t_end = int(ev["t"][-1]) + 1
+                out.append(Window(self._start, t_end, ev))
+                pos += self.n_events
+                self._start = t_end
+            elif self._known_us is not None and self._known_us >= end:
+                out.append(Window(self._start, end, buf[pos:stop]))
+                pos = stop
+                self._start = end
+            else:
+                break
+        if final and (pos < len(buf) or (self._known_us is not None and self._known_us > self._start)):
+            out.append(Window(self._start, self._start + self.delta_t_us, buf[pos:]))
+            pos = len(buf)
+            self._start += self.delta_t_us
+        self._tail = buf[pos:]
+        return out
+
+    def push(self, events: np.ndarray, t_end_us: int | None = None) -> list[Window]:
+        buf = self._append(events, t_end_us)
+        if self._start is None:
+            if len(buf) == 0:
+                return []
+            self._start = int(buf["t"][0]) // self.delta_t_us * self.delta_t_us
+        return self._close(buf, final=False)
+
+    def flush(self) -> list[Window]:
+        if self._start is None:
+            return []
+        return self._close(self._tail, final=True)
+
+
+Mode = Literal["delta_t", "n_events", "mixed", "sliding"]
+
+
+def make_windower(
+    mode: Mode = "delta_t",
+    *,
+    delta_t_us: int | None = None,
+    n_events: int | None = None,
+    stride_us: int | None = None,
+    t0_us: int | None = None,
+) -> _Windower:
+    """Build a windower by Metavision-style mode name (plus ``sliding``: ``delta_t_us`` long every ``stride_us``)."""
+    if mode == "delta_t":
+        return DurationWindower(_need(delta_t_us, "delta_t_us", mode), t0_us)
+    if mode == "n_events":
+        return CountWindower(_need(n_events, "n_events", mode))
+    if mode == "mixed":
+        return MixedWindower(_need(delta_t_us, "delta_t_us", mode), _need(n_events, "n_events", mode), t0_us)
+    if mode == "sliding":
+        return SlidingWindower(_need(delta_t_us, "delta_t_us", mode), _need(stride_us, "stride_us", mode), t0_us)
+    raise WindowConfigError(f"unknown window mode {mode!r}; use 'delta_t', 'n_events', 'mixed' or 'sliding'")
+
+
+def _need(value: int | None, name: str, mode: str) -> int:
+    if value is None:
+        raise WindowConfigError(f"mode={mode!r} needs {name}")
+    return value
+
+
+def iter_windows(chunks: Iterable[EventChunk | np.ndarray], mode: Mode = "delta_t", **kwargs: int | None) -> Iterator[Window]:
+    """Windows over a whole stream of chunks (EventChunk or event arrays), flushed at the end."""
+    windower = make_windower(mode, **kwargs)
+    for chunk in chunks:
+        if isinstance(chunk, EventChunk):
+            yield from windower.push(chunk.events, chunk.t_end_us)
+        else:
+            yield from windower.push(chunk)
+    yield from windower.flush()
