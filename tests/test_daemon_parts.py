@@ -1,0 +1,268 @@
+"""eventclipd's parts on their own: config, message schemas, queues, publisher, sd_notify, listen."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+
+import jsonschema
+import pytest
+import zmq
+
+from eventclip.daemon import messages
+from eventclip.daemon.config import DaemonConfig, load_config
+from eventclip.daemon.notify import Notifier
+from eventclip.daemon.publish import Publisher
+from eventclip.daemon.queues import END, EventInbox, WindowQueue
+from eventclip.errors import ConfigError
+
+
+# ---- config -----------------------------------------------------------------------------------
+
+
+def test_flags_override_yaml_and_paths_resolve_against_the_file(tmp_path: Path) -> None:
+    cfg_file = tmp_path / "d.yaml"
+    cfg_file.write_text("sensor: replay\ninput: rec.raw\nprompts: p.yaml\nwindow_us: 10000\ntop_k: 3\n")
+    cfg = load_config(cfg_file, {"window_us": 20000, "top_k": None})
+    assert cfg.window_us == 20000  # flag wins
+    assert cfg.top_k == 3  # absent flag leaves the file's value
+    assert cfg.input == tmp_path / "rec.raw"
+    assert cfg.publish.startswith("tcp://127.0.0.1:")
+
+
+def test_bad_field_is_named(tmp_path: Path) -> None:
+    cfg_file = tmp_path / "d.yaml"
+    cfg_file.write_text("sensor: replay\ninput: x.raw\nprompts: p.yaml\nwindow_us: -5\nbogus: 1\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(cfg_file, {})
+    text = str(err.value)
+    assert "window_us" in text and "bogus" in text and str(cfg_file) in text
+
+
+def test_yaml_syntax_error_names_line(tmp_path: Path) -> None:
+    cfg_file = tmp_path / "d.yaml"
+    cfg_file.write_text("sensor: replay\nprompts: [unclosed\n")
+    with pytest.raises(ConfigError, match="line"):
+        load_config(cfg_file, {})
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "ok"),
+    [("tcp://127.0.0.1:5556", True), ("tcp://localhost:1", True), ("tcp://[::1]:5", True),
+     ("ipc:///tmp/x", True), ("tcp://0.0.0.0:5556", False), ("tcp://*:5556", False), ("tcp://10.1.2.3:1", False)],
+)
+def test_loopback_by_default(endpoint: str, ok: bool) -> None:
+    fields = {"sensor": "prophesee", "prompts": "p.yaml", "publish": endpoint}
+    if ok:
+        DaemonConfig.model_validate(fields)
+    else:
+        with pytest.raises(ValueError, match="allow_remote"):
+            DaemonConfig.model_validate(fields)
+        DaemonConfig.model_validate({**fields, "allow_remote": True})
+
+
+def test_replay_needs_input() -> None:
+    with pytest.raises(ConfigError, match="input"):
+        load_config(None, {"sensor": "replay", "prompts": "p.yaml"})
+
+
+# ---- messages and schema -------------------------------------------------------------------
+
+
+def test_committed_schema_files_equal_generated() -> None:
+    for name, schema in messages.json_schemas().items():
+        path = messages.SCHEMA_DIR / name
+        assert path.is_file(), f"{path} missing: run python -m eventclip.daemon.messages"
+        assert json.loads(path.read_text()) == schema, f"{path} is stale: run python -m eventclip.daemon.messages"
+
+
+def _labels_fields() -> dict:
+    return dict(sensor_id="s", seq=3, host_time_us=1, t_start_us=0, t_end_us=33000, n_events=7,
+                labels=[{"label": "cat", "score": 0.9}], anomaly_score=0.2, anomaly=False, latency_ms=1.5)
+
+
+@pytest.mark.parametrize("encoding", ["json", "msgpack"])
+def test_encoded_messages_validate_against_schema(encoding: str) -> None:
+    msg = messages.LabelsMessage(**_labels_fields())
+    data = messages.decode(messages.encode(msg, encoding))
+    schema = messages.json_schemas()["labels.v1.json"]
+    jsonschema.validate(data, schema)
+    assert data["schema"] == "eventclip.labels/1"
+    bad = dict(data, seq=-1)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(dict(data, extra=1), schema)
+
+
+# ---- queues --------------------------------------------------------------------------------
+
+
+def test_drop_oldest_keeps_newest_and_counts() -> None:
+    q = WindowQueue(3, "drop_oldest")
+    for i in range(10):
+        q.put(i)
+    q.put(END)
+    assert q.dropped == 7
+    assert q.get_batch(10, 0.1) == [7, 8, 9]
+    assert q.get_batch(10, 0.1) == [END]
+    assert q.get_batch(10, 0.01) == []
+
+
+def test_keep_every_nth_thins_when_lagging() -> None:
+    q = WindowQueue(8, "keep_every_nth", keep_every_n=3)
+    for i in range(1, 15):
+        q.put(i)
+    # below half full everything is admitted; from then on only every 3rd arrival
+    assert q.get_batch(100, 0.1) == [1, 2, 3, 4, 6, 9, 12]
+    assert q.dropped == 7
+    for i in range(15, 40):
+        q.put(i)
+    assert len(q) == 8 and q.dropped == 7 + 25 - 8  # full anyway: oldest evicted too
+
+
+def test_inbox_never_blocks_and_counts_refusals_past_the_bound() -> None:
+    box = EventInbox(max_events=100)
+    assert box.offer("a", 60) and box.offer("b", 40)
+    assert not box.offer("c", 1)
+    assert box.get(0.1) == "a" and box.pending_events == 40
+    assert box.offer(END, 0)
+    assert box.get(0.1) == "b" and box.get(0.1) is END and box.get(0.01) is None
+
+
+# ---- publisher -----------------------------------------------------------------------------
+
+
+def _sub(endpoint: str, topic: str = "", hwm: int = 1000) -> zmq.Socket:
+    s = zmq.Context.instance().socket(zmq.SUB)
+    s.setsockopt(zmq.RCVHWM, hwm)
+    s.setsockopt(zmq.LINGER, 0)
+    s.setsockopt_string(zmq.SUBSCRIBE, topic)
+    s.connect(endpoint)
+    return s
+
+
+def _status(pub: Publisher, i: int) -> bool:
+    return pub.send("status", state="online", detail=f"n{i}")
+
+
+def test_publisher_topics_seq_and_schema() -> None:
+    pub = Publisher("tcp://127.0.0.1:*", "cam0", prefix="site")
+    sub = _sub(pub.endpoint, "site/")
+    try:
+        assert pub.wait_for_subscribers(1, 5.0)
+        for i in range(5):
+            assert _status(pub, i)
+        schema = messages.json_schemas()["status.v1.json"]
+        for i in range(5):
+            assert sub.poll(5000)
+            topic, payload = sub.recv_multipart()
+            data = json.loads(payload)
+            jsonschema.validate(data, schema)
+            assert topic == b"site/status" and data["seq"] == i and data["sensor_id"] == "cam0"
+    finally:
+        sub.close()
+        pub.close()
+
+
+def test_stalled_subscriber_drops_at_hwm_and_counts_without_blocking() -> None:
+    pub = Publisher("tcp://127.0.0.1:*", "cam0", send_hwm=10)
+    sub = _sub(pub.endpoint, hwm=10)
+    try:
+        assert pub.wait_for_subscribers(1, 5.0)
+        t0 = time.monotonic()
+        results = [_status(pub, i) for i in range(20_000)]
+        assert time.monotonic() - t0 < 30  # it returned at all: sends never blocked
+        assert pub.dropped["status"] == results.count(False) > 0
+        assert pub.sent["status"] == results.count(True)
+        seqs = []
+        while sub.poll(200):
+            seqs.append(json.loads(sub.recv_multipart()[1])["seq"])
+        assert len(seqs) == pub.sent["status"]
+        assert seqs[-1] > len(seqs) - 1  # a gap the subscriber can see
+    finally:
+        sub.close()
+        pub.close()
+
+
+def test_no_subscriber_never_blocks() -> None:
+    pub = Publisher("tcp://127.0.0.1:*", "cam0", send_hwm=5)
+    try:
+        assert all(_status(pub, i) for i in range(1000))  # no subscriber: nothing to overflow
+    finally:
+        pub.close()
+
+
+def test_curve_authorised_client_receives_unknown_client_does_not(tmp_path: Path) -> None:
+    from zmq.auth import create_certificates
+
+    from eventclip.daemon.config import CurveConfig
+    from eventclip.commands.listen import print_stream
+
+    server_dir, clients, others = tmp_path / "server", tmp_path / "clients", tmp_path / "others"
+    for d in (server_dir, clients, others):
+        d.mkdir()
+    server_pub, server_sec = create_certificates(server_dir, "server")
+    client_pub, client_sec = create_certificates(clients, "client")
+    _, stranger_sec = create_certificates(others, "stranger")
+    pub = Publisher("tcp://127.0.0.1:*", "cam0", curve=CurveConfig(server_secret_key=Path(server_sec),
+                                                                   authorized_clients=clients))
+    try:
+        outs = {"client": io.StringIO(), "stranger": io.StringIO()}
+        threads = [
+            threading.Thread(target=print_stream, args=(pub.endpoint, [""], outs[name], 1),
+                             kwargs={"curve": (Path(sec), Path(server_pub)), "timeout_s": 3.0})
+            for name, sec in (("client", client_sec), ("stranger", stranger_sec))
+        ]
+        for t in threads:
+            t.start()
+        assert pub.wait_for_subscribers(1, 5.0)
+        time.sleep(0.3)
+        _status(pub, 0)
+        for t in threads:
+            t.join(5)
+        assert '"state":"online"' in outs["client"].getvalue()
+        assert outs["stranger"].getvalue() == ""
+    finally:
+        pub.close()
+
+
+# ---- sd_notify -----------------------------------------------------------------------------
+
+
+def test_notify_sends_datagrams_to_the_socket_systemd_names(tmp_path: Path) -> None:
+    path = str(tmp_path / "notify.sock")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    server.bind(path)
+    server.settimeout(2)
+    try:
+        n = Notifier(env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "2000000", "WATCHDOG_PID": str(os.getpid())})
+        assert n.enabled and n.watchdog_usec == 2_000_000
+        n.ready("up")
+        n.extend_timeout(30_000_000)
+        n.watchdog()
+        got = [server.recv(4096).decode() for _ in range(3)]
+        assert got == ["READY=1\nSTATUS=up", "EXTEND_TIMEOUT_USEC=30000000", "WATCHDOG=1"]
+        n.close()
+    finally:
+        server.close()
+
+
+def test_notify_abstract_socket_and_foreign_watchdog_pid() -> None:
+    name = f"eventclip-test-{os.getpid()}"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    server.bind(b"\0" + name.encode())
+    server.settimeout(2)
+    try:
+        n = Notifier(env={"NOTIFY_SOCKET": "@" + name, "WATCHDOG_USEC": "1000", "WATCHDOG_PID": "1"})
+        assert n.watchdog_usec is None  # meant for another process
+        assert n.status("busy\nline")
+        assert server.recv(100) == b"STATUS=busy line"
+    finally:
+        server.close()
+    assert not Notifier(env={}).send(READY=1)
