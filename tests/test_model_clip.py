@@ -1,0 +1,118 @@
+"""EventClip architecture: shapes, f_E == f_I at init, frozen towers, package round trip."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from eventclip.model.clip import EventClip
+from eventclip.model.errors import ArchitectureError, PackageError
+from eventclip.model.configs import TINY_CONFIG as TINY
+
+
+def tiny_model(seed: int = 0, **kw) -> EventClip:
+    return EventClip.from_clip(TINY, seed=seed, **kw)
+
+
+@pytest.fixture(scope="module")
+def model() -> EventClip:
+    return tiny_model().eval()
+
+
+def test_shapes_and_unit_norm(model):
+    frames = torch.randn(3, 3, 32, 32)
+    emb = model.encode_frames(frames)
+    assert emb.shape == (3, 32)
+    torch.testing.assert_close(emb.norm(dim=-1), torch.ones(3))
+    text = model.encode_text(["a dog", "a cat", "an event camera image of a car", "x"])
+    assert text.shape == (4, 32)
+    torch.testing.assert_close(text.norm(dim=-1), torch.ones(4))
+    assert model.forward(frames, model.tokenize(["a", "b"])).shape == (3, 2)
+
+
+def test_event_encoder_starts_as_image_encoder(model):
+    frames = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(model.encode_frames(frames), model.encode_images(frames))
+    assert model.event_encoder is not model.image_encoder
+
+
+def test_only_event_encoder_trains(model):
+    model.train()
+    assert all(p.requires_grad for p in model.event_encoder.parameters())
+    assert not any(p.requires_grad for p in model.text_encoder.parameters())
+    assert not any(p.requires_grad for p in model.image_encoder.parameters())
+    assert not model.text_encoder.training and not model.image_encoder.training
+    model.eval()
+
+
+def test_numpy_encode_matches_torch(model):
+    frames = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    out = model.encode(frames)
+    assert out.dtype == np.float32 and out.shape == (2, 32)
+    np.testing.assert_allclose(out, model.encode_frames(torch.from_numpy(frames)).detach().numpy(), rtol=0, atol=1e-6)
+
+
+def test_named_open_clip_vit_builds():
+    model = EventClip.from_clip("ViT-S-32", with_image_encoder=False)
+    assert model.card.architecture == "ViT-S-32" and model.input_size == 224 and model.embed_dim == 384
+    assert model.image_encoder is None
+
+
+def test_unknown_and_unsupported_architectures_are_refused():
+    with pytest.raises(ArchitectureError, match="ViT-Q-99"):
+        EventClip.from_clip("ViT-Q-99")
+    with pytest.raises(ArchitectureError, match="SigLIP|custom"):
+        EventClip.from_clip("ViT-B-16-SigLIP")
+    with pytest.raises(ArchitectureError, match="ResNet|timm"):
+        EventClip.from_clip("RN50")
+
+
+def _states(m: EventClip) -> dict:
+    return {f"e.{k}": v for k, v in m.event_encoder.state_dict().items()} | {
+        f"t.{k}": v for k, v in m.text_encoder.state_dict().items()
+    }
+
+
+def test_package_round_trips_bit_identically(tmp_path):
+    model = tiny_model(seed=1)
+    with torch.no_grad():  # make f_E differ from f_I, as after training
+        for p in model.event_encoder.parameters():
+            p.add_(0.01)
+    model.save_pretrained(tmp_path / "pkg", include_image_encoder=True)
+    loaded = EventClip.from_pretrained(tmp_path / "pkg", with_image_encoder=True)
+    a, b = _states(model), _states(loaded)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    for k, v in model.image_encoder.state_dict().items():
+        assert torch.equal(v, loaded.image_encoder.state_dict()[k])
+    assert loaded.logit_scale.item() == model.logit_scale.item()
+    assert loaded.model_hash == model.model_hash == loaded.card.model_hash
+    assert loaded.card.clip_config == model.card.clip_config
+    assert (tmp_path / "pkg" / "tokenizer" / "bpe_simple_vocab_16e6.txt.gz").is_file()
+    np.testing.assert_array_equal(loaded.tokenize(["a dog"]).numpy(), model.tokenize(["a dog"]).numpy())
+
+
+def test_package_damage_is_named(tmp_path):
+    folder = tiny_model().save_pretrained(tmp_path / "pkg")
+    (folder / "text_encoder.safetensors").write_bytes(b"garbage")
+    with pytest.raises(PackageError, match="text_encoder.safetensors.*sha256"):
+        EventClip.from_pretrained(folder)
+    (folder / "text_encoder.safetensors").unlink()
+    with pytest.raises(PackageError, match="text_encoder.safetensors: missing"):
+        EventClip.from_pretrained(folder)
+    with pytest.raises(PackageError, match="image_encoder.safetensors"):
+        EventClip.from_pretrained(folder, with_image_encoder=True)
+    with pytest.raises(PackageError, match="model.json"):
+        EventClip.from_pretrained(tmp_path)
+
+
+def test_model_hash_tracks_weights():
+    a, b = tiny_model(seed=0), tiny_model(seed=0)
+    assert a.model_hash == b.model_hash
+    with torch.no_grad():
+        next(b.event_encoder.parameters()).view(-1)[0] += 1e-3
+    assert a.model_hash != b.model_hash
+    assert TINY["embed_dim"] == a.embed_dim
