@@ -1,0 +1,435 @@
+"""Numba kernels that decode and encode Prophesee EVT 2.0, 2.1 and 3.0 words.
+
+Each decoder works on one block of words and carries its state (time base, wrap count, current
+row, ...) in a small int64 array so a file can be decoded in blocks of any size. Decoders write
+events straight into an EVENT_DTYPE buffer seen as int64 pairs: word 0 packs x | y << 16 | p << 32
+(the layout of x u2, y u2, p i2, pad on a little-endian host) and word 1 is t in µs.
+They stop early, returning how many input words they consumed, when the output buffer could
+overflow on the next word, and report the first bad word instead of raising (numba cannot raise
+our typed errors): the caller turns (code, index) into an EventFormatError with the byte offset.
+The plain-Python references in :mod:`eventclip.io._evt_reference` define the same functions;
+tests compare the two.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+OK = 0
+ERR_RESERVED_TYPE = 1
+ERR_OUTSIDE_GEOMETRY = 2
+ERR_TIME_BACKWARDS = 3
+ERR_NEGATIVE_TIME = 4
+ERR_COORD_TOO_LARGE = 5
+
+# State slots shared by the decoders.
+S_TIME_HIGH = 0  # absolute time-high counter including wraps (t >> 6 for EVT 2.x, t >> 12 for EVT 3.0)
+S_SEEN_TIME_HIGH = 1  # 1 once a TIME_HIGH word has been seen (events before it have no time base)
+S_LAST_T = 2  # time of the last CD event, -1 before any
+S_SKIPPED = 3  # CD events before the first TIME_HIGH (counted, reported by the reader)
+S_TIME_LOW = 4  # EVT 3.0: current 12-bit time low
+S_Y = 5  # EVT 3.0: current row
+S_BASE_X = 6  # EVT 3.0: vector base column
+S_POL = 7  # EVT 3.0: vector polarity
+STATE_SIZE = 8
+
+EVT2_HIGH_BITS = 28
+EVT3_HIGH_BITS = 12
+
+
+def new_decoder_state() -> np.ndarray:
+    """A fresh decoder state: no time base yet, row 0, no last event."""
+    state = np.zeros(STATE_SIZE, dtype=np.int64)
+    state[S_LAST_T] = -1
+    return state
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _advance_high(cur_abs, new_low_bits, nbits):
+    """New absolute time-high from a wrapped ``nbits`` value: a drop of more than half the range is a wrap."""
+    size = np.int64(1) << nbits
+    cur = cur_abs & (size - 1)
+    base = cur_abs - cur
+    if new_low_bits < cur and cur - new_low_bits > (size >> 1):
+        base += size
+    return base + new_low_bits
+
+
+@njit(nogil=True, cache=True)
+def decode_evt2(words, out, trig, state, width, height):
+    """Decode EVT 2.0 32-bit words. Returns (n_events, n_words_consumed, n_triggers, err_code, err_word)."""
+    n = 0
+    nt = 0
+    th = state[S_TIME_HIGH]
+    seen = state[S_SEEN_TIME_HIGH]
+    last_t = state[S_LAST_T]
+    cap = out.shape[0]
+    i = 0
+    nw = words.shape[0]
+    err = 0
+    while i < nw:
+        if n >= cap:
+            break
+        w = np.int64(words[i])
+        typ = w >> 28
+        if typ <= 1:
+            if seen == 0:
+                state[S_SKIPPED] += 1
+                i += 1
+                continue
+            x = (w >> 11) & 0x7FF
+            y = w & 0x7FF
+            if x >= width or y >= height:
+                err = ERR_OUTSIDE_GEOMETRY
+                break
+            t = (th << 6) | ((w >> 22) & 0x3F)
+            if t < last_t:
+                err = ERR_TIME_BACKWARDS
+                break
+            last_t = t
+            out[n, 0] = x | (y << 16) | (typ << 32)
+            out[n, 1] = t
+            n += 1
+        elif typ == 0x8:
+            th = _advance_high(th, w & 0x0FFFFFFF, EVT2_HIGH_BITS)
+            seen = 1
+        elif typ == 0xA:
+            if seen != 0:
+                trig[nt, 0] = (th << 6) | ((w >> 22) & 0x3F)
+                trig[nt, 1] = (w >> 8) & 0x1F
+                trig[nt, 2] = w & 1
+                nt += 1
+        elif typ == 0xE or typ == 0xF:
+            pass
+        else:
+            err = ERR_RESERVED_TYPE
+            break
+        i += 1
+    state[S_TIME_HIGH] = th
+    state[S_SEEN_TIME_HIGH] = seen
+    state[S_LAST_T] = last_t
+    return n, i, nt, err, i
+
+
+@njit(nogil=True, cache=True)
+def decode_evt21(words, out, trig, state, width, height):
+    """Decode EVT 2.1 64-bit words (already assembled as uint64, type in bits 63..60).
+
+    Returns (n_events, n_words_consumed, n_triggers, err_code, err_word).
+    """
+    n = 0
+    nt = 0
+    th = state[S_TIME_HIGH]
+    seen = state[S_SEEN_TIME_HIGH]
+    last_t = state[S_LAST_T]
+    cap = out.shape[0]
+    i = 0
+    nw = words.shape[0]
+    err = 0
+    while i < nw:
+        if n + 32 > cap:
+            break
+        w = words[i]
+        hi = np.int64(w >> np.uint64(32))
+        mask = np.int64(w & np.uint64(0xFFFFFFFF))
+        typ = hi >> 28
+        if typ <= 1:
+            if seen == 0:
+                state[S_SKIPPED] += 1
+                i += 1
+                continue
+            x0 = (hi >> 11) & 0x7FF
+            y = hi & 0x7FF
+            t = (th << 6) | ((hi >> 22) & 0x3F)
+            if mask != 0:
+                if t < last_t:
+                    err = ERR_TIME_BACKWARDS
+                    break
+                last_t = t
+            if y >= height and mask != 0:
+                err = ERR_OUTSIDE_GEOMETRY
+                break
+            m = mask
+            b = 0
+            while m != 0:
+                if m & 1:
+                    x = x0 + b
+                    if x >= width:
+                        err = ERR_OUTSIDE_GEOMETRY
+                        break
+                    out[n, 0] = x | (y << 16) | (typ << 32)
+                    out[n, 1] = t
+                    n += 1
+                m >>= 1
+                b += 1
+            if err != 0:
+                break
+        elif typ == 0x8:
+            th = _advance_high(th, hi & 0x0FFFFFFF, EVT2_HIGH_BITS)
+            seen = 1
+        elif typ == 0xA:
+            if seen != 0:
+                trig[nt, 0] = (th << 6) | ((hi >> 22) & 0x3F)
+                trig[nt, 1] = (hi >> 8) & 0x1F
+                trig[nt, 2] = hi & 1
+                nt += 1
+        elif typ == 0xE or typ == 0xF:
+            pass
+        else:
+            err = ERR_RESERVED_TYPE
+            break
+        i += 1
+    state[S_TIME_HIGH] = th
+    state[S_SEEN_TIME_HIGH] = seen
+    state[S_LAST_T] = last_t
+    return n, i, nt, err, i
+
+
+@njit(nogil=True, cache=True)
+def decode_evt3(words, out, trig, state, width, height):
+    """Decode EVT 3.0 16-bit words. Returns (n_events, n_words_consumed, n_triggers, err_code, err_word).
+
+    Time is TIME_HIGH (12 bits, counted across wraps) << 12 | TIME_LOW (12 bits); each word
+    updates only its own half, as the specification says.
+    """
+    n = 0
+    nt = 0
+    th = state[S_TIME_HIGH]
+    tl = state[S_TIME_LOW]
+    seen = state[S_SEEN_TIME_HIGH]
+    last_t = state[S_LAST_T]
+    y = state[S_Y]
+    base_x = state[S_BASE_X]
+    pol = state[S_POL]
+    cap = out.shape[0]
+    i = 0
+    nw = words.shape[0]
+    err = 0
+    while i < nw:
+        if n + 12 > cap:
+            break
+        w = np.int64(words[i])
+        typ = w >> 12
+        if typ == 0x0:
+            y = w & 0x7FF
+        elif typ == 0x2:
+            if seen == 0:
+                state[S_SKIPPED] += 1
+            else:
+                x = w & 0x7FF
+                if x >= width or y >= height:
+                    err = ERR_OUTSIDE_GEOMETRY
+                    break
+                t = (th << 12) | tl
+                if t < last_t:
+                    err = ERR_TIME_BACKWARDS
+                    break
+                last_t = t
+                out[n, 0] = x | (y << 16) | (((w >> 11) & 1) << 32)
+                out[n, 1] = t
+                n += 1
+        elif typ == 0x3:
+            base_x = w & 0x7FF
+            pol = (w >> 11) & 1
+        elif typ == 0x4 or typ == 0x5:
+            nbits = 12 if typ == 0x4 else 8
+            m = w & ((1 << nbits) - 1)
+            if m != 0:
+                if seen == 0:
+                    c = 0
+                    while m != 0:
+                        c += m & 1
+                        m >>= 1
+                    state[S_SKIPPED] += c
+                else:
+                    t = (th << 12) | tl
+                    if t < last_t:
+                        err = ERR_TIME_BACKWARDS
+                        break
+                    last_t = t
+                    if y >= height:
+                        err = ERR_OUTSIDE_GEOMETRY
+                        break
+                    hi = (y << 16) | (pol << 32)
+                    b = 0
+                    while m != 0:
+                        if m & 1:
+                            x = base_x + b
+                            if x >= width:
+                                err = ERR_OUTSIDE_GEOMETRY
+                                break
+                            out[n, 0] = x | hi
+                            out[n, 1] = t
+                            n += 1
+                        m >>= 1
+                        b += 1
+                    if err != 0:
+                        break
+            base_x += nbits
+        elif typ == 0x6:
+            tl = w & 0xFFF
+        elif typ == 0x8:
+            th = _advance_high(th, w & 0xFFF, EVT3_HIGH_BITS)
+            seen = 1
+        elif typ == 0xA:
+            if seen != 0:
+                trig[nt, 0] = (th << 12) | tl
+                trig[nt, 1] = (w >> 8) & 0xF
+                trig[nt, 2] = w & 1
+                nt += 1
+        elif typ == 0x7 or typ == 0xE or typ == 0xF:
+            pass
+        else:
+            err = ERR_RESERVED_TYPE
+            break
+        i += 1
+    state[S_TIME_HIGH] = th
+    state[S_TIME_LOW] = tl
+    state[S_SEEN_TIME_HIGH] = seen
+    state[S_LAST_T] = last_t
+    state[S_Y] = y
+    state[S_BASE_X] = base_x
+    state[S_POL] = pol
+    return n, i, nt, err, i
+
+
+# ----------------------------------------------------------------------------------------------
+# Encoders. Writer state: [time-high emitted (absolute, -1 none), last t, current y (-1 none),
+# vector base x (-1 none), vector polarity].
+W_HIGH = 0
+W_LAST_T = 1
+W_Y = 2
+W_BASE_X = 3
+W_POL = 4
+WSTATE_SIZE = 5
+
+
+def new_encoder_state() -> np.ndarray:
+    """A fresh encoder state: nothing emitted yet."""
+    state = np.full(WSTATE_SIZE, -1, dtype=np.int64)
+    return state
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _emit_high(out, k, cur_abs, new_abs, nbits, type_bits, shift):
+    """Emit TIME_HIGH words moving the decoder from ``cur_abs`` to ``new_abs``.
+
+    Each wrap of the ``nbits`` counter is written as max-value then 0, so decoders with any
+    wrap rule (strictly smaller, or a drop of more than half the range) count it.
+    """
+    size = np.int64(1) << nbits
+    top = size - 1
+    cur = cur_abs
+    while (new_abs >> nbits) > (cur >> nbits):
+        out[k] = (type_bits << shift) | top
+        k += 1
+        out[k] = type_bits << shift
+        k += 1
+        cur = ((cur >> nbits) + 1) << nbits
+    out[k] = (type_bits << shift) | (new_abs & top)
+    k += 1
+    return k
+
+
+@njit(nogil=True, cache=True)
+def encode_evt2(x, y, p, t, out, state):
+    """Encode events as EVT 2.0 words into ``out`` (uint32). Returns (n_words, err_code, err_event)."""
+    k = 0
+    cur = state[W_HIGH]
+    last_t = state[W_LAST_T]
+    for i in range(x.shape[0]):
+        ti = np.int64(t[i])
+        if ti < 0:
+            return k, ERR_NEGATIVE_TIME, i
+        if ti < last_t:
+            return k, ERR_TIME_BACKWARDS, i
+        xi = np.int64(x[i])
+        yi = np.int64(y[i])
+        if xi > 0x7FF or yi > 0x7FF:
+            return k, ERR_COORD_TOO_LARGE, i
+        h = ti >> 6
+        if h != cur:
+            k = _emit_high(out, k, cur if cur >= 0 else 0, h, EVT2_HIGH_BITS, 0x8, 28)
+            cur = h
+        pi = np.int64(1) if p[i] != 0 else np.int64(0)
+        out[k] = (pi << 28) | ((ti & 0x3F) << 22) | (xi << 11) | yi
+        k += 1
+        last_t = ti
+    state[W_HIGH] = cur
+    state[W_LAST_T] = last_t
+    return k, OK, 0
+
+
+@njit(nogil=True, cache=True)
+def encode_evt3(x, y, p, t, out, state):
+    """Encode events as EVT 3.0 words into ``out`` (uint16). Returns (n_words, err_code, err_event).
+
+    Runs of events with the same time, row and polarity and increasing columns inside a 12-pixel
+    span become VECT_BASE_X + VECT_12 words; other events become ADDR_X words. Event order is kept.
+    """
+    k = 0
+    cur = state[W_HIGH]
+    last_t = state[W_LAST_T]
+    cy = state[W_Y]
+    bx = state[W_BASE_X]
+    bp = state[W_POL]
+    n = x.shape[0]
+    i = 0
+    while i < n:
+        ti = np.int64(t[i])
+        if ti < 0:
+            return k, ERR_NEGATIVE_TIME, i
+        if ti < last_t:
+            return k, ERR_TIME_BACKWARDS, i
+        xi = np.int64(x[i])
+        yi = np.int64(y[i])
+        if xi > 0x7FF or yi > 0x7FF:
+            return k, ERR_COORD_TOO_LARGE, i
+        pi = np.int64(1) if p[i] != 0 else np.int64(0)
+        if ti != last_t:
+            h = ti >> 12
+            if h != cur:
+                k = _emit_high(out, k, cur if cur >= 0 else 0, h, EVT3_HIGH_BITS, 0x8, 12)
+                cur = h
+            out[k] = (0x6 << 12) | (ti & 0xFFF)
+            k += 1
+            last_t = ti
+        if yi != cy:
+            out[k] = yi
+            k += 1
+            cy = yi
+        # Gather a run for one vector word: same t, y, p; increasing x within [start, start + 12).
+        start = xi
+        if bp == pi and bx >= 0 and bx <= xi and xi < bx + 12:
+            start = bx
+        mask = np.int64(1) << (xi - start)
+        j = i + 1
+        prev_x = xi
+        while j < n:
+            xj = np.int64(x[j])
+            pj = np.int64(1) if p[j] != 0 else np.int64(0)
+            if np.int64(t[j]) != ti or np.int64(y[j]) != yi or pj != pi or xj <= prev_x or xj >= start + 12:
+                break
+            mask |= np.int64(1) << (xj - start)
+            prev_x = xj
+            j += 1
+        if j - i >= 2 or start == bx:
+            if start != bx or bp != pi:
+                out[k] = (0x3 << 12) | (pi << 11) | start
+                k += 1
+            out[k] = (0x4 << 12) | mask
+            k += 1
+            bx = start + 12
+            bp = pi
+            i = j
+        else:
+            out[k] = (0x2 << 12) | (pi << 11) | xi
+            k += 1
+            i += 1
+    state[W_HIGH] = cur
+    state[W_LAST_T] = last_t
+    state[W_Y] = cy
+    state[W_BASE_X] = bx
+    state[W_POL] = bp
+    return k, OK, 0
