@@ -1,0 +1,135 @@
+"""Each loader reads a checkpoint in its source's layout (random weights, written here), and bad ones fail clearly."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+from open_clip.model import CLIP
+
+from eventclip.model.configs import TINY_CONFIG
+from eventclip.model.errors import CheckpointError
+from eventclip.model.loaders import load_checkpoint
+
+
+@pytest.fixture(scope="module")
+def clip() -> CLIP:
+    torch.manual_seed(3)
+    return CLIP(**TINY_CONFIG, quick_gelu=True).eval()
+
+
+def _same_as_clip(model, clip: CLIP, event_state=None) -> None:
+    ref = clip.state_dict()
+    for k, v in model.image_encoder.state_dict().items():
+        assert torch.equal(v, ref[f"visual.{k}"].float()), k
+    for k, v in (event_state or model.image_encoder.state_dict()).items():
+        assert torch.equal(model.event_encoder.state_dict()[k], v.float()), k
+    for k, v in model.text_encoder.state_dict().items():
+        assert torch.equal(v, ref[k].float()), k
+    assert model.logit_scale.item() == clip.logit_scale.item()
+
+
+def test_plain_state_dict(tmp_path, clip):
+    torch.save(clip.state_dict(), tmp_path / "clip.pt")
+    model = load_checkpoint(tmp_path / "clip.pt")
+    assert model.card.clip_config["vision_cfg"]["width"] == 64 and model.input_size == 32
+    _same_as_clip(model, clip)
+
+
+def test_open_clip_checkpoint_with_ddp_prefix(tmp_path, clip):
+    state = {f"module.{k}": v for k, v in clip.state_dict().items()}
+    torch.save({"epoch": 3, "name": "run", "state_dict": state}, tmp_path / "epoch_3.pt")
+    _same_as_clip(load_checkpoint(tmp_path / "epoch_3.pt", TINY_CONFIG | {"quick_gelu": True}), clip)
+
+
+def test_safetensors(tmp_path, clip):
+    from safetensors.torch import save_file
+
+    save_file({k: v.contiguous() for k, v in clip.state_dict().items()}, str(tmp_path / "clip.safetensors"))
+    _same_as_clip(load_checkpoint(tmp_path / "clip.safetensors"), clip)
+
+
+def test_openai_torchscript_fp16_archive_read_without_jit_load(tmp_path, clip, monkeypatch):
+    half = CLIP(**TINY_CONFIG, quick_gelu=True).eval()
+    half.load_state_dict(clip.state_dict())
+    half.half()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(half, (torch.randn(1, 3, 32, 32).half(), torch.zeros(1, 77, dtype=torch.long)),
+                                 check_trace=False)
+    traced.save(str(tmp_path / "ViT-tiny.pt"))
+
+    def refuse(*a, **k):
+        raise AssertionError("torch.jit.load must not be called")
+
+    monkeypatch.setattr(torch.jit, "load", refuse)
+    model = load_checkpoint(tmp_path / "ViT-tiny.pt")
+    assert model.card.source.endswith("(openai-jit)") and model.card.clip_config["quick_gelu"] is True
+    _same_as_clip(model, half)
+
+
+def test_authors_checkpoint_layout(tmp_path, clip):
+    """Jeong et al. save {"checkpoint": LPTNMmodel.state_dict(), "optimizer": ...} (trainer.py)."""
+    torch.manual_seed(9)
+    trained = CLIP(**TINY_CONFIG, quick_gelu=True).state_dict()  # stands for the trained encoder_k
+    state = {}
+    for prefix, sd in (("encoder_q.", clip.state_dict()), ("encoder_k.", trained), ("foundation_model.", clip.state_dict())):
+        state.update({prefix + k: v for k, v in sd.items()})
+    optim = {"state": {0: {"step": torch.tensor(5.0), "exp_avg": torch.zeros(3)}}, "param_groups": [{"lr": 1e-5, "params": [0]}]}
+    torch.save({"checkpoint": state, "optimizer": optim}, tmp_path / "vitb.pt")
+    model = load_checkpoint(tmp_path / "vitb.pt")
+    assert model.card.preprocessing_variant == "authors" and "(authors)" in model.card.source
+    ref = clip.state_dict()
+    for k, v in model.image_encoder.state_dict().items():
+        assert torch.equal(v, ref[f"visual.{k}"]), k
+    for k, v in model.event_encoder.state_dict().items():
+        assert torch.equal(v, trained[f"visual.{k}"]), k
+    for k, v in model.text_encoder.state_dict().items():
+        assert torch.equal(v, trained[k]), k
+    frames = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        assert not torch.equal(model.encode_frames(frames), model.encode_images(frames))
+
+
+def test_authors_lightning_save_with_model_prefix(tmp_path, clip):
+    state = {f"model.encoder_k.{k}": v for k, v in clip.state_dict().items()}
+    state["logit_scale"] = torch.tensor(4.6)
+    torch.save(state, tmp_path / "exp_last.pt")
+    with pytest.raises(CheckpointError, match="no f_I"):
+        load_checkpoint(tmp_path / "exp_last.pt")
+    model = load_checkpoint(tmp_path / "exp_last.pt", with_image_encoder=False)
+    assert model.card.preprocessing_variant == "authors"
+
+
+class _RunsCode:
+    """Unpickling this calls os.getcwd: a harmless stand-in for code a malicious file would run."""
+
+    def __reduce__(self):
+        import os
+
+        return (os.getcwd, ())
+
+
+def test_pickled_code_is_refused(tmp_path):
+    torch.save({"weights": torch.zeros(2), "hook": _RunsCode()}, tmp_path / "evil.pt")
+    with pytest.raises(CheckpointError, match="evil.pt: refused"):
+        load_checkpoint(tmp_path / "evil.pt")
+
+
+def test_shape_mismatch_names_key_and_shapes(tmp_path, clip):
+    torch.save(clip.state_dict(), tmp_path / "clip.pt")
+    wider = {**TINY_CONFIG, "embed_dim": 48}
+    with pytest.raises(CheckpointError, match=r"text_projection.*\(64, 32\).*\(64, 48\)"):
+        load_checkpoint(tmp_path / "clip.pt", wider)
+
+
+def test_not_a_clip_and_not_a_file(tmp_path):
+    torch.save({"fc.weight": torch.zeros(2, 2)}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="keys .* are missing"):
+        load_checkpoint(tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        load_checkpoint(tmp_path / "absent.pt")
+    (tmp_path / "junk.pt").write_bytes(b"\x00" * 64)
+    with pytest.raises(CheckpointError, match="junk.pt"):
+        load_checkpoint(tmp_path / "junk.pt")
