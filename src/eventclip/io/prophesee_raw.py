@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from eventclip.events import EVENT_DTYPE, Geometry
+from eventclip.events import EVENT_DTYPE, Geometry, as_events
 from eventclip.io import _evt_kernels as K
 from eventclip.io._raw_header import RawHeader, format_header, parse_header, read_header, resolve_geometry
 from eventclip.io.base import EventReader, EventWriter, FormatSpec, PathLike, register_format
@@ -113,6 +113,8 @@ class _RawReader(EventReader):
         ws = self.word_dtype.itemsize
         size = self.path.stat().st_size
         start = self.header.data_offset
+        if size == 0:
+            raise EventFormatError("the file is empty (not even a RAW header)", self.path, 0)
         n_words = (size - start) // ws
         tail = (size - start) % ws
         block_words = BLOCK_BYTES // ws
@@ -232,8 +234,7 @@ class _RawWriter(EventWriter):
     def write(self, events: np.ndarray) -> None:
         if self._fh is None:
             raise ValueError(f"{self.path}: writer is closed")
-        if events.dtype != EVENT_DTYPE:
-            raise TypeError(f"events must have EVENT_DTYPE, got {events.dtype}")
+        events = as_events(events)
         n = len(events)
         if n == 0:
             return
