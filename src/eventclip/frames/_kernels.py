@@ -1,8 +1,10 @@
-"""Numba kernels behind :mod:`eventclip.frames.accumulate`; plain-numpy references live there.
+"""Numba kernels behind :mod:`eventclip.frames.accumulate`; the plain-numpy reference lives there.
 
 The kernels read the events' raw bytes: in EVENT_DTYPE each event is 16 bytes and its first
-4 bytes are ``x`` (u2) then ``y`` (u2), so one little-endian uint32 load gives both
-(``x = v & 0xFFFF``, ``y = v >> 16``) and the loop touches one word per event.
+8 bytes hold ``x`` (u2), ``y`` (u2) and ``p`` (i2), so one little-endian int64 load gives all
+three and the loop touches one word per event. The loop body has no branches: the counts index
+is clamped to a trash slot (so a bad x/y can never write outside the buffer) and running maxima
+of x and y tell the caller afterwards whether any event lay outside the geometry.
 """
 
 from __future__ import annotations
@@ -12,29 +14,30 @@ import numpy as np
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
-def count_windows(words: np.ndarray, pol: np.ndarray, offsets: np.ndarray, width: int, height: int,
-                  per_polarity: bool, counts: np.ndarray) -> int:
-    """Add one count per event into ``counts`` (flat, B*C*H*W + 1 uint32; the last slot is a trash bin).
+def count_windows(words: np.ndarray, offsets: np.ndarray, width: int, height: int,
+                  per_polarity: bool, counts: np.ndarray) -> tuple[int, int]:
+    """Add one count per event into ``counts`` (flat uint32, B*C*H*W + 1; the last slot is the trash bin).
 
-    ``words`` is the uint32 view of the events (stride 4 words per event, x|y<<16 in word 0),
-    ``pol`` the int16 view (polarity at index 2 of each 8-halfword event). An event outside
-    ``width`` x ``height`` is counted in the trash slot instead of a pixel (branch-free), and the
-    function returns how many there were, so the caller can raise with the first offender.
+    ``words`` is the int64 view of the events (2 words per event; word 0 packs x | y << 16 | p << 32).
+    Window b is events ``offsets[b]:offsets[b+1]``; with ``per_polarity`` ON events (p > 0) go
+    to the second plane of each window. Returns (max x, max y) over all events: when either is
+    outside the geometry the counts are meaningless and the caller raises.
     """
     plane = width * height
     channels = 2 if per_polarity else 1
+    on_stride = plane if per_polarity else 0
     trash = counts.shape[0] - 1
-    n_windows = offsets.shape[0] - 1
-    for b in range(n_windows):
+    xmax = 0
+    ymax = 0
+    for b in range(offsets.shape[0] - 1):
         base = b * channels * plane
         for i in range(offsets[b], offsets[b + 1]):
-            v = words[4 * i]
-            x = v & 0xFFFF
-            y = v >> 16
-            ok = (x < width) & (y < height)
-            idx = base + y * width + x
-            if per_polarity:
-                idx += (pol[8 * i + 2] > 0) * plane
-            idx = idx if ok else trash
-            counts[idx] += 1
-    return counts[trash]
+            w = words[2 * i]
+            x = w & 0xFFFF
+            y = (w >> 16) & 0xFFFF
+            p = (w >> 32) & 0xFFFF
+            on = ((p - 1) & 0xFFFF) < 0x7FFF
+            xmax = max(xmax, x)
+            ymax = max(ymax, y)
+            counts[min(base + y * width + x + on * on_stride, trash)] += 1
+    return xmax, ymax

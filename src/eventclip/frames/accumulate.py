@@ -117,10 +117,9 @@ def count_events(
     counts = np.zeros(b * channels * plane + 1, dtype=np.uint32)
     if len(events):
         events = np.ascontiguousarray(events)
-        raw = events.view(np.uint8)
-        outside = _kernels.count_windows(raw.view(np.uint32), raw.view(np.int16), off, geometry.width,
-                                         geometry.height, per_polarity, counts)
-        if outside:
+        xmax, ymax = _kernels.count_windows(events.view(np.int64), off, geometry.width, geometry.height,
+                                            per_polarity, counts)
+        if xmax >= geometry.width or ymax >= geometry.height:
             _raise_outside(events, geometry)
     shape = (b, channels, geometry.height, geometry.width) if per_polarity else (b, geometry.height, geometry.width)
     return counts[:-1].reshape(shape)
