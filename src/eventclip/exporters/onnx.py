@@ -1,0 +1,385 @@
+"""Export a model package to ONNX: event encoder, text encoder, optional fused count-frame graph.
+
+Why: the daemon and edge devices run ONNX Runtime or TensorRT, not PyTorch. The export writes a
+self-contained bundle (see :mod:`eventclip.runtime.base`) and ends with a parity check against
+PyTorch on frames from a real recording (:mod:`eventclip.exporters.parity`), so a bundle that
+exists is a bundle that agrees with the model it came from.
+
+Graphs (all opset >= 17, so LayerNorm stays one ``LayerNormalization`` node, which TensorRT keeps
+in FP32 accumulation for FP16 engines):
+
+* ``event_encoder.onnx``: ``frames`` (B,3,S,S) float32 -> ``embeddings`` (B,D) L2-normalised; B dynamic.
+* ``event_encoder.fp16.onnx`` (``--fp16``): same I/O in float32, weights and math in FP16 except
+  LayerNorm, kept in FP32 (a strongly typed TensorRT build takes precisions from the graph).
+* ``text_encoder.onnx``: ``tokens`` (N,L) int64 -> ``embeddings`` (N,D) L2-normalised; N dynamic.
+* ``fused.onnx`` (``--fuse-head``): ``counts`` (B,2,H,W) float32 per-polarity event counts (the
+  accumulator's output, sensor/ROI size) -> ``embeddings`` and ``logits`` (B,K) = exp(logit_scale)
+  × cosine against a baked (K,D) text matrix of the given prompts.
+
+The legacy TorchScript exporter is used (``dynamo=False``): it traces open_clip's attention as
+plain MatMul/Softmax nodes once PyTorch's fused multi-head-attention fast path is switched off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import shutil
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from eventclip.errors import EventclipError
+from eventclip.exporters.parity import PARITY_PROMPTS, ParityError, ParityReport, compare, recording_windows
+from eventclip.runtime.base import BUNDLE_DIR, MANIFEST, VOCAB_NAME
+
+if TYPE_CHECKING:
+    import torch
+
+    from eventclip.model.clip import EventClip
+
+log = logging.getLogger(__name__)
+
+MIN_OPSET = 17
+
+
+class ExportError(EventclipError):
+    """The model cannot be exported as asked; the message says which option or file is wrong."""
+
+
+@dataclass
+class OnnxExport:
+    """What an export wrote: the bundle folder, its manifest, and the parity reports it passed."""
+
+    root: Path
+    manifest: dict
+    reports: list[ParityReport] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def no_fused_attention() -> Iterator[None]:
+    """Switch off PyTorch's fused MHA fast path (``_native_multi_head_attention``, no ONNX symbolic)."""
+    import torch
+
+    before = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(before)
+
+
+def _modules() -> dict[str, type]:
+    """The wrapper modules, defined lazily so importing this file does not import torch."""
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    class EventEncoderGraph(nn.Module):
+        """frames -> normalised embeddings; ``dtype`` is the compute precision inside the graph."""
+
+        def __init__(self, encoder: nn.Module, dtype: torch.dtype = torch.float32) -> None:
+            super().__init__()
+            self.encoder, self.dtype = encoder, dtype
+
+        def forward(self, frames: torch.Tensor) -> torch.Tensor:
+            y = self.encoder(frames.to(self.dtype)).to(torch.float32)
+            return F.normalize(y, dim=-1)
+
+    class TextEncoderGraph(nn.Module):
+        def __init__(self, text: nn.Module) -> None:
+            super().__init__()
+            self.text = text
+
+        def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+            return F.normalize(self.text(tokens), dim=-1)
+
+    class FusedGraph(nn.Module):
+        """Raw per-polarity counts (B,2,H,W) -> frames -> model input -> embeddings and zero-shot logits.
+
+        The resize matrices are precomputed for the fixed sensor size (tracing sees tensor shapes, not
+        ints); the steps are those of ``Representation.model_input_torch``, and parity checks them.
+        """
+
+        def __init__(self, encoder: nn.Module, representation: Any, height: int, width: int,
+                     text: np.ndarray, scale: float) -> None:
+            from eventclip.frames.preprocess import resize_matrices
+
+            super().__init__()
+            self.encoder, self.variant = encoder, representation.variant
+            ry, rx = resize_matrices(height, width, representation.input_size, representation.fit)
+            self.register_buffer("ry", torch.from_numpy(np.asarray(ry, dtype=np.float32)))
+            self.register_buffer("rxt", torch.from_numpy(np.ascontiguousarray(np.asarray(rx, dtype=np.float32).T)))
+            self.register_buffer("mean", torch.tensor(representation.mean, dtype=torch.float32)[None, :, None, None])
+            self.register_buffer("std", torch.tensor(representation.std, dtype=torch.float32)[None, :, None, None])
+            self.register_buffer("text", torch.from_numpy(np.ascontiguousarray(text, dtype=np.float32)))
+            self.scale = float(scale)
+
+        def forward(self, counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            from eventclip.frames.accumulate import normalise_counts_torch
+
+            f = normalise_counts_torch(counts, self.variant)
+            f = f if f.dim() == 4 else f[:, None]
+            resized = self.ry @ (f @ self.rxt)
+            if resized.shape[1] == 1:
+                rgb = resized.expand(-1, 3, -1, -1)
+            else:
+                rgb = torch.cat([resized[:, 1:2], resized[:, 0:1], (resized[:, 0:1] + resized[:, 1:2]) * 0.5], dim=1)
+            emb = F.normalize(self.encoder((rgb - self.mean) / self.std), dim=-1)
+            return emb, self.scale * emb @ self.text.T
+
+    class Fp32LayerNorm(nn.Module):
+        """LayerNorm computed in FP32 inside an FP16 graph (FP16 variance overflows on large activations)."""
+
+        def __init__(self, ln: nn.LayerNorm) -> None:
+            super().__init__()
+            self.shape, self.eps = tuple(ln.normalized_shape), ln.eps
+            self.register_buffer("weight", ln.weight.detach().float().clone())
+            self.register_buffer("bias", ln.bias.detach().float().clone())
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return F.layer_norm(x.float(), self.shape, self.weight, self.bias, self.eps).to(x.dtype)
+
+    return {"event": EventEncoderGraph, "text": TextEncoderGraph, "fused": FusedGraph, "ln32": Fp32LayerNorm}
+
+
+def _fp16_copy(encoder: torch.nn.Module) -> torch.nn.Module:
+    """A half-precision copy of ``encoder`` whose LayerNorms stay FP32."""
+    import copy
+
+    from torch import nn
+
+    ln32 = _modules()["ln32"]
+    enc = copy.deepcopy(encoder).float()
+    lns = [(name, mod) for name, mod in enc.named_modules() if isinstance(mod, nn.LayerNorm)]
+    replacements = {name: ln32(mod) for name, mod in lns}
+    enc = enc.half()
+    for name, new in replacements.items():
+        parent_name, _, child = name.rpartition(".")
+        parent = enc.get_submodule(parent_name) if parent_name else enc
+        setattr(parent, child, new)
+    return enc
+
+
+def _export(module: torch.nn.Module, example: Any, path: Path, inputs: list[str], outputs: list[str],
+            dynamic: dict[str, dict[int, str]], opset: int) -> None:
+    import warnings
+
+    import onnx
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    module.eval()
+    with no_fused_attention(), torch.no_grad(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning)  # legacy exporter is chosen on purpose
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        torch.onnx.export(module, (example,), str(path), dynamo=False, opset_version=opset, input_names=inputs,
+                          output_names=outputs, dynamic_axes=dynamic, do_constant_folding=True)
+    onnx.checker.check_model(str(path))
+
+
+def _sha256(path: Path) -> str:
+    from eventclip.model.card import sha256_file
+
+    return sha256_file(path)
+
+
+def _representation(model: EventClip) -> Any:
+    rep = model.representation
+    if rep.input_size != model.input_size:
+        rep = rep.model_copy(update={"input_size": model.input_size})
+    return rep
+
+
+def default_recording() -> Path:
+    """The bundled sample recording used for parity when the caller names none."""
+    try:
+        from eventclip.data import sample_recording_path
+    except ImportError as exc:
+        raise ExportError(
+            "no sample recording is bundled with this install; pass a real recording for the parity check "
+            "(--recording FILE)"
+        ) from exc
+    return Path(sample_recording_path())
+
+
+def _ort(path: Path) -> Any:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    # ORT's layout optimisations (level ALL) crash on FP16 graphs on CPU (onnxruntime 1.32); EXTENDED is safe.
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def load_prompts(prompts: str | Path | Sequence[str] | None) -> list[str]:
+    """Prompt strings: a list as given, a YAML prompts file's class names (via eventclip.model.prompts),
+    or a plain text file with one prompt per line."""
+    if prompts is None:
+        return list(PARITY_PROMPTS)
+    if not isinstance(prompts, (str, Path)):
+        return [str(p) for p in prompts]
+    path = Path(prompts)
+    if not path.is_file():
+        raise ExportError(f"prompts file {path} does not exist")
+    if path.suffix in (".yaml", ".yml"):
+        from eventclip.model.prompts import load_prompts as load_yaml
+
+        return list(load_yaml(path).labels)
+    lines = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    if not lines:
+        raise ExportError(f"prompts file {path} holds no prompt (one per line expected)")
+    return lines
+
+
+def export_onnx(
+    package: str | Path | EventClip,
+    out: str | Path | None = None,
+    *,
+    opset: int = MIN_OPSET,
+    fp16: bool = False,
+    int8: bool = False,
+    fuse_head: bool = False,
+    prompts: str | Path | Sequence[str] | None = None,
+    recording: str | Path | None = None,
+    check: bool = True,
+) -> OnnxExport:
+    """Export the package at ``package`` into ``out`` (default ``<package>/onnx``) and check parity.
+
+    ``package`` may also be an in-memory ``EventClip`` (then ``out`` is required).
+
+    ``int8`` adds ONNX Runtime dynamic INT8 (``event_encoder.int8.onnx``, for CPUs). ``fuse_head``
+    bakes the text embeddings of ``prompts`` into ``fused.onnx``. ``recording`` supplies the real
+    frames for parity (default: the bundled sample). ``check=False`` skips parity (not recommended).
+    Raises ParityError past the tolerances in :data:`eventclip.exporters.parity.TOLERANCES`.
+    """
+    import torch
+
+    from eventclip.model.clip import EventClip
+
+    if opset < MIN_OPSET:
+        raise ExportError(f"--opset {opset} is too old: opset >= {MIN_OPSET} keeps LayerNorm as one node")
+    if fuse_head and prompts is None:
+        raise ExportError("--fuse-head needs --prompts (a prompts YAML or a text file, one prompt per line)")
+    if isinstance(package, EventClip):
+        if out is None:
+            raise ExportError("exporting an in-memory model needs an output folder (out=...)")
+        model = package.eval()
+    else:
+        model = EventClip.from_pretrained(Path(package)).eval()
+    root = Path(out) if out is not None else Path(package) / BUNDLE_DIR
+    root.mkdir(parents=True, exist_ok=True)
+    graphs = _modules()
+    s = model.input_size
+    files: dict[str, dict[str, str]] = {}
+
+    def record(key: str, name: str, precision: str) -> Path:
+        files[key] = {"path": name, "precision": precision}
+        return root / name
+
+    frames_axes = {"frames": {0: "batch"}, "embeddings": {0: "batch"}}
+    example = torch.zeros(2, 3, s, s)
+    _export(graphs["event"](model.event_encoder), example, record("event_encoder.fp32", "event_encoder.onnx", "fp32"),
+            ["frames"], ["embeddings"], frames_axes, opset)
+    tokens = model.tokenize(["a photo of an event camera", "x"])
+    _export(graphs["text"](model.text_encoder), tokens, record("text_encoder", "text_encoder.onnx", "fp32"),
+            ["tokens"], ["embeddings"], {"tokens": {0: "batch"}, "embeddings": {0: "batch"}}, opset)
+    if fp16:
+        _export(graphs["event"](_fp16_copy(model.event_encoder), torch.float16), example,
+                record("event_encoder.fp16", "event_encoder.fp16.onnx", "fp16"), ["frames"], ["embeddings"],
+                frames_axes, opset)
+    if int8:
+        from eventclip.exporters.quantize import quantize_dynamic_int8
+
+        quantize_dynamic_int8(root / "event_encoder.onnx", record("event_encoder.int8", "event_encoder.int8.onnx", "int8"))
+    prompt_list = load_prompts(prompts)
+    with torch.no_grad():
+        text_matrix = model.encode_text(prompt_list).float().numpy()
+    rep = _representation(model)
+    windows, geometry = (None, None)
+    if check or fuse_head:
+        windows, geometry = recording_windows(recording or default_recording(), rep.window_us)
+    fused_info: dict[str, Any] = {}
+    if fuse_head:
+        if rep.clip_percentile is not None or rep.roi is not None:
+            raise ExportError("--fuse-head supports representations without clip_percentile and roi; crop and "
+                              "clip before counting, or export without --fuse-head")
+        counts_example = torch.zeros(2, 2, geometry.height, geometry.width)
+        fused = graphs["fused"](model.event_encoder, rep, geometry.height, geometry.width, text_matrix,
+                                model.card.logit_multiplier)
+        _export(fused, counts_example, record("fused", "fused.onnx", "fp32"), ["counts"], ["embeddings", "logits"],
+                {"counts": {0: "batch"}, "embeddings": {0: "batch"}, "logits": {0: "batch"}}, opset)
+        fused_info = {"geometry": [geometry.width, geometry.height], "labels": prompt_list, "variant": rep.variant}
+
+    vocab_src = Path(model.tokenizer_path)
+    if not vocab_src.is_file():
+        raise ExportError(f"{vocab_src} is missing: the package must carry its BPE vocabulary")
+    shutil.copyfile(vocab_src, root / VOCAB_NAME)
+    manifest = {
+        "format": 1,
+        "model_hash": model.card.model_hash or model.model_hash,
+        "architecture": model.card.architecture,
+        "input_size": s,
+        "embed_dim": model.embed_dim,
+        "context_length": model.card.context_length,
+        "logit_scale": model.card.logit_scale,
+        "representation": rep.model_dump(mode="json"),
+        "opset": opset,
+        "files": {k: dict(v, sha256=_sha256(root / v["path"])) for k, v in files.items()},
+        "vocab": VOCAB_NAME,
+        "fused": fused_info,
+        "versions": {"torch": torch.__version__, "onnx": __import__("onnx").__version__},
+    }
+    reports: list[ParityReport] = []
+    if check:
+        reports = check_bundle(model, root, files, windows, geometry, rep, prompt_list, text_matrix)
+        manifest["parity"] = {
+            "recording": str(recording or default_recording()),
+            "reports": [r.as_dict() for r in reports],
+        }
+    (root / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return OnnxExport(root, manifest, reports)
+
+
+def check_bundle(model: EventClip, root: Path, files: dict[str, dict[str, str]], windows: list[np.ndarray],
+                 geometry: Any, rep: Any, prompts: list[str], text_matrix: np.ndarray) -> list[ParityReport]:
+    """Parity of every graph in ``files`` against PyTorch on ``windows`` (real events); raises ParityError."""
+    import torch
+
+    x = rep(windows, geometry)
+    with torch.no_grad():
+        ref = model.encode_frames(torch.from_numpy(x)).float().numpy()
+    reports = []
+    for key, info in files.items():
+        if key == "text_encoder":
+            continue
+        session = _ort(root / info["path"])
+        if key == "fused":
+            from eventclip.frames.accumulate import count_events, stack_windows
+
+            events, offsets = stack_windows(windows)
+            counts = count_events(events, geometry, offsets, per_polarity=True).astype(np.float32)
+            emb, logits = session.run(None, {"counts": counts})
+            want_logits = model.card.logit_multiplier * ref @ text_matrix.T
+            diff = float(np.abs(logits - want_logits).max())
+            if diff > 1e-3 * model.card.logit_multiplier:
+                raise ParityError(f"fused.onnx logits differ from PyTorch by up to {diff:.3g} (frames built in the "
+                                  "graph disagree with eventclip.frames); re-export without --fuse-head")
+        else:
+            (emb,) = session.run(None, {"frames": x})
+        report = compare(ref, emb, text_matrix, name=info["path"], precision=info["precision"])
+        log.info("parity %s", report)
+        reports.append(report.check())
+    from eventclip.runtime.tokenizer import ClipTokenizer
+
+    tokens = ClipTokenizer(root / VOCAB_NAME, model.card.context_length)(prompts)
+    (text_onnx,) = _ort(root / files["text_encoder"]["path"]).run(None, {"tokens": tokens})
+    text_report = compare(text_matrix, text_onnx, text_matrix, name="text_encoder.onnx", precision="fp32")
+    log.info("parity %s", text_report)
+    reports.append(text_report.check())
+    return reports
+

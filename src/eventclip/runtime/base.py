@@ -1,0 +1,239 @@
+"""The one small inference interface, the deployable bundle layout, and ``auto`` backend selection.
+
+Why one interface: the daemon, ``classify`` and the benchmarks call ``encode`` and ``encode_text``
+and must give the same labels whichever engine runs underneath (PyTorch, ONNX Runtime, TensorRT).
+Every backend returns L2-normalised float32 embeddings, batch first.
+
+Why a bundle: ``eventclip export onnx`` writes ``<package>/onnx/`` (or ``--out DIR``) holding
+``event_encoder*.onnx``, ``text_encoder.onnx``, the BPE vocabulary and ``export.json`` (the facts the
+runtime needs from the model card). The ONNX Runtime and TensorRT backends read only that folder,
+with no torch or open_clip, so a deployment needs neither the training stack nor the weights.
+This module imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from eventclip._optional import MissingDependencyError, available
+from eventclip.errors import EventclipError
+
+log = logging.getLogger(__name__)
+
+BUNDLE_DIR = "onnx"
+MANIFEST = "export.json"
+VOCAB_NAME = "bpe_simple_vocab_16e6.txt.gz"
+ENGINE_DIR = "engines"
+
+
+class BackendError(EventclipError):
+    """A backend cannot load or run a model; the message names the file and how to fix it."""
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Runs the event encoder (and the text encoder) of one model.
+
+    ``encode(x)``: x is the preprocessed model input (B, 3, S, S) float32 (numpy, or a torch tensor;
+    the TensorRT backend keeps CUDA tensors on the device); returns (B, D) float32, L2-normalised.
+    ``encode_text(prompts)``: (N, D) float32, L2-normalised, for zero-shot heads.
+    """
+
+    name: str
+    device: str
+
+    def load(self, path: str | Path) -> None: ...
+
+    def encode(self, x: Any) -> np.ndarray: ...
+
+    def encode_text(self, prompts: Sequence[str]) -> np.ndarray: ...
+
+
+def l2_normalise(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit L2 norm (float32); zero rows stay zero instead of becoming NaN."""
+    x = np.asarray(x, dtype=np.float32)
+    norm = np.linalg.norm(x, axis=-1, keepdims=True)
+    return x / np.maximum(norm, 1e-12)
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A folder written by ``eventclip export onnx``: ONNX graphs + vocabulary + ``export.json``."""
+
+    root: Path
+    manifest: dict
+
+    @property
+    def input_size(self) -> int:
+        """Model input side S in pixels (square)."""
+        return int(self.manifest["input_size"])
+
+    @property
+    def context_length(self) -> int:
+        """Text tower sequence length in tokens."""
+        return int(self.manifest["context_length"])
+
+    @property
+    def model_hash(self) -> str:
+        return str(self.manifest["model_hash"])
+
+    def file(self, key: str) -> Path:
+        """Path of the bundle file registered under ``key`` (e.g. ``event_encoder.fp32``)."""
+        files = self.manifest.get("files", {})
+        if key not in files:
+            have = ", ".join(sorted(files)) or "none"
+            raise BackendError(
+                f"{self.root / MANIFEST} lists no {key!r} graph (it has: {have}). "
+                f"Export it: eventclip export onnx <package> {_export_flag(key)}"
+            )
+        path = self.root / files[key]["path"]
+        if not path.is_file():
+            raise BackendError(f"{path} is listed in {self.root / MANIFEST} but missing; re-run eventclip export onnx")
+        return path
+
+    def has(self, key: str) -> bool:
+        return key in self.manifest.get("files", {}) and (self.root / self.manifest["files"][key]["path"]).is_file()
+
+
+def _export_flag(key: str) -> str:
+    return {"event_encoder.fp16": "--fp16", "event_encoder.int8": "--int8", "fused": "--fuse-head --prompts P"}.get(
+        key, ""
+    ).strip()
+
+
+def find_bundle(path: str | Path) -> Bundle:
+    """The bundle at ``path``: an export folder itself, a model package holding ``onnx/``, or a file in one."""
+    path = Path(path)
+    candidates = [path, path / BUNDLE_DIR] if path.is_dir() else [path.parent]
+    for root in candidates:
+        manifest = root / MANIFEST
+        if manifest.is_file():
+            try:
+                return Bundle(root, json.loads(manifest.read_text()))
+            except (OSError, json.JSONDecodeError) as exc:
+                raise BackendError(f"{manifest} is unreadable ({exc}); re-run eventclip export onnx") from exc
+    if not path.exists():
+        raise BackendError(f"{path} does not exist: give a model package or an ONNX export folder")
+    raise BackendError(
+        f"no ONNX export found at {path} (looked for {' or '.join(str(c / MANIFEST) for c in candidates)}). "
+        f"Create one with: eventclip export onnx {path}"
+    )
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The outcome of ``select``: which backend, and the reasons the faster ones were passed over."""
+
+    backend: Backend
+    reason: str
+    skipped: tuple[str, ...] = ()
+
+
+_EXTRAS = {"torch": "torch", "onnxruntime": "onnx", "tensorrt": "tensorrt"}
+_CLASSES = {
+    "tensorrt": ("eventclip.runtime.tensorrt", "TensorRTBackend"),
+    "onnxruntime": ("eventclip.runtime.onnxruntime", "OnnxRuntimeBackend"),
+    "torch": ("eventclip.runtime.torch", "TorchBackend"),
+}
+BACKEND_NAMES = ("auto", *_CLASSES)
+
+
+def create(name: str, **config: Any) -> Backend:
+    """A backend by name with its config fields; MissingDependencyError names the pip extra."""
+    if name not in _CLASSES:
+        raise BackendError(f"unknown backend {name!r}; choose one of {', '.join(BACKEND_NAMES)}")
+    module_name, cls_name = _CLASSES[name]
+    module = importlib.import_module(module_name)
+    return getattr(module, cls_name)(**config)
+
+
+def _cuda_available() -> bool:
+    """CUDA is usable, asked without importing torch when ONNX Runtime can answer."""
+    if available("onnxruntime"):
+        import onnxruntime
+
+        return "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+    if available("torch"):
+        import torch
+
+        return torch.cuda.is_available()
+    return False
+
+
+def select(path: str | Path, backend: str = "auto", **config: Any) -> Choice:
+    """Pick and load a backend for the package or bundle at ``path``.
+
+    ``auto`` tries TensorRT (needs the ``tensorrt`` package, a GPU and a matching engine in
+    ``<bundle>/engines/``), then ONNX Runtime on CUDA, then ONNX Runtime on CPU (needs an ONNX
+    export), then PyTorch (needs the ``torch`` extra and the package weights). It logs the choice
+    and why each faster option was skipped. A named backend is loaded or fails with a clear error.
+    """
+    if backend != "auto":
+        if backend in _EXTRAS and not available({"onnxruntime": "onnxruntime"}.get(backend, backend)):
+            raise MissingDependencyError(
+                f"backend {backend!r} needs the {backend!r} package. Install it with: pip install 'eventclip[{_EXTRAS[backend]}]'"
+            )
+        chosen = create(backend, **config)
+        chosen.load(path)
+        log.info("backend %s on %s (requested by name)", chosen.name, chosen.device)
+        return Choice(chosen, "requested by name")
+    skipped: list[str] = []
+    for name, why_not in (
+        ("tensorrt", _why_not_tensorrt),
+        ("onnxruntime", _why_not_onnxruntime),
+        ("torch", _why_not_torch),
+    ):
+        reason = why_not(Path(path))
+        if reason:
+            skipped.append(f"{name}: {reason}")
+            continue
+        chosen = create(name, **config)
+        try:
+            chosen.load(path)
+        except EventclipError as exc:
+            skipped.append(f"{name}: {exc}")
+            continue
+        why = f"fastest available ({chosen.name} on {chosen.device})"
+        log.info("backend %s chosen: %s; skipped: %s", chosen.name, why, "; ".join(skipped) or "none")
+        return Choice(chosen, why, tuple(skipped))
+    raise BackendError(f"no backend can run {path}: " + "; ".join(skipped))
+
+
+def _why_not_tensorrt(path: Path) -> str:
+    if not available("tensorrt"):
+        return "package not installed (pip install 'eventclip[tensorrt]')"
+    if not _cuda_available():
+        return "no CUDA device"
+    try:
+        bundle = find_bundle(path)
+    except BackendError as exc:
+        return str(exc)
+    if not any((bundle.root / ENGINE_DIR).glob("*.engine")):
+        return f"no engine in {bundle.root / ENGINE_DIR} (build one: eventclip export tensorrt {bundle.root}/event_encoder.onnx)"
+    return ""
+
+
+def _why_not_onnxruntime(path: Path) -> str:
+    if not available("onnxruntime"):
+        return "package not installed (pip install 'eventclip[onnx]')"
+    try:
+        find_bundle(path)
+    except BackendError as exc:
+        return str(exc)
+    return ""
+
+
+def _why_not_torch(path: Path) -> str:
+    if not (available("torch") and available("open_clip")):
+        return "package not installed (pip install 'eventclip[torch]')"
+    if not (path / "model.json").is_file():
+        return f"{path} is not a model package (no model.json)"
+    return ""

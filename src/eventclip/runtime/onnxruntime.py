@@ -1,0 +1,131 @@
+"""ONNX Runtime backend: the event and text encoders of an export bundle, with no torch or open_clip.
+
+Why: this is the daemon's default CPU path (and CUDA / TensorRT execution providers where
+installed). It imports only numpy, onnxruntime and the torch-free tokenizer.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from eventclip._optional import require
+from eventclip.runtime.base import VOCAB_NAME, BackendError, Bundle, find_bundle, l2_normalise
+from eventclip.runtime.tokenizer import ClipTokenizer
+
+log = logging.getLogger(__name__)
+
+_PROVIDER_ORDER = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+
+
+class OnnxRuntimeConfig(BaseModel):
+    """Settings of the ONNX Runtime backend.
+
+    ``precision`` picks the event-encoder graph: ``fp32``, ``fp16`` (GPU providers) or ``int8``
+    (dynamic quantisation, for CPUs). ``providers`` ``auto`` means CUDA when available, else CPU
+    (TensorRT's execution provider only when asked for by name, since it builds engines on start).
+    ``threads`` = 0 lets ONNX Runtime decide the intra-op thread count.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["onnxruntime"] = "onnxruntime"
+    precision: Literal["fp32", "fp16", "int8"] = "fp32"
+    providers: list[str] | Literal["auto"] = "auto"
+    threads: int = Field(0, ge=0)
+
+
+def _session(path: Path, providers: list[str], threads: int) -> Any:
+    ort = require("onnxruntime", "onnx", "the ONNX Runtime backend")
+    opts = ort.SessionOptions()
+    if threads:
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+    try:
+        return ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+    except Exception as exc:  # onnxruntime raises its own untyped errors for corrupt graphs
+        raise BackendError(
+            f"ONNX Runtime cannot load {path}: {exc}. The file is corrupt or not an ONNX model; "
+            "re-create it with eventclip export onnx"
+        ) from exc
+
+
+def _to_numpy(x: Any) -> np.ndarray:
+    if isinstance(x, np.ndarray):
+        return np.ascontiguousarray(x, dtype=np.float32)
+    if hasattr(x, "detach"):  # a torch tensor handed over by a torch-based caller
+        return np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
+    return np.ascontiguousarray(np.asarray(x, dtype=np.float32))
+
+
+class OnnxRuntimeBackend:
+    """Backend over ``event_encoder.<precision>.onnx`` and ``text_encoder.onnx`` of a bundle."""
+
+    name = "onnxruntime"
+
+    def __init__(self, **config: Any) -> None:
+        self.config = OnnxRuntimeConfig(**config)
+        self.device = "cpu"
+        self.bundle: Bundle | None = None
+        self._event: Any = None
+        self._text: Any = None
+        self._tokenizer: ClipTokenizer | None = None
+
+    def _providers(self) -> list[str]:
+        ort = require("onnxruntime", "onnx", "the ONNX Runtime backend")
+        have = ort.get_available_providers()
+        if self.config.providers != "auto":
+            missing = [p for p in self.config.providers if p not in have]
+            if missing:
+                raise BackendError(
+                    f"ONNX Runtime providers {missing} are not available here (have {have}); "
+                    "install onnxruntime-gpu for CUDA/TensorRT or set providers: auto"
+                )
+            return list(self.config.providers)
+        wanted = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        if self.config.precision == "int8":  # dynamic INT8 kernels are CPU kernels
+            wanted = ["CPUExecutionProvider"]
+        return [p for p in wanted if p in have]
+
+    def load(self, path: str | Path, *, text_only: bool = False) -> None:
+        """Open the bundle at ``path`` (export folder, or model package holding ``onnx/``).
+
+        ``text_only`` skips the event encoder (for callers that run frames elsewhere, e.g. TensorRT).
+        """
+        self.bundle = find_bundle(path)
+        if text_only:
+            return
+        providers = self._providers()
+        self._event = _session(self.bundle.file(f"event_encoder.{self.config.precision}"), providers, self.config.threads)
+        used = self._event.get_providers()
+        self.device = "cuda" if any(p in used for p in _PROVIDER_ORDER[:2]) else "cpu"
+        log.info("onnxruntime: %s on %s", self.bundle.file(f"event_encoder.{self.config.precision}").name, used)
+
+    def encode(self, x: Any) -> np.ndarray:
+        """(B,3,S,S) float32 model input -> (B,D) L2-normalised embeddings."""
+        if self._event is None:
+            raise BackendError("call load(path) before encode")
+        x = _to_numpy(x)
+        s = self.bundle.input_size
+        if x.ndim != 4 or x.shape[1:] != (3, s, s):
+            raise BackendError(f"encoder input must be (B, 3, {s}, {s}) float32, got {x.shape}")
+        (y,) = self._event.run(None, {"frames": x})
+        return l2_normalise(y)
+
+    def encode_text(self, prompts: Sequence[str]) -> np.ndarray:
+        """(N,D) L2-normalised text embeddings from ``text_encoder.onnx`` and the bundled vocabulary."""
+        if self.bundle is None:
+            raise BackendError("call load(path) before encode_text")
+        if self._text is None:
+            self._text = _session(self.bundle.file("text_encoder"), ["CPUExecutionProvider"], self.config.threads)
+            vocab = self.bundle.root / VOCAB_NAME
+            if not vocab.is_file():
+                raise BackendError(f"{vocab} is missing from the export; re-run eventclip export onnx")
+            self._tokenizer = ClipTokenizer(vocab, self.bundle.context_length)
+        tokens = self._tokenizer(list(prompts))
+        (y,) = self._text.run(None, {"tokens": tokens})
+        return l2_normalise(y)
