@@ -80,6 +80,7 @@ def test_authors_checkpoint_layout(tmp_path, clip):
     torch.save({"checkpoint": state, "optimizer": optim}, tmp_path / "vitb.pt")
     model = load_checkpoint(tmp_path / "vitb.pt")
     assert model.card.preprocessing_variant == "authors" and "(authors)" in model.card.source
+    assert model.card.representation["variant"] == "authors" and model.representation.input_size == 32
     ref = clip.state_dict()
     for k, v in model.image_encoder.state_dict().items():
         assert torch.equal(v, ref[f"visual.{k}"]), k

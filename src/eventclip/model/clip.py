@@ -139,13 +139,14 @@ class EventClip(nn.Module):
         clip = _build_clip(cfg)
         if state_dict is not None:
             load_clip_state(clip, state_dict, source)
+        size = int(clip.visual.image_size[0])
         card = ModelCard(
             architecture=name,
             clip_config=cfg,
-            input_size=int(clip.visual.image_size[0]),
+            input_size=size,
             mean=OPENAI_MEAN,
             std=OPENAI_STD,
-            representation=representation,
+            representation=representation_for(size, preprocessing_variant, representation),
             preprocessing_variant=preprocessing_variant,
             logit_scale=float(clip.logit_scale.detach().reshape(-1)[0]),
             embed_dim=int(cfg["embed_dim"]),
@@ -181,9 +182,8 @@ class EventClip(nn.Module):
         """The frames contract (``eventclip.frames.preprocess.Representation``) stored in the card."""
         from eventclip.frames.preprocess import Representation
 
-        if self.card.representation is None:
-            return Representation(input_size=self.input_size, mean=list(self.card.mean), std=list(self.card.std))
-        return Representation(**self.card.representation)
+        return Representation(**representation_for(self.input_size, self.card.preprocessing_variant,
+                                                   self.card.representation))
 
     @property
     def model_hash(self) -> str:
@@ -256,6 +256,29 @@ class EventClip(nn.Module):
     def forward(self, frames: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """Logits (B, N): exp(logit_scale) × cosine(event embedding, text embedding)."""
         return self.logit_scale.exp() * self.encode_frames(frames) @ self.encode_tokens(tokens).T
+
+
+def representation_for(input_size: int, variant: str, given: dict[str, Any] | None) -> dict[str, Any]:
+    """Validated Representation fields for a model of ``input_size`` px (ConfigError if they disagree).
+
+    ``variant`` ``authors`` selects the authors' frame variant when no representation is given.
+    """
+    from pydantic import ValidationError
+
+    from eventclip.errors import ConfigError
+    from eventclip.frames.preprocess import Representation
+
+    fields = dict(given or {})
+    fields.setdefault("input_size", input_size)
+    if variant == "authors":
+        fields.setdefault("variant", "authors")
+    try:
+        rep = Representation(**fields)
+    except ValidationError as exc:
+        raise ConfigError(f"representation: invalid ({exc.errors()[0]['loc']}: {exc.errors()[0]['msg']})") from exc
+    if rep.input_size != input_size:
+        raise ConfigError(f"representation.input_size is {rep.input_size} px but the model's input is {input_size} px")
+    return rep.model_dump(mode="json")
 
 
 def load_clip_state(clip: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
