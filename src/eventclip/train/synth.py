@@ -325,3 +325,40 @@ def generate(out: Path, cfg: SynthConfig = SynthConfig(), progress: bool = False
             "Letters: DejaVu fonts (Bitstream Vera license)"]}
     (out / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
     return out
+
+
+def make_sample(out: Path, class_names: list[str], cfg: SynthConfig, seed: int, name: str = "sample") -> Path:
+    """One continuous recording of several categories in turn (one saccade sequence each), for quick starts.
+
+    Fresh renders with ``seed`` (not the training recordings). Writes ``<name><ext>`` (events) and
+    ``<name>.json``: geometry and the ground-truth category of each time span ``[t_start_us, t_end_us)``.
+    Returns the events path.
+    """
+    from eventclip.io import write_events
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    sprites = {c.name: (c, v) for c, v in build_sprites(cfg, np.random.default_rng(seed))}
+    unknown = [n for n in class_names if n not in sprites]
+    if unknown:
+        raise ConfigError(f"sample classes {unknown} are not categories of this benchmark configuration")
+    rng = np.random.default_rng(seed + 1)
+    parts, segments, t0 = [], [], 0
+    for i, cname in enumerate(class_names):
+        cat, variants = sprites[cname]
+        frames, t, _ = render_recording(variants[i % len(variants)], cfg, rng)
+        ev = video_to_events(frames, t, cfg.threshold, rng, cfg.noise_hz_per_px)
+        ev["t"] += t0
+        parts.append(ev)
+        end = t0 + int(t[-1]) + cfg.frame_us
+        segments.append({"t_start_us": t0, "t_end_us": end, "label": cat.name, "text": cat.text})
+        t0 = end
+    events = np.empty(sum(len(p) for p in parts), dtype=EVENT_DTYPE)
+    events[:] = np.concatenate(parts).astype(EVENT_DTYPE)
+    path = out / f"{name}{cfg.extension}"
+    write_events(path, events, cfg.geometry, format=cfg.format)
+    info = {"recording": path.name, "geometry": [cfg.sensor, cfg.sensor], "events": int(len(events)),
+            "duration_us": t0, "segments": segments, "generator": asdict(cfg), "seed": seed,
+            "credits": [OPENMOJI_CREDIT]}
+    (out / f"{name}.json").write_text(json.dumps(info, indent=1) + "\n")
+    return path
