@@ -177,6 +177,8 @@ def _export(module: torch.nn.Module, example: Any, path: Path, inputs: list[str]
     with no_fused_attention(), torch.no_grad(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=DeprecationWarning)  # legacy exporter is chosen on purpose
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        # text pooling gathers at argmax(tokens): indices are never negative, so the warned case cannot occur
+        warnings.filterwarnings("ignore", message="Exporting aten::index operator of advanced indexing")
         torch.onnx.export(module, (example,), str(path), dynamo=False, opset_version=opset, input_names=inputs,
                           output_names=outputs, dynamic_axes=dynamic, do_constant_folding=True)
     onnx.checker.check_model(str(path))
@@ -383,3 +385,23 @@ def check_bundle(model: EventClip, root: Path, files: dict[str, dict[str, str]],
     reports.append(text_report.check())
     return reports
 
+
+
+def verify_bundle(package: str | Path | EventClip, bundle_dir: str | Path, recording: str | Path,
+                  prompts: str | Path | Sequence[str] | None = None) -> list[ParityReport]:
+    """Re-run the parity check of an existing bundle against its model (e.g. after copying it)."""
+    import torch
+
+    from eventclip.model.clip import EventClip
+    from eventclip.runtime.base import find_bundle
+
+    model = package if isinstance(package, EventClip) else EventClip.from_pretrained(Path(package))
+    bundle = find_bundle(bundle_dir)
+    rep = _representation(model)
+    windows, geometry = recording_windows(recording, rep.window_us)
+    prompt_list = bundle.manifest.get("fused", {}).get("labels") or load_prompts(prompts)
+    with torch.no_grad():
+        text_matrix = model.encode_text(prompt_list).float().numpy()
+    files = {k: {"path": v["path"], "precision": v["precision"]} for k, v in bundle.manifest["files"].items()
+             if k != "event_encoder.qdq"}
+    return check_bundle(model.eval(), bundle.root, files, windows, geometry, rep, prompt_list, text_matrix)
