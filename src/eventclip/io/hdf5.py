@@ -1,0 +1,150 @@
+"""Prophesee/Metavision HDF5 event files (read): the ``/CD/events`` compound dataset (x, y, p, t).
+
+Streams by slicing the dataset in blocks of ``BLOCK_EVENTS``, converting to EVENT_DTYPE by field
+name. Geometry comes from the file's ``geometry`` attribute (``"1280x720"``), ``width``/``height``
+attributes, or the same sensor keys a RAW header has (``format``, ``plugin_name``, ...), else the
+caller. Metavision usually compresses the dataset with Prophesee's ECF codec (HDF5 filter 36559),
+which neither h5py nor hdf5plugin ship: such files are detected before reading and refused with
+an UnsupportedFeatureError that says how to install the codec. Needs the ``hdf5`` extra (h5py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from eventclip._optional import available, require
+from eventclip.events import EVENT_DTYPE, Geometry
+from eventclip.io._raw_header import RawHeader
+from eventclip.io.base import EventReader, FormatSpec, PathLike, register_format
+from eventclip.io.errors import EventFormatError, GeometryError, UnsupportedFeatureError
+
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+ECF_FILTER_ID = 36559
+BLOCK_EVENTS = 1 << 20
+EVENTS_PATH = "CD/events"
+TRIGGERS_PATH = "EXT_TRIGGER/events"
+
+
+def _attr_text(value: object) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, np.ndarray) and value.size == 1:
+        return _attr_text(value.item())
+    return str(value)
+
+
+class Hdf5Reader(EventReader):
+    """Reads ``/CD/events`` block by block; external triggers (if any) are in ``reader.triggers``."""
+
+    format_name = "hdf5"
+
+    def __init__(self, path: PathLike, geometry: Geometry | None = None) -> None:
+        super().__init__(path, geometry)
+        h5py = require("h5py", "hdf5", "reading HDF5 event files")
+        if available("hdf5plugin"):
+            require("hdf5plugin", "hdf5")  # registers the common compression filters with HDF5
+        try:
+            self._file = h5py.File(self.path, "r")
+        except OSError as exc:
+            raise EventFormatError(f"cannot open as HDF5: {exc}", self.path, 0) from exc
+        try:
+            self._open(h5py, geometry)
+        except Exception:
+            self._file.close()
+            raise
+
+    def _open(self, h5py, geometry: Geometry | None) -> None:
+        if EVENTS_PATH not in self._file:
+            raise EventFormatError(f"no /{EVENTS_PATH} dataset: not a Prophesee event HDF5 file", self.path)
+        ds = self._file[EVENTS_PATH]
+        names = ds.dtype.names or ()
+        missing = [f for f in ("x", "y", "p", "t") if f not in names]
+        if ds.ndim != 1 or missing:
+            raise EventFormatError(f"/{EVENTS_PATH} must be a 1-D compound dataset with x, y, p, t "
+                                   f"(missing {missing}, shape {ds.shape})", self.path)
+        plist = ds.id.get_create_plist()
+        filters = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
+        if ECF_FILTER_ID in filters and not h5py.h5z.filter_avail(ECF_FILTER_ID):
+            raise UnsupportedFeatureError(
+                f"/{EVENTS_PATH} is compressed with Prophesee's ECF codec (HDF5 filter {ECF_FILTER_ID}), which is "
+                "not installed (hdf5plugin does not ship it). Install the codec from "
+                "https://github.com/prophesee-ai/hdf5_ecf and point HDF5_PLUGIN_PATH at it, or convert the file "
+                "to RAW with Metavision first", self.path)
+        self._ds = ds
+        attrs = {k: _attr_text(v) for k, v in self._file.attrs.items()}
+        self.metadata = {"attributes": attrs, "filters": filters, "events": int(ds.shape[0])}
+        if geometry is not None:
+            self.metadata["geometry_source"] = "caller"
+            return
+        if "width" in attrs and "height" in attrs and attrs["width"].isdigit() and attrs["height"].isdigit():
+            self.geometry = Geometry(int(attrs["width"]), int(attrs["height"]))
+            self.metadata["geometry_source"] = "width/height"
+            return
+        found, source = RawHeader(0, fields=attrs).geometry()
+        if found is None:
+            raise GeometryError("the HDF5 file has no geometry attribute or known sensor; pass the sensor size, "
+                                "e.g. geometry=(1280, 720) or --width/--height", self.path)
+        self.geometry = found
+        self.metadata["geometry_source"] = source
+
+    @property
+    def triggers(self) -> np.ndarray:
+        """External trigger events (fields t µs, id, p) from ``/EXT_TRIGGER/events``, empty when absent."""
+        from eventclip.io.prophesee_raw import TRIGGER_DTYPE
+
+        if TRIGGERS_PATH not in self._file:
+            return np.empty(0, dtype=TRIGGER_DTYPE)
+        raw = self._file[TRIGGERS_PATH][()]
+        out = np.empty(len(raw), dtype=TRIGGER_DTYPE)
+        for f in ("t", "id", "p"):
+            out[f] = raw[f] if f in (raw.dtype.names or ()) else 0
+        return out
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        n = self._ds.shape[0]
+        last_t = None
+        width, height = self.geometry.width, self.geometry.height
+        for start in range(0, n, BLOCK_EVENTS):
+            stop = min(n, start + BLOCK_EVENTS)
+            out = np.empty(stop - start, dtype=EVENT_DTYPE)
+            try:
+                self._ds.read_direct(out, np.s_[start:stop])
+            except (OSError, TypeError, ValueError) as exc:
+                raise EventFormatError(f"cannot read /{EVENTS_PATH}[{start}:{stop}]: {exc}", self.path) from exc
+            self._check(out, start, last_t, width, height)
+            last_t = int(out["t"][-1])
+            yield out
+
+    def _check(self, ev: np.ndarray, start: int, last_t: int | None, width: int, height: int) -> None:
+        """Refuse events outside the geometry, polarity other than 0/1, or time going backwards.
+
+        HDF5 has no byte offsets for records, so errors name the event index in the dataset.
+        """
+        t = ev["t"]
+        back = np.diff(t) < 0
+        problems = [
+            ((ev["x"] >= width) | (ev["y"] >= height), GeometryError, f"lies outside the sensor geometry {width}x{height}"),
+            ((ev["p"] < 0) | (ev["p"] > 1), EventFormatError, "has a polarity other than 0 or 1"),
+            (np.concatenate([[last_t is not None and t[0] < last_t], back]), EventFormatError,
+             "is earlier than the event before it"),
+        ]
+        for mask, err, what in problems:
+            if mask.any():
+                i = start + int(np.argmax(mask))
+                raise err(f"event {i} of /{EVENTS_PATH} {what}", self.path)
+
+    def close(self) -> None:
+        f = getattr(self, "_file", None)
+        if f is not None:
+            f.close()
+            self._file = None
+
+
+def _sniff(head: bytes, path: Path) -> bool:
+    return head.startswith(HDF5_SIGNATURE)
+
+
+register_format(FormatSpec("hdf5", "Prophesee/Metavision HDF5 (/CD/events)", (".hdf5", ".h5"), _sniff, Hdf5Reader))

@@ -1,0 +1,111 @@
+"""Prophesee HDF5 (/CD/events): reading, streaming blocks, geometry attributes, ECF detection, bad data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from eventclip.events import EVENT_DTYPE, Geometry, make_events
+from eventclip.io import EventFormatError, GeometryError, UnsupportedFeatureError, detect_format, open_events, read_events
+from eventclip.io import hdf5 as hdf5_mod
+from tests._io_helpers import same_events
+
+h5py = pytest.importorskip("h5py")
+
+CD_DTYPE = np.dtype([("x", "<u2"), ("y", "<u2"), ("p", "<i2"), ("t", "<i8")])
+
+
+def _write(path, events, attrs=None, filter_id=None, triggers=None):
+    with h5py.File(path, "w") as f:
+        for k, v in (attrs or {}).items():
+            f.attrs[k] = v
+        g = f.create_group("CD")
+        if filter_id is None:
+            g.create_dataset("events", data=events.astype(CD_DTYPE), chunks=True, maxshape=(None,))
+        else:
+            dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+            dcpl.set_chunk((64,))
+            dcpl.set_filter(filter_id, h5py.h5z.FLAG_OPTIONAL, ())
+            space = h5py.h5s.create_simple((len(events),), (h5py.h5s.UNLIMITED,))
+            ds = h5py.Dataset(h5py.h5d.create(g.id, b"events", h5py.h5t.py_create(CD_DTYPE), space, dcpl=dcpl))
+            ds[:] = events.astype(CD_DTYPE)
+        if triggers is not None:
+            f.create_group("EXT_TRIGGER").create_dataset("events", data=triggers)
+
+
+def _events(n, w=1280, h=720, seed=0):
+    rng = np.random.default_rng(seed)
+    return make_events(rng.integers(0, w, n), rng.integers(0, h, n), rng.integers(0, 2, n),
+                       np.sort(rng.integers(10**9, 10**9 + 10**7, n)))
+
+
+def test_hdf5_read_and_stream_in_blocks(tmp_path, monkeypatch):
+    ev = _events(5000)
+    path = tmp_path / "rec.hdf5"
+    trig = np.array([(5, 1, 100)], dtype=[("p", "<i2"), ("id", "<i2"), ("t", "<i8")])
+    _write(path, ev, {"geometry": "1280x720", "format": "EVT3"}, triggers=trig)
+    assert detect_format(path).name == "hdf5"
+    monkeypatch.setattr(hdf5_mod, "BLOCK_EVENTS", 777)
+    with open_events(path, n_events=1000) as stream:
+        assert stream.geometry == Geometry(1280, 720)
+        chunks = [c.events for c in stream]
+        assert stream.reader.triggers.tolist() == [(100, 1, 5)]
+    assert [len(c) for c in chunks] == [1000] * 5
+    assert same_events(np.concatenate(chunks), ev)
+
+
+def test_hdf5_geometry_sources(tmp_path):
+    ev = _events(10, 300, 200)
+    p1 = tmp_path / "a.h5"
+    _write(p1, ev, {"width": 320, "height": 240})
+    assert read_events(p1).geometry == Geometry(320, 240)
+    p2 = tmp_path / "b.h5"
+    _write(p2, ev, {"plugin_name": "hal_plugin_gen3_fx3"})
+    assert read_events(p2).geometry == Geometry(640, 480)
+    p3 = tmp_path / "c.h5"
+    _write(p3, ev)
+    with pytest.raises(GeometryError, match="--width/--height"):
+        read_events(p3)
+    assert read_events(p3, geometry=(300, 200)).geometry == Geometry(300, 200)
+
+
+def test_hdf5_ecf_without_plugin_is_detected(tmp_path):
+    """A dataset whose pipeline names filter 36559 (ECF) cannot be read without Prophesee's codec.
+
+    hdf5plugin does not provide ECF (checked here), so the reader must refuse with a clear message.
+    """
+    hdf5plugin = pytest.importorskip("hdf5plugin")
+    assert hdf5plugin is not None and not h5py.h5z.filter_avail(hdf5_mod.ECF_FILTER_ID)
+    path = tmp_path / "ecf.hdf5"
+    _write(path, _events(100), {"geometry": "1280x720"}, filter_id=hdf5_mod.ECF_FILTER_ID)
+    with pytest.raises(UnsupportedFeatureError, match="ECF") as info:
+        read_events(path)
+    assert str(path) in str(info.value) and "hdf5_ecf" in str(info.value)
+
+
+def test_hdf5_bad_data(tmp_path):
+    ev = _events(50, 100, 100)
+    bad_t = ev.copy()
+    bad_t["t"][20] = bad_t["t"][19] - 1
+    p = tmp_path / "t.h5"
+    _write(p, bad_t, {"geometry": "100x100"})
+    with pytest.raises(EventFormatError, match="event 20 "):
+        read_events(p)
+    outside = ev.copy()
+    outside["x"][7] = 100
+    p = tmp_path / "x.h5"
+    _write(p, outside, {"geometry": "100x100"})
+    with pytest.raises(GeometryError, match="event 7 "):
+        read_events(p)
+    p = tmp_path / "nocd.h5"
+    with h5py.File(p, "w") as f:
+        f.create_dataset("other", data=np.arange(3))
+    with pytest.raises(EventFormatError, match="CD/events"):
+        read_events(p)
+    p = tmp_path / "garbage.h5"
+    p.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\x00" * 100)
+    with pytest.raises(EventFormatError):
+        read_events(p)
+    empty = tmp_path / "empty.h5"
+    _write(empty, np.empty(0, EVENT_DTYPE), {"geometry": "10x10"})
+    assert len(read_events(empty)) == 0
