@@ -1,0 +1,75 @@
+"""``eventclip frames PATH``: PNG previews of the frames the encoder sees, one per window."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "frames",
+        help="write PNG previews of the event frames (one per time window)",
+        description="Reads any event file eventclip knows, slices it into windows of --window-us and writes "
+        "frame_<index>_<t_start_us>.png. --model-view writes the resized model input instead of the sensor-size frame.",
+    )
+    p.add_argument("path", help="event file")
+    p.add_argument("--window-us", type=int, default=33_000, help="window length in µs (default 33000)")
+    p.add_argument("--out", default="frames", help="output folder (created; default ./frames)")
+    p.add_argument("--variant", choices=("paper", "authors", "polarity"), default="paper")
+    p.add_argument("--clip-percentile", type=float, default=None, help="clip hot pixels at this percentile")
+    p.add_argument("--model-view", action="store_true", help="write the letterboxed input_size x input_size view")
+    p.add_argument("--input-size", type=int, default=224, help="model resolution for --model-view (pixels)")
+    p.add_argument("--max-frames", type=int, default=None, help="stop after this many windows")
+    p.add_argument("--geometry", default=None, help="WIDTHxHEIGHT when the file does not say")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import pydantic
+
+    from eventclip.errors import ConfigError
+    from eventclip.frames.preview import frame_to_image
+    from eventclip.frames.preprocess import Representation
+    from eventclip.frames.windows import iter_windows
+    from eventclip.io import open_events
+
+    try:
+        rep = Representation(variant=args.variant, window_us=args.window_us, clip_percentile=args.clip_percentile,
+                             input_size=args.input_size)
+    except pydantic.ValidationError as exc:
+        raise ConfigError(f"invalid option: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}") from exc
+    geometry = None
+    if args.geometry:
+        try:
+            w, h = (int(v) for v in args.geometry.lower().split("x"))
+        except ValueError as exc:
+            raise ConfigError(f"--geometry must look like 640x480, got {args.geometry!r}") from exc
+        geometry = (w, h)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = 0
+    with open_events(args.path, geometry=geometry, delta_t_us=rep.window_us) as stream:
+        for w in iter_windows(stream, "delta_t", delta_t_us=rep.window_us):
+            if args.max_frames is not None and written >= args.max_frames:
+                break
+            frame = rep.frames([w.events], stream.geometry)
+            if args.model_view:
+                frame = rep.model_input(frame) * _std(rep) + _mean(rep)
+            frame_to_image(frame[0], rep.variant, args.model_view).save(out / f"frame_{written:05d}_{w.t_start}.png")
+            written += 1
+    print(f"wrote {written} PNG frames of {rep.window_us} µs to {out}")
+    return 0
+
+
+def _mean(rep):
+    import numpy as np
+
+    return np.asarray(rep.mean, np.float32)[None, :, None, None]
+
+
+def _std(rep):
+    import numpy as np
+
+    return np.asarray(rep.std, np.float32)[None, :, None, None]
