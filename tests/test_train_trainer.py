@@ -1,0 +1,112 @@
+"""The trainer end to end on a tiny synthetic benchmark with a tiny real CLIP: package, metrics, resume."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+
+from eventclip.errors import ConfigError
+from eventclip.train import synth, trainer
+from eventclip.train.data import load_folder, split_classes
+
+TINY_MODEL = {
+    "embed_dim": 32,
+    "quick_gelu": False,
+    "vision_cfg": {"image_size": 32, "patch_size": 8, "width": 32, "layers": 1, "head_width": 16},
+    "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
+}
+
+
+def tiny_recipe(folder, **over) -> trainer.Recipe:
+    data = {
+        "name": "tiny", "seed": 0, "data": {"folder": str(folder)},
+        "split": {"unseen_fraction": 0.34, "val_per_class": 1, "seed": 0},
+        "model": TINY_MODEL,
+        "representation": {"variant": "paper", "window_us": 100_000, "input_size": 32},
+        "stage1": {"epochs": 1, "batch_size": 4, "lr": 1e-3, "warmup_epochs": 0.5},
+        "stage2": {"epochs": 1, "batch_size": 4, "lr": 1e-3},
+        "losses": {"ct": True, "zs": True, "kl": True, "alpha": 0.1},
+        "augment": {"max_shift_px": 4},
+    }
+    data.update(over)
+    return trainer.Recipe.model_validate(data)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    cfg = synth.SynthConfig(seed=1, emoji=1, letters=1, digits=1, samples_per_class=3)
+    return synth.generate(tmp_path_factory.mktemp("bench") / "d", cfg)
+
+
+def _rows(path):
+    return list(csv.DictReader(open(path)))
+
+
+def test_train_writes_a_loadable_package_with_metrics(dataset, tmp_path):
+    from eventclip.model.clip import EventClip
+
+    package = trainer.train(tiny_recipe(dataset), tmp_path / "run")
+    model = EventClip.from_pretrained(package)
+    card = model.card
+    assert set(card.accuracy) == {"zero_shot_unseen_top1", "seen_val_top1"}
+    assert card.training["unseen_classes"] and set(card.training["unseen_classes"]).isdisjoint(
+        card.training["seen_classes"])
+    assert card.representation["window_us"] == 100_000
+    s2 = _rows(tmp_path / "run" / "metrics_stage2.csv")
+    assert len(s2) == 1 and {"ct", "zs", "kl", "zero_shot_unseen_top1"} <= set(s2[0])
+    assert all(np.isfinite(float(s2[0][k])) for k in ("loss", "ct", "zs", "kl"))
+    # f_E was initialised from f_I and then trained: it must differ from the saved f_I copy in stage 1.
+    s1 = torch.load(tmp_path / "run" / "stage1.pt", weights_only=False)["model"]
+    fi = {k[len("image_encoder."):]: v for k, v in s1.items() if k.startswith("image_encoder.")}
+    fe = model.event_encoder.state_dict()
+    assert any(not torch.equal(fe[k], fi[k]) for k in fe)
+    x = torch.randn(2, 3, 32, 32)
+    assert model.encode_frames(x).shape == (2, 32)
+
+
+def test_resume_continues_after_the_last_epoch(dataset, tmp_path):
+    out = tmp_path / "run"
+    trainer.train(tiny_recipe(dataset, stage1=None), out)
+    first = torch.load(out / "stage2.pt", weights_only=False)
+    assert first["epoch"] == 0
+    longer = tiny_recipe(dataset, stage1=None, stage2={"epochs": 2, "batch_size": 4, "lr": 1e-3})
+    trainer.train(longer, out, resume=True)
+    rows = _rows(out / "metrics_stage2.csv")
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    assert torch.load(out / "stage2.pt", weights_only=False)["epoch"] == 1
+
+
+def test_lr_schedule_warms_up_then_decays():
+    st = trainer.StageConfig(epochs=10, batch_size=2, lr=1.0, min_lr=0.1, warmup_epochs=2)
+    assert trainer.lr_at(0, st) == pytest.approx(0.1)
+    assert trainer.lr_at(1, st) == pytest.approx(0.55)
+    assert trainer.lr_at(2, st) == pytest.approx(1.0)
+    assert trainer.lr_at(6, st) == pytest.approx(0.55)
+    assert trainer.lr_at(10, st) == pytest.approx(0.1)
+
+
+def test_recipes_load_and_errors_name_the_field(tmp_path):
+    r = trainer.load_recipe("default", {"stage2.epochs": 3})
+    assert r.stage2.epochs == 3 and r.loss_config().name == "ct+zs+kl"
+    with pytest.raises(ConfigError, match="not found"):
+        trainer.load_recipe("nope")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\ndata: {}\nmodel: {}\nrepresentation: {}\nstage2: {epochs: 0, batch_size: 4, lr: 1}\n")
+    with pytest.raises(ConfigError, match="stage2.epochs"):
+        trainer.load_recipe(bad)
+
+
+def test_folder_dataset_errors_and_split(dataset, tmp_path):
+    ds = load_folder(dataset)
+    assert len(ds.classes) == 3 and len(ds.items) == 9
+    seen, unseen = split_classes(10, 0.3, 0)
+    assert len(unseen) == 3 and set(seen) | set(unseen) == set(range(10)) and split_classes(10, 0.3, 0) == (seen, unseen)
+    (tmp_path / "classes.json").write_text('[{"name": "a"}]')
+    (tmp_path / "index.csv").write_text("events,image,label\nx.raw,x.png,b\n")
+    with pytest.raises(ConfigError, match="line 2: label 'b'"):
+        load_folder(tmp_path)
+    with pytest.raises(ConfigError, match="classes.json"):
+        load_folder(tmp_path / "empty")
