@@ -146,8 +146,17 @@ def test_bad_arguments():
         event_frames(ev, GEOM, hot_pixel_mask=np.zeros((GEOM.width, GEOM.height), bool))
     with pytest.raises(FramesError, match="unknown frame variant"):
         event_frames(ev, GEOM, variant="sum")  # type: ignore[arg-type]
-    with pytest.raises(FramesError, match="EVENT_DTYPE"):
+    with pytest.raises(FramesError, match="missing fields"):
         count_events(np.zeros(3, dtype=[("x", "<u2"), ("y", "<u2")]), GEOM)
+    with pytest.raises(FramesError, match="structured numpy array"):
+        count_events(np.zeros((3, 4), np.int64), GEOM)
+
+
+def test_packed_event_arrays_from_concatenate_are_accepted():
+    ev = _random_events(300)
+    packed = np.concatenate([ev[:100], ev[100:]])  # numpy drops EVENT_DTYPE's padding here
+    assert packed.dtype != ev.dtype
+    assert np.array_equal(count_events(packed, GEOM), count_events(ev, GEOM))
 
 
 def test_torch_accepts_raw_tensor_and_tensor_offsets():

@@ -194,5 +194,5 @@ def test_time_going_backwards_is_an_error_naming_the_event():
 
 
 def test_wrong_dtype_is_refused():
-    with pytest.raises(FramesError, match="EVENT_DTYPE"):
+    with pytest.raises(FramesError, match="missing fields"):
         DurationWindower(10).push(np.zeros(3, dtype=[("t", "<i8")]))

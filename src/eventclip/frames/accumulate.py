@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from eventclip.events import EVENT_DTYPE, Geometry
+from eventclip.events import EVENT_DTYPE, Geometry, as_events
 from eventclip.frames.errors import EventOutsideGeometryError, FramesError
 
 if TYPE_CHECKING:
@@ -36,22 +36,29 @@ def stack_windows(events_list: Sequence[np.ndarray]) -> tuple[np.ndarray, np.nda
     offsets = np.zeros(len(events_list) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
     if len(events_list) == 1:
-        return _as_event_array(events_list[0]), offsets
+        return as_event_array(events_list[0]), offsets
     if len(events_list) == 0:
         return np.zeros(0, dtype=EVENT_DTYPE), offsets
     out = np.empty(int(offsets[-1]), dtype=EVENT_DTYPE)
     for start, stop, e in zip(offsets[:-1], offsets[1:], events_list):
-        out[start:stop] = _as_event_array(e)
+        out[start:stop] = as_event_array(e)
     return out, offsets
 
 
-def _as_event_array(events: np.ndarray) -> np.ndarray:
-    if not isinstance(events, np.ndarray) or events.dtype != EVENT_DTYPE:
-        raise FramesError(
-            f"events must be a numpy array of eventclip.events.EVENT_DTYPE, got "
-            f"{type(events).__name__} with dtype {getattr(events, 'dtype', None)}; convert with eventclip.events.as_events"
-        )
-    return events
+def as_event_array(events: np.ndarray) -> np.ndarray:
+    """The events as EVENT_DTYPE: as is when already so, else converted (one copy) from any
+    structured array with x, y, p and t fields (e.g. the packed dtype np.concatenate gives)."""
+    if isinstance(events, np.ndarray) and events.dtype == EVENT_DTYPE:
+        return events
+    if isinstance(events, np.ndarray) and events.dtype.names:
+        try:
+            return as_events(events)
+        except ValueError as exc:
+            raise FramesError(f"cannot use these events: {exc}") from exc
+    raise FramesError(
+        f"events must be a structured numpy array with x, y, p, t fields (eventclip.events.EVENT_DTYPE), got "
+        f"{type(events).__name__} with dtype {getattr(events, 'dtype', None)}"
+    )
 
 
 def _check_offsets(offsets: np.ndarray | Sequence[int] | None, n: int) -> np.ndarray:
@@ -83,7 +90,7 @@ def count_events_reference(
 
     Returns uint32 (B, H, W), or (B, 2, H, W) with ``per_polarity``.
     """
-    events = _as_event_array(events)
+    events = as_event_array(events)
     off = _check_offsets(offsets, len(events))
     b = len(off) - 1
     if len(events) and ((events["x"] >= geometry.width).any() or (events["y"] >= geometry.height).any()):
@@ -109,7 +116,7 @@ def count_events(
     """
     from eventclip.frames import _kernels
 
-    events = _as_event_array(events)
+    events = as_event_array(events)
     off = _check_offsets(offsets, len(events))
     b = len(off) - 1
     channels = 2 if per_polarity else 1
@@ -217,7 +224,7 @@ def events_to_torch(events: np.ndarray, device: str | torch.device = "cpu") -> t
     """
     import torch
 
-    events = np.ascontiguousarray(_as_event_array(events))
+    events = np.ascontiguousarray(as_event_array(events))
     return torch.from_numpy(events.view(np.int64).reshape(-1, 2)).to(device, non_blocking=True)
 
 

@@ -31,7 +31,8 @@ from typing import Literal
 import numpy as np
 
 from eventclip.events import EVENT_DTYPE, EventChunk
-from eventclip.frames.errors import EventOrderError, FramesError, WindowConfigError
+from eventclip.frames.accumulate import as_event_array
+from eventclip.frames.errors import EventOrderError, WindowConfigError
 
 
 @dataclass(frozen=True)
@@ -69,11 +70,7 @@ class _Windower(ABC):
         self._n_seen = 0
 
     def _append(self, events: np.ndarray, t_end_us: int | None) -> np.ndarray:
-        if not isinstance(events, np.ndarray) or events.dtype != EVENT_DTYPE:
-            raise FramesError(
-                f"push() needs an EVENT_DTYPE array, got {type(events).__name__} "
-                f"{getattr(events, 'dtype', '')}; convert with eventclip.events.as_events"
-            )
+        events = as_event_array(events)
         if len(events):
             t = events["t"]
             if self._last_t is not None and t[0] < self._last_t:
