@@ -1,0 +1,59 @@
+"""``eventclip classify PATH --model M --prompts P``: labels and anomaly score per time window."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "classify",
+        help="open-vocabulary labels (and anomaly scores) per time window of an event file",
+        description="Slices PATH into windows of --window-us, encodes each with the model package's event "
+        "encoder and prints t_start_us, t_end_us, the top-k labels with probabilities and the anomaly score "
+        "(reference bank if the package has one, else the prompts' anomaly section). Empty windows are reported too.",
+    )
+    p.add_argument("path", help="event file (any format eventclip reads)")
+    p.add_argument("--model", required=True, help="model package folder")
+    p.add_argument("--prompts", default=None, help="prompts YAML (see zero_shot_prompts/README.md); needed for zero-shot")
+    p.add_argument("--head", default="zero_shot", help="zero_shot (default) or a few-shot head in the package: probe, tip")
+    p.add_argument("--window-us", type=int, default=None, help="window length in µs (default: the model card's)")
+    p.add_argument("--top-k", type=int, default=None, help="labels per window (default: the prompts file's top_k)")
+    p.add_argument("--batch", type=int, default=16, help="windows per encoder call")
+    p.add_argument("--backend", default="auto", help="auto, torch, onnxruntime or tensorrt")
+    p.add_argument("--ema", type=float, default=None, help="smooth the anomaly score with this EMA alpha in (0, 1]")
+    p.add_argument("--no-bank", action="store_true", help="ignore the package's reference anomaly bank")
+    p.add_argument("--cache-dir", default=None, help="text-embedding cache folder (default ~/.cache/eventclip/text)")
+    p.add_argument("--json", action="store_true", help="one JSON object per window and line")
+    p.set_defaults(func=run)
+
+
+def _line(r) -> str:
+    labels = ", ".join(f"{lab} {p:.3f}" for lab, p in r.labels) or "-"
+    anomaly = "" if r.anomaly is None else f"  anomaly {r.anomaly:.3f}{' !' if r.flag else ''}"
+    return f"{r.t_start_us:>12} {r.t_end_us:>12} {r.n_events:>8}  {labels}{anomaly}"
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+
+    from eventclip.errors import ConfigError
+    from eventclip.model.card import ModelCard
+    from eventclip.model.classify import build_classifier, classify_file, open_encoder
+    from eventclip.model.prompts import load_prompts
+
+    if args.window_us is not None and args.window_us <= 0:
+        raise ConfigError(f"--window-us must be > 0 µs, got {args.window_us}")
+    if args.batch <= 0:
+        raise ConfigError(f"--batch must be > 0, got {args.batch}")
+    prompts = load_prompts(args.prompts) if args.prompts else None
+    card = ModelCard.read(args.model)
+    encoder = open_encoder(args.model, args.backend)
+    classifier = build_classifier(args.model, encoder, prompts, head=args.head, top_k=args.top_k,
+                                  use_bank=not args.no_bank, ema_alpha=args.ema, cache_dir=args.cache_dir)
+    window_us = args.window_us or int((card.representation or {}).get("window_us", 33_000))
+    if not args.json:
+        print(f"{'t_start_us':>12} {'t_end_us':>12} {'events':>8}  labels")
+    for result in classify_file(args.path, classifier, window_us, args.batch):
+        print(json.dumps(result.to_dict()) if args.json else _line(result), flush=args.json)
+    return 0
