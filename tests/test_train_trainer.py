@@ -48,7 +48,7 @@ def _rows(path):
 def test_train_writes_a_loadable_package_with_metrics(dataset, tmp_path):
     from eventclip.model.clip import EventClip
 
-    package = trainer.train(tiny_recipe(dataset), tmp_path / "run")
+    package = trainer.train(tiny_recipe(dataset), tmp_path / "run").package
     model = EventClip.from_pretrained(package)
     card = model.card
     assert set(card.accuracy) == {"zero_shot_unseen_top1", "seen_val_top1"}

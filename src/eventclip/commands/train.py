@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     if args.data:
         overrides["data"] = {"folder": args.data}
     recipe = load_recipe(args.recipe, overrides)
-    package = train(recipe, args.out, resume=args.resume)
+    package = train(recipe, args.out, resume=args.resume).package
     from eventclip.train.trainer import _rank
 
     if _rank() == 0:

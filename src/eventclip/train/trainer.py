@@ -20,6 +20,7 @@ import logging
 import math
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -417,8 +418,17 @@ def prepare_data(recipe: Recipe, out: Path) -> PairedDataset:
     return load_folder(folder)
 
 
-def train(recipe: Recipe, out: str | Path, *, resume: bool = False, dataset: PairedDataset | None = None) -> Path:
-    """Run the recipe end to end and write the model package to ``<out>/model``; returns its path."""
+@dataclass
+class TrainResult:
+    """What :func:`train` produced: the package folder (written by rank 0), the trained model, final metrics."""
+
+    package: Path
+    model: Any
+    metrics: dict[str, float]
+
+
+def train(recipe: Recipe, out: str | Path, *, resume: bool = False, dataset: PairedDataset | None = None) -> TrainResult:
+    """Run the recipe end to end and write the model package to ``<out>/model``."""
     from eventclip.frames.preprocess import Representation
     from eventclip.model.clip import EventClip
 
@@ -465,7 +475,7 @@ def train(recipe: Recipe, out: str | Path, *, resume: bool = False, dataset: Pai
         (out / "result.json").write_text(json.dumps({"result": result, "package": str(package)}, indent=1) + "\n")
     if _world() > 1:
         dist.barrier()
-    return package
+    return TrainResult(package, model, result)
 
 
 def recipe_dict(recipe: Recipe) -> dict[str, Any]:
