@@ -144,3 +144,72 @@ def time_window(events: np.ndarray, window_us: int, rng: np.random.Generator | N
     start = t0 + (int(rng.integers(0, span - window_us + 1)) if rng is not None else (span - window_us) // 2)
     lo, hi = np.searchsorted(events["t"], [start, start + window_us])
     return events[lo:hi]
+
+
+NCALTECH_TEXT = {"Faces_easy": "face", "Leopards": "leopard", "Motorbikes": "motorbike", "airplanes": "airplane",
+                 "BACKGROUND_Google": "background"}
+"""Caltech101 folder names whose plain reading is not the object's name."""
+NCALTECH_GEOMETRY = Geometry(240, 180)
+NIMAGENET_GEOMETRY = Geometry(640, 480)
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".JPEG", ".JPG", ".PNG")
+
+
+def _pair(events_root: Path, images_root: Path, event_suffix: str, folder_of_image: dict[str, str] | None = None
+          ) -> tuple[list[str], list[tuple[Path, Path, str]]]:
+    """Match ``events_root/<class>/<stem><event_suffix>`` with ``images_root/<class>/<stem>.<image ext>``."""
+    for root, what in ((events_root, "event"), (images_root, "image")):
+        if not root.is_dir():
+            raise ConfigError(f"{root}: the {what} folder does not exist")
+    classes = sorted(p.name for p in events_root.iterdir() if p.is_dir())
+    if not classes:
+        raise ConfigError(f"{events_root}: no class folders found (expected <class>/<file>{event_suffix})")
+    pairs, missing = [], []
+    for cls in classes:
+        img_dir = images_root / (folder_of_image or {}).get(cls, cls)
+        for ev in sorted((events_root / cls).glob(f"*{event_suffix}")):
+            img = next((img_dir / f"{ev.stem}{s}" for s in IMAGE_SUFFIXES if (img_dir / f"{ev.stem}{s}").is_file()), None)
+            if img is None:
+                missing.append(str(ev))
+            else:
+                pairs.append((ev, img, cls))
+    if missing:
+        raise ConfigError(f"{len(missing)} event files have no paired image under {images_root} "
+                          f"(first: {missing[0]}); pairs must share class folder and file stem")
+    return classes, pairs
+
+
+def load_ncaltech101(events_root: str | Path, images_root: str | Path) -> PairedDataset:
+    """N-Caltech101 (``Caltech101/<class>/image_0001.bin``, as Orchard et al. distribute it) paired with
+    Caltech101 (``101_ObjectCategories/<class>/image_0001.jpg``). ``Faces_easy`` pairs with ``Faces_easy``
+    (or ``Faces`` when only that exists). Geometry is the ATIS crop, 240×180 px."""
+    events_root, images_root = Path(events_root), Path(images_root)
+    remap = {"Faces_easy": "Faces"} if not (images_root / "Faces_easy").is_dir() else {}
+    classes, pairs = _pair(events_root, images_root, ".bin", remap)
+    index = {c: i for i, c in enumerate(classes)}
+    texts = [NCALTECH_TEXT.get(c, c.replace("_", " ").lower()) for c in classes]
+    items = [Item(ev, img, index[c]) for ev, img, c in pairs]
+    return PairedDataset(events_root, classes, texts, items, NCALTECH_GEOMETRY)
+
+
+def load_nimagenet(events_root: str | Path, images_root: str | Path, synset_mapping: str | Path | None = None
+                   ) -> PairedDataset:
+    """N-ImageNet (``extracted_train/<wnid>/<stem>.npz``, Kim et al.) paired with ImageNet
+    (``train/<wnid>/<stem>.JPEG``). ``synset_mapping`` is ImageNet's ``LOC_synset_mapping.txt``
+    (``n01440764 tench, Tinca tinca``); the first name becomes the class text, else the wnid."""
+    events_root, images_root = Path(events_root), Path(images_root)
+    classes, pairs = _pair(events_root, images_root, ".npz")
+    names: dict[str, str] = {}
+    if synset_mapping is not None:
+        path = Path(synset_mapping)
+        try:
+            for line_no, line in enumerate(path.read_text().splitlines(), start=1):
+                if line.strip():
+                    wnid, _, rest = line.partition(" ")
+                    if not rest:
+                        raise ConfigError(f"{path} line {line_no}: expected '<wnid> <name>[, <synonym>...]'")
+                    names[wnid] = rest.split(",")[0].strip()
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read the synset mapping ({exc})") from exc
+    index = {c: i for i, c in enumerate(classes)}
+    items = [Item(ev, img, index[c]) for ev, img, c in pairs]
+    return PairedDataset(events_root, classes, [names.get(c, c) for c in classes], items, NIMAGENET_GEOMETRY)

@@ -397,12 +397,17 @@ def train_stage2(model, ds: PairedDataset, train_items: list[Item], val_items: l
 
 def prepare_data(recipe: Recipe, out: Path) -> PairedDataset:
     """The recipe's dataset: synthesised into ``<out>/data`` (once; reused on resume) or an existing folder."""
-    from eventclip.train.data import load_folder
+    from eventclip.train.data import load_folder, load_ncaltech101, load_nimagenet
 
     if "folder" in recipe.data:
         return load_folder(recipe.data["folder"])
+    if "ncaltech101" in recipe.data:
+        return load_ncaltech101(**recipe.data["ncaltech101"])
+    if "nimagenet" in recipe.data:
+        return load_nimagenet(**recipe.data["nimagenet"])
     if "synth" not in recipe.data:
-        raise ConfigError("recipe.data must hold 'synth' (generator settings) or 'folder' (a dataset path)")
+        raise ConfigError("recipe.data must hold one of 'synth' (generator settings), 'folder' (a dataset path), "
+                          "'ncaltech101' or 'nimagenet' ({events_root, images_root[, synset_mapping]})")
     from eventclip.train.synth import SynthConfig, generate
 
     folder = out / "data"
