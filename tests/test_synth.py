@@ -70,9 +70,11 @@ def test_video_to_events_only_where_edges_move_with_right_polarity():
     assert set(np.unique(ev["x"])) == {4, 5, 6, 7}  # only the columns that changed
     static = synth.video_to_events(np.repeat(frames[:1], 5, 0), t, 0.25, rng)
     assert len(static) == 0
-    # log(0.8/0.2) = 1.386 -> 5 thresholds of ~0.25 (±10 %) per changed pixel
+    # ln((204 + 1) / (51 + 1)) = 1.37 -> 5 whole thresholds of 0.25 per changed pixel
     per_pixel = np.unique(ev["x"].astype(int) * 16 + ev["y"], return_counts=True)[1]
-    assert per_pixel.min() >= 5 and per_pixel.max() <= 6
+    assert set(per_pixel) == {5}
+    noisy = synth.video_to_events(np.repeat(frames[:1], 5, 0), t, 0.25, rng, noise_hz_per_px=1000.0)
+    assert 0 < len(noisy) and np.all(np.diff(noisy["t"]) >= 0)  # ~1000 Hz x 256 px x 4 ms
 
 
 def test_sample_recording_has_labelled_spans(tmp_path):

@@ -3,7 +3,7 @@
 Why: no event dataset can be downloaded here, yet training and the ablation need paired
 (event recording, image, label) data with open-vocabulary names. Each picture is moved across a
 virtual sensor in three saccades (as N-MNIST and N-Caltech101 were recorded with a moving camera),
-the rendered video is turned into events with the standard log-intensity contrast-threshold model,
+the rendered video is turned into events by eventclip's DVS converter (``frames.video``),
 and the events are written as a real event file beside the paired image.
 
 Sources (all local): OpenMoji emoji (CC BY-SA 4.0, "All emojis designed by OpenMoji – the
@@ -241,44 +241,28 @@ def render_recording(rgba: np.ndarray, cfg: SynthConfig, rng: np.random.Generato
 
 def video_to_events(frames: np.ndarray, t_us: np.ndarray, threshold: float, rng: np.random.Generator,
                     noise_hz_per_px: float = 0.0) -> np.ndarray:
-    """Events from frames with the standard DVS model, plus uniform background-activity noise.
+    """Events from the rendered video: eventclip's DVS converter plus uniform background-activity noise.
 
-    Each pixel keeps a reference log intensity; when the current log intensity differs by k
-    thresholds it emits k events (ON for brighter), timestamps spread linearly between the two
-    frames, and the reference moves by k thresholds. Thresholds are jittered ±10 % per pixel, as
-    real pixels mismatch. Returns EVENT_DTYPE sorted by time.
+    The converter (:class:`eventclip.frames.video.VideoToEvents`, ``dvs`` mode) compares log
+    intensity against a per-pixel reference with contrast ``threshold`` and interpolates
+    timestamps between frames. Noise events (``noise_hz_per_px`` per pixel per second, random
+    polarity) stand in for a real sensor's background activity. Returns EVENT_DTYPE sorted by time.
     """
+    from eventclip.frames.video import VideoToEvents
+
+    conv = VideoToEvents("dvs", threshold=threshold)
+    gray = np.clip(np.rint(frames * 255.0), 0, 255).astype(np.uint8)
+    parts = [conv.push(f, int(t)) for f, t in zip(gray, t_us)]
     h, w = frames.shape[1:]
-    log = np.log(frames.astype(np.float64) + 1e-3)
-    thr = threshold * rng.uniform(0.9, 1.1, size=(h, w))
-    ref = log[0].copy()
-    xs, ys, ps, ts = [], [], [], []
-    for i in range(1, len(frames)):
-        diff = log[i] - ref
-        k = np.floor(np.abs(diff) / thr).astype(np.int64)
-        yy, xx = np.nonzero(k)
-        if len(yy):
-            counts = k[yy, xx]
-            sign = diff[yy, xx] > 0
-            rep = np.repeat(np.arange(len(yy)), counts)
-            j = np.concatenate([np.arange(1, c + 1) for c in counts])
-            frac = j / (counts[rep] + 1)
-            xs.append(xx[rep])
-            ys.append(yy[rep])
-            ps.append(sign[rep])
-            ts.append(t_us[i - 1] + (frac * (t_us[i] - t_us[i - 1])).astype(np.int64))
-            ref[yy, xx] += np.where(sign, 1, -1) * counts * thr[yy, xx]
     duration = float(t_us[-1] - t_us[0]) * 1e-6
-    n_noise = rng.poisson(noise_hz_per_px * h * w * duration) if noise_hz_per_px > 0 else 0
-    xs.append(rng.integers(0, w, n_noise))
-    ys.append(rng.integers(0, h, n_noise))
-    ps.append(rng.integers(0, 2, n_noise).astype(bool))
-    ts.append(rng.integers(t_us[0], t_us[-1] + 1, n_noise))
-    ev = np.empty(sum(len(a) for a in xs), dtype=EVENT_DTYPE)
-    ev["x"] = np.concatenate(xs)
-    ev["y"] = np.concatenate(ys)
-    ev["p"] = np.concatenate(ps)
-    ev["t"] = np.concatenate(ts)
+    n_noise = int(rng.poisson(noise_hz_per_px * h * w * duration)) if noise_hz_per_px > 0 else 0
+    noise = np.empty(n_noise, dtype=EVENT_DTYPE)
+    noise["x"] = rng.integers(0, w, n_noise)
+    noise["y"] = rng.integers(0, h, n_noise)
+    noise["p"] = rng.integers(0, 2, n_noise)
+    noise["t"] = rng.integers(t_us[0], t_us[-1] + 1, n_noise)
+    ev = np.empty(sum(len(p) for p in parts) + n_noise, dtype=EVENT_DTYPE)
+    ev[:] = np.concatenate([*parts, noise]).astype(EVENT_DTYPE)
     return ev[np.argsort(ev["t"], kind="stable")]
 
 
