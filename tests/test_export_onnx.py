@@ -166,3 +166,15 @@ def test_bad_options(package, tmp_path):
         export_onnx(package, tmp_path / "o1", opset=13, check=False)
     with pytest.raises(ExportError, match="--prompts"):
         export_onnx(package, tmp_path / "o2", fuse_head=True, check=False)
+
+
+def test_cli_export_onnx(package, tmp_path, capsys):
+    from eventclip.cli import main
+
+    out = tmp_path / "cli"
+    assert main(["export", "onnx", str(package), "--out", str(out), "--int8", "--recording", str(recording(REC))]) == 0
+    text = capsys.readouterr().out
+    assert f"wrote {out / 'event_encoder.int8.onnx'}" in text
+    assert "parity ok: event_encoder.onnx [fp32]" in text and "parity ok: text_encoder.onnx" in text
+    assert main(["export", "onnx", str(tmp_path / "nope"), "--out", str(out)]) == 1
+    assert "nope" in capsys.readouterr().err

@@ -249,6 +249,7 @@ def export_onnx(
     prompts: str | Path | Sequence[str] | None = None,
     recording: str | Path | None = None,
     check: bool = True,
+    parity_windows: int = 16,
 ) -> OnnxExport:
     """Export the package at ``package`` into ``out`` (default ``<package>/onnx``) and check parity.
 
@@ -256,7 +257,8 @@ def export_onnx(
 
     ``int8`` adds ONNX Runtime dynamic INT8 (``event_encoder.int8.onnx``, for CPUs). ``fuse_head``
     bakes the text embeddings of ``prompts`` into ``fused.onnx``. ``recording`` supplies the real
-    frames for parity (default: the bundled sample). ``check=False`` skips parity (not recommended).
+    frames for parity (default: the bundled sample), cut into up to ``parity_windows`` windows.
+    ``check=False`` skips parity (not recommended).
     Raises ParityError past the tolerances in :data:`eventclip.exporters.parity.TOLERANCES`.
     """
     import torch
@@ -304,7 +306,7 @@ def export_onnx(
     rep = _representation(model)
     windows, geometry = (None, None)
     if check or fuse_head:
-        windows, geometry = recording_windows(recording or default_recording(), rep.window_us)
+        windows, geometry = recording_windows(recording or default_recording(), rep.window_us, parity_windows)
     fused_info: dict[str, Any] = {}
     if fuse_head:
         if rep.clip_percentile is not None or rep.roi is not None:
