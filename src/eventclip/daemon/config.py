@@ -56,7 +56,8 @@ class DaemonConfig(BaseModel):
 
     window_us: int | None = Field(default=None, gt=0)
     """Window length in µs; default: the model card's representation.window_us."""
-    top_k: int = Field(default=5, gt=0)
+    top_k: int | None = Field(default=None, gt=0)
+    """Labels per window; default: the prompts file's ``top_k``."""
     batch_size: int = Field(default=8, gt=0)
     """Largest micro-batch handed to the encoder (windows waiting are batched, never waited for)."""
 

@@ -42,21 +42,12 @@ _POLL_S = 0.1
 """How often blocked stages look at the abort flag (s)."""
 
 
-@dataclass
-class WindowResult:
-    """What the heads say about one window: top-k (label, probability) and the anomaly score."""
-
-    labels: list[tuple[str, float]]
-    anomaly_score: float | None = None
-    anomaly_threshold: float | None = None
-    anomaly: bool = False
-
-
 class Engine(Protocol):
-    """The model side of the pipeline (see :mod:`eventclip.daemon.engine` for the real one)."""
+    """The model side of the pipeline (:class:`eventclip.daemon.engine.ClassifierEngine` is the real one)."""
 
     backend_name: str
     prompts_path: Path
+    anomaly_threshold: float
 
     def model_input(self, windows: list, geometry: Geometry) -> np.ndarray:
         """(B, 3, S, S) float32 encoder input for a micro-batch of windows."""
@@ -64,8 +55,8 @@ class Engine(Protocol):
     def encode(self, x: np.ndarray) -> np.ndarray:
         """(B, D) L2-normalised embeddings."""
 
-    def classify(self, embeddings: np.ndarray) -> list[WindowResult]:
-        """One result per embedding with the prompts currently loaded."""
+    def classify(self, windows: list, embeddings: np.ndarray) -> list:
+        """One :class:`eventclip.model.heads.Result` per window, with the prompts loaded now."""
 
     def reload_prompts(self, path: Path) -> None:
         """Load and encode a new prompts file; raise (keeping the old) when it is invalid."""
@@ -232,7 +223,9 @@ class Pipeline:
         self.publisher.send("status", state="online", detail=f"prompts reloaded from {path}")
         return True
 
-    def _fail(self, stage: str, exc: BaseException) -> None:
+    def _fail(self, stage: str, exc: BaseException, abort: bool = True) -> None:
+        """Report the first failure on ``status``; ``abort`` stops every stage now, else the
+        stages drain what is already queued (a corrupt file: the events before it are valid)."""
         with self._lock:
             first = self.error is None
             if first:
@@ -241,7 +234,8 @@ class Pipeline:
             log.error("pipeline stage %s failed: %s", stage, exc, exc_info=not isinstance(exc, ValueError))
             self.publisher.send("status", state="error", detail=self.error)
             self.notifier.status(f"error: {self.error}")
-        self._abort.set()
+        if abort:
+            self._abort.set()
         self.source.close()
 
     # ---- stages --------------------------------------------------------------------------
@@ -254,16 +248,18 @@ class Pipeline:
                 n = len(chunk.events)
                 c.events_in += n
                 if chunk.meta.get("gap"):
-                    log.warning("discontinuity in the stream: %s", chunk.meta)
+                    level = logging.INFO if chunk.meta.get("reason") == "loop" else logging.WARNING
+                    log.log(level, "discontinuity in the stream: %s", chunk.meta)
                 if not self.inbox.offer(chunk, n):
                     c.events_lost_reader += n
                 stage.idle()
                 if self._abort.is_set():
                     return
-        except Exception:
-            if not self._stopping.is_set():
-                raise
-            log.debug("source raised while closing", exc_info=True)
+        except Exception as exc:  # noqa: BLE001 - reported; the windows read so far still drain
+            if self._stopping.is_set():
+                log.debug("source raised while closing", exc_info=True)
+            else:
+                self._fail("reader", exc, abort=False)
         finally:
             self.inbox.offer(END, 0)
 
@@ -327,7 +323,7 @@ class Pipeline:
                 return
             batch, emb = got
             stage.busy()
-            results = self.engine.classify(emb)
+            results = self.engine.classify([item.window for item in batch], emb)
             stage.idle()
             if not _put(self.result_q, (batch, results), self._abort):
                 return
@@ -344,21 +340,20 @@ class Pipeline:
                 c.windows_published += 1
             stage.idle()
 
-    def _publish_one(self, item: _Item, result: WindowResult) -> None:
+    def _publish_one(self, item: _Item, result: Any) -> None:
         w = item.window
         n_events = int(w.n_events)
         latency_ms = (time.monotonic() - item.closed_at) * 1000.0
         labels = [{"label": name, "score": min(max(float(s), 0.0), 1.0)} for name, s in result.labels]
-        score = None if result.anomaly_score is None else min(max(float(result.anomaly_score), 0.0), 1.0)
+        score = None if result.anomaly is None else min(max(float(result.anomaly), 0.0), 1.0)
         self.publisher.send(
             "labels", t_start_us=int(w.t_start), t_end_us=int(w.t_end), n_events=n_events, labels=labels,
-            anomaly_score=score, anomaly=bool(result.anomaly), latency_ms=latency_ms,
+            anomaly_score=score, anomaly=bool(result.flag), latency_ms=latency_ms,
         )
         if score is not None:
             self.publisher.send(
                 "anomaly", t_start_us=int(w.t_start), t_end_us=int(w.t_end), n_events=n_events, score=score,
-                threshold=float(result.anomaly_threshold if result.anomaly_threshold is not None else 0.5),
-                anomaly=bool(result.anomaly), latency_ms=latency_ms,
+                threshold=self.engine.anomaly_threshold, anomaly=bool(result.flag), latency_ms=latency_ms,
             )
         self.metrics.add_latency(latency_ms)
 

@@ -107,4 +107,6 @@ class WindowQueue:
             return out
 
     def __len__(self) -> int:
-        return len(self._items)
+        """Windows waiting (the END marker is not a window)."""
+        items = self._items
+        return len(items) - (1 if items and items[-1] is END else 0)

@@ -1,0 +1,113 @@
+"""The model side of the pipeline, built from the same pieces ``eventclip classify`` uses.
+
+Why reuse :class:`eventclip.model.classify.Classifier`: the daemon must give the same labels as
+``eventclip classify`` on the same file, so frames, encoder, heads and text embeddings all come
+from that one code path; this module only splits it into the pipeline's stages (frames,
+encode, heads) and swaps the prompts on SIGHUP.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from eventclip.daemon.config import DaemonConfig
+from eventclip.daemon.notify import Notifier
+from eventclip.events import Geometry
+
+log = logging.getLogger(__name__)
+
+
+class ClassifierEngine:
+    """Stages of one model package + prompts file; :meth:`reload_prompts` swaps heads atomically."""
+
+    def __init__(self, package: Path, encoder: Any, prompts_path: Path, top_k: int | None = None,
+                 backend_name: str | None = None) -> None:
+        self.package = Path(package)
+        self.encoder = encoder
+        self.top_k = top_k
+        self.backend_name = backend_name or f"{getattr(encoder, 'name', type(encoder).__name__)}:" \
+                                            f"{getattr(encoder, 'device', 'cpu')}"
+        self.prompts_path = Path(prompts_path)
+        self.classifier = self._build(self.prompts_path)
+        self.window_us: int = int(self.classifier.representation.window_us)
+        self._reload_lock = threading.Lock()
+
+    def _build(self, path: Path):
+        from eventclip.model.classify import build_classifier
+        from eventclip.model.prompts import load_prompts
+
+        return build_classifier(self.package, self.encoder, load_prompts(path), top_k=self.top_k)
+
+    def model_input(self, windows: Sequence[Any], geometry: Geometry) -> np.ndarray:
+        """(B, 3, S, S) float32 frames of a micro-batch, by the model card's representation."""
+        return self.classifier.representation([w.events for w in windows], geometry)
+
+    def encode(self, x: np.ndarray) -> np.ndarray:
+        """(B, D) unit embeddings from the backend."""
+        from eventclip.model.classify import as_numpy
+
+        return as_numpy(self.encoder.encode(x))
+
+    def classify(self, windows: Sequence[Any], embeddings: np.ndarray) -> list:
+        """One :class:`eventclip.model.heads.Result` per window with the prompts in use now."""
+        clf = self.classifier  # one read: a concurrent reload swaps the whole object
+        return clf.results(windows, embeddings)
+
+    @property
+    def anomaly_threshold(self) -> float:
+        return float(self.classifier.anomaly_threshold)
+
+    def reload_prompts(self, path: Path) -> None:
+        """Load, validate and encode ``path``; only then replace the classifier (old one kept on error)."""
+        with self._reload_lock:
+            fresh = self._build(Path(path))
+            self.classifier, self.prompts_path = fresh, Path(path)
+
+
+def load_engine(cfg: DaemonConfig, notifier: Notifier | None = None) -> ClassifierEngine:
+    """Load the backend for ``cfg.model`` (the bundled model when unset) and encode the prompts.
+
+    While the backend loads (a TensorRT engine build can take minutes) a thread keeps asking
+    systemd for more start-up time with ``EXTEND_TIMEOUT_USEC``.
+    """
+    from eventclip.model.classify import open_encoder
+
+    package = cfg.model
+    if package is None:
+        from eventclip import data
+
+        package = data.default_model_path()
+    stop = threading.Event()
+    keeper = None
+    if notifier is not None and notifier.enabled:
+        def keep_extending() -> None:
+            while not stop.wait(10.0):
+                notifier.extend_timeout(30_000_000)
+                notifier.status(f"loading model {package} ({cfg.backend}); still working")
+
+        keeper = threading.Thread(target=keep_extending, name="eventclipd-extend", daemon=True)
+        keeper.start()
+    t0 = time.monotonic()
+    try:
+        encoder = open_encoder(package, cfg.backend)
+        engine = ClassifierEngine(package, encoder, cfg.prompts, cfg.top_k)
+    finally:
+        stop.set()
+        if keeper is not None:
+            keeper.join(1.0)
+    log.info("model %s loaded on %s in %.1f s", package, engine.backend_name, time.monotonic() - t0)
+    return engine
+
+
+def make_windower(window_us: int):
+    """Tumbling windows of ``window_us`` µs aligned to sensor time, as ``eventclip classify`` cuts them."""
+    from eventclip.frames.windows import DurationWindower
+
+    return DurationWindower(window_us)
