@@ -30,6 +30,12 @@ def add_parser(subparsers) -> None:
     p.add_argument("--set", dest="overrides", action="append", type=_override, default=[], metavar="KEY=VALUE",
                    help="override a recipe field, e.g. --set stage2.epochs=5 --set losses.kl=false")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoints in --out")
+    p.add_argument("--ablation", action="store_true",
+                   help="instead of one model, run the loss ablation (ct, ct+zs, ct+kl, ct+zs+kl) per seed and "
+                   "write <out>/ablation.json with zero-shot, video zero-shot and few-shot accuracies")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="ablation seeds (default 0 1 2)")
+    p.add_argument("--stage1-from", help="ablation: reuse stage1.pt and data/ of this earlier run folder")
+    p.add_argument("--configs", nargs="+", help="ablation: subset of loss combinations, e.g. ct ct+zs+kl")
     p.set_defaults(func=run)
 
 
@@ -40,6 +46,13 @@ def run(args: argparse.Namespace) -> int:
     if args.data:
         overrides["data"] = {"folder": args.data}
     recipe = load_recipe(args.recipe, overrides)
+    if args.ablation:
+        from eventclip.train.ablation import run_ablation
+
+        results = run_ablation(recipe, args.out, args.seeds, args.stage1_from, args.configs)
+        print(results["table"])
+        print(f"wall time {results['wall_time_s']} s; details in {args.out}/ablation.json")
+        return 0
     package = train(recipe, args.out, resume=args.resume).package
     from eventclip.train.trainer import _rank
 

@@ -191,13 +191,24 @@ class Batcher:
         return out
 
 
-def class_text_embeddings(model, texts: list[str], grad: bool = False) -> torch.Tensor:
-    """One unit embedding per class: the mean over PROMPT_TEMPLATES of f_T(template.format(text))."""
-    prompts = [t.format(c) for c in texts for t in PROMPT_TEMPLATES]
+def class_text_embeddings(model, texts: list[str], grad: bool = False,
+                          rng: np.random.Generator | None = None) -> torch.Tensor:
+    """One unit embedding per class: the mean over PROMPT_TEMPLATES of f_T(template.format(text)).
+
+    With ``rng`` (training), each class uses one template drawn at random instead of the mean:
+    half the text-tower cost per step, and the tower learns every template.
+    """
+    if rng is not None:
+        picks = rng.integers(0, len(PROMPT_TEMPLATES), len(texts))
+        prompts = [PROMPT_TEMPLATES[i].format(c) for c, i in zip(texts, picks)]
+        per_class = 1
+    else:
+        prompts = [t.format(c) for c in texts for t in PROMPT_TEMPLATES]
+        per_class = len(PROMPT_TEMPLATES)
     tokens = model.tokenize(prompts)
     with torch.set_grad_enabled(grad):
         emb = F.normalize(model.text_encoder(tokens.to(model._device())), dim=-1)
-    emb = emb.view(len(texts), len(PROMPT_TEMPLATES), -1).mean(1)
+    emb = emb.view(len(texts), per_class, -1).mean(1)
     return F.normalize(emb, dim=-1)
 
 
@@ -316,7 +327,7 @@ def train_stage1(model, ds: PairedDataset, items: list[Item], batcher: Batcher, 
             b = batcher(names, rng, images=True, frames=False)
             with _autocast(device):
                 img = F.normalize(model.image_encoder(b["images"].to(device)), dim=-1)
-                text = class_text_embeddings(model, ds.texts, grad=True)
+                text = class_text_embeddings(model, ds.texts, grad=True, rng=rng)
                 logits = model.logit_scale.clamp(max=math.log(100)).exp() * img.float() @ text.float().T
             labels = b["labels"].to(device)
             loss = F.cross_entropy(logits, labels)
