@@ -116,3 +116,14 @@ def test_model_hash_tracks_weights():
         next(b.event_encoder.parameters()).view(-1)[0] += 1e-3
     assert a.model_hash != b.model_hash
     assert TINY["embed_dim"] == a.embed_dim
+
+
+def test_tokenize_matches_open_clip_and_uses_the_package_vocab(tmp_path):
+    import open_clip
+
+    prompts = ["a photo of a dog.", "An event camera image of a Faces_easy", "x " * 100, "café &amp; 42"]
+    model = tiny_model()
+    np.testing.assert_array_equal(model.tokenize(prompts).numpy(), open_clip.tokenize(prompts).numpy())
+    loaded = EventClip.from_pretrained(model.save_pretrained(tmp_path / "pkg"))
+    assert loaded.tokenizer_path == tmp_path / "pkg" / "tokenizer" / "bpe_simple_vocab_16e6.txt.gz"
+    np.testing.assert_array_equal(loaded.tokenize(prompts).numpy(), open_clip.tokenize(prompts).numpy())

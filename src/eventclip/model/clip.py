@@ -22,7 +22,7 @@ from torch import nn
 from eventclip.model.card import OPENAI_MEAN, OPENAI_STD, ModelCard
 from eventclip.model.configs import resolve_config
 from eventclip.model.errors import CheckpointError
-from eventclip.model.tokenizer import ClipTokenizer, default_bpe_path
+from eventclip.runtime.tokenizer import ClipTokenizer
 
 
 class TextEncoder(nn.Module):
@@ -55,6 +55,13 @@ class TextEncoder(nn.Module):
         x = self.ln_final(x)
         x = text_global_pool(x, tokens, self.pool_type)
         return self.text_projection(x) if isinstance(self.text_projection, nn.Linear) else x @ self.text_projection
+
+
+def default_bpe_path() -> Path:
+    """open_clip's copy of CLIP's BPE vocab; save_pretrained copies it into the package."""
+    import open_clip.tokenizer
+
+    return Path(open_clip.tokenizer.default_bpe())
 
 
 def _build_clip(cfg: dict[str, Any]) -> nn.Module:
@@ -202,6 +209,7 @@ class EventClip(nn.Module):
 
     @property
     def tokenizer(self) -> ClipTokenizer:
+        """The one CLIP tokenizer of the project (shared with the ONNX Runtime backend: same ids everywhere)."""
         if self._tokenizer is None:
             self._tokenizer = ClipTokenizer(self.tokenizer_path, context_length=self.card.context_length)
         return self._tokenizer
