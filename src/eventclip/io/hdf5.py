@@ -24,6 +24,8 @@ from eventclip.io.errors import EventFormatError, GeometryError, UnsupportedFeat
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 ECF_FILTER_ID = 36559
 BLOCK_EVENTS = 1 << 20
+_H5_ERRORS = (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError)
+"""What h5py raises on damaged files (HDF5 errors map onto several Python types)."""
 EVENTS_PATH = "CD/events"
 TRIGGERS_PATH = "EXT_TRIGGER/events"
 
@@ -48,13 +50,16 @@ class Hdf5Reader(EventReader):
             require("hdf5plugin", "hdf5")  # registers the common compression filters with HDF5
         try:
             self._file = h5py.File(self.path, "r")
-        except OSError as exc:
+        except _H5_ERRORS as exc:
             raise EventFormatError(f"cannot open as HDF5: {exc}", self.path, 0) from exc
         try:
             self._open(h5py, geometry)
-        except Exception:
+        except EventFormatError:
             self._file.close()
             raise
+        except _H5_ERRORS as exc:
+            self._file.close()
+            raise EventFormatError(f"damaged HDF5 structure: {exc}", self.path) from exc
 
     def _open(self, h5py, geometry: Geometry | None) -> None:
         if EVENTS_PATH not in self._file:
@@ -95,9 +100,12 @@ class Hdf5Reader(EventReader):
         """External trigger events (fields t µs, id, p) from ``/EXT_TRIGGER/events``, empty when absent."""
         from eventclip.io.prophesee_raw import TRIGGER_DTYPE
 
-        if TRIGGERS_PATH not in self._file:
-            return np.empty(0, dtype=TRIGGER_DTYPE)
-        raw = self._file[TRIGGERS_PATH][()]
+        try:
+            if TRIGGERS_PATH not in self._file:
+                return np.empty(0, dtype=TRIGGER_DTYPE)
+            raw = self._file[TRIGGERS_PATH][()]
+        except _H5_ERRORS as exc:
+            raise EventFormatError(f"cannot read /{TRIGGERS_PATH}: {exc}", self.path) from exc
         out = np.empty(len(raw), dtype=TRIGGER_DTYPE)
         for f in ("t", "id", "p"):
             out[f] = raw[f] if f in (raw.dtype.names or ()) else 0
@@ -112,7 +120,7 @@ class Hdf5Reader(EventReader):
             out = np.empty(stop - start, dtype=EVENT_DTYPE)
             try:
                 self._ds.read_direct(out, np.s_[start:stop])
-            except (OSError, TypeError, ValueError) as exc:
+            except _H5_ERRORS as exc:
                 raise EventFormatError(f"cannot read /{EVENTS_PATH}[{start}:{stop}]: {exc}", self.path) from exc
             self._check(out, start, last_t, width, height)
             last_t = int(out["t"][-1])
