@@ -415,3 +415,24 @@ def test_corrupt_input_mid_stream_reports_error_and_exits_nonzero(package, promp
     errors = [d for s, d in states if s == "error"]
     assert errors and str(bad) in errors[0] and "byte" in errors[0]
     assert len(coll.topic("labels")) > 0  # windows before the cut were published
+
+
+def test_demo_replays_the_bundled_sample_and_prints_labels(package, tmp_path, monkeypatch, capsys):
+    import eventclip.data as data
+    from eventclip.daemon.main import main
+    from eventclip.io import read_events, write_events
+
+    events = read_events(recording(SPINNER)).events[:20000]
+    sample = tmp_path / "sample.raw"
+    write_events(sample, events, (640, 480))
+    t0, t1 = int(events["t"][0]), int(events["t"][-1]) + 1
+    (tmp_path / "sample.json").write_text(json.dumps({"segments": [
+        {"t_start_us": t0, "t_end_us": t1, "label": "spin", "text": "spinning disk"}]}))
+    monkeypatch.setattr(data, "default_model_path", lambda: package)
+    monkeypatch.setattr(data, "sample_recording_path", lambda: sample)
+    monkeypatch.setattr(data, "sample_labels_path", lambda: tmp_path / "sample.json")
+    assert main(["--demo", "--backend", "onnxruntime", "--speed", "0", "--window-us", "500"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    label_lines = [line for line in out if "spinning disk 1.00" in line]
+    assert out[0].startswith("status: online") and out[-1].startswith("status: offline")
+    assert len(label_lines) == len(out) - 2 >= 3

@@ -22,11 +22,13 @@ def print_stream(
     until_offline: bool = True,
     curve: tuple[Path, Path] | None = None,
     timeout_s: float | None = None,
+    pretty: bool = False,
 ) -> int:
     """Subscribe to ``topics`` (prefixes; [""] = all) and print messages; return how many were printed.
 
     Stops after ``count`` messages, after an ``offline`` status when ``until_offline``, or after
     ``timeout_s`` seconds with no message. ``curve`` = (client secret key file, server public key file).
+    ``pretty`` prints one short human line per message instead of the JSON payload.
     """
     import zmq
 
@@ -60,13 +62,34 @@ def print_stream(
                 print(f"# {topic}: {seq - last_seq[topic] - 1} message(s) lost before seq {seq}", file=out)
             if isinstance(seq, int):
                 last_seq[topic] = seq
-            print(f"{topic} {json.dumps(msg, separators=(',', ':'))}", file=out, flush=True)
+            line = pretty_line(topic, msg) if pretty else f"{topic} {json.dumps(msg, separators=(',', ':'))}"
+            print(line, file=out, flush=True)
             printed += 1
             if until_offline and topic.endswith("/status") and msg.get("state") == "offline":
                 break
     finally:
         sock.close()
     return printed
+
+
+def pretty_line(topic: str, msg: dict) -> str:
+    """A short human-readable line for one message (``--pretty``, ``eventclipd --demo``)."""
+    kind = topic.rsplit("/", 1)[-1]
+    if kind == "labels":
+        labels = ", ".join(f"{lab['label']} {lab['score']:.2f}" for lab in msg["labels"]) or "(none)"
+        anomaly = "" if msg["anomaly_score"] is None else f"  anomaly {msg['anomaly_score']:.2f}"
+        flag = " ANOMALY" if msg["anomaly"] else ""
+        return (f"[{msg['t_start_us'] / 1e6:9.3f} s] {msg['n_events']:>8} ev  {labels}{anomaly}{flag}"
+                f"  ({msg['latency_ms']:.1f} ms)")
+    if kind == "anomaly":
+        return f"[{msg['t_start_us'] / 1e6:9.3f} s] anomaly {msg['score']:.2f} (threshold {msg['threshold']:.2f})"
+    if kind == "stats":
+        lat = msg["latency_ms"]["p99"]
+        return (f"stats: {msg['events_per_s'] / 1e6:.2f} Mev/s, {msg['windows_per_s']:.1f} windows/s, "
+                f"p99 {'-' if lat is None else f'{lat:.1f} ms'}, dropped {msg['drops']['windows_policy']} windows")
+    if kind == "status":
+        return f"status: {msg['state']} {msg['detail']}".rstrip()
+    return f"{topic} {json.dumps(msg, separators=(',', ':'))}"
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -78,6 +101,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="topic prefix to subscribe to (repeatable; default: everything)")
     p.add_argument("--count", type=int, help="stop after this many messages")
     p.add_argument("--timeout", type=float, help="stop after this many seconds without a message")
+    p.add_argument("--pretty", action="store_true", help="one short human-readable line per message")
     p.add_argument("--keep-going", action="store_true", help="do not stop at the daemon's offline status")
     p.add_argument("--curve-client-key", type=Path, help="client secret key file (CURVE)")
     p.add_argument("--curve-server-key", type=Path, help="server public key file (CURVE)")
@@ -93,7 +117,8 @@ def _run(args: argparse.Namespace) -> int:
             raise ConfigError("CURVE needs both --curve-client-key and --curve-server-key")
         curve = (args.curve_client_key, args.curve_server_key)
     try:
-        print_stream(args.endpoint, args.topic, sys.stdout, args.count, not args.keep_going, curve, args.timeout)
+        print_stream(args.endpoint, args.topic, sys.stdout, args.count, not args.keep_going, curve, args.timeout,
+                     args.pretty)
     except KeyboardInterrupt:
         pass
     return 0
