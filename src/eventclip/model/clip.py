@@ -40,8 +40,15 @@ class TextEncoder(nn.Module):
         self.ln_final = clip.ln_final
         self.text_projection = clip.text_projection
         self.pool_type = clip.text_pool_type
+        self.register_buffer("attn_mask", self._causal_mask(), persistent=False)
+
+    def _causal_mask(self, device: torch.device | str | None = None) -> torch.Tensor:
         n = self.positional_embedding.shape[0]
-        self.register_buffer("attn_mask", torch.full((n, n), float("-inf")).triu_(1), persistent=False)
+        return torch.full((n, n), float("-inf"), device=device).triu_(1)
+
+    def reset_mask(self) -> None:
+        """Rebuild the causal mask on the weights' device (after loading onto a meta-built module)."""
+        self.attn_mask = self._causal_mask(self.positional_embedding.device)
 
     @property
     def context_length(self) -> int:
