@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from eventclip._optional import require
+from eventclip._optional import MissingDependencyError, require
 from eventclip.events import EVENT_DTYPE, Geometry
 from eventclip.io.base import EventReader, EventWriter, FormatSpec, PathLike, register_format
 from eventclip.io.errors import (
@@ -123,7 +123,13 @@ def _decompressor(compression: int, path: Path):
 
         return lz4.frame.decompress
     if compression in (3, 4):
-        zstd = require("zstandard", "inivation", "ZSTD-compressed AEDAT4 files")
+        try:
+            zstd = require("zstandard", "inivation", "ZSTD-compressed AEDAT4 files")
+        except MissingDependencyError as exc:
+            raise UnsupportedFeatureError(
+                "this AEDAT4 file is ZSTD-compressed and the 'zstandard' package is not installed: "
+                "pip install zstandard (or re-export the file with LZ4 compression in DV)", path, len(MAGIC) + 4
+            ) from exc
         dctx = zstd.ZstdDecompressor()
 
         def unzstd(data: bytes) -> bytes:
