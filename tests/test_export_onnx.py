@@ -88,14 +88,15 @@ def test_onnxruntime_backend_matches_torch_at_any_batch(bundle, package):
     np.testing.assert_allclose(backend.encode(torch.from_numpy(x)), backend.encode(x))
 
 
-def test_int8_backend_runs_and_agrees(bundle, package):
+@pytest.mark.parametrize("precision, min_cos", [("int8", 0.9), ("fp16", 0.999)])
+def test_reduced_precision_backends_run_and_agree(bundle, package, precision, min_cos):
     model, x = _frames(package)
-    backend = OnnxRuntimeBackend(precision="int8")
+    backend = OnnxRuntimeBackend(precision=precision)
     backend.load(bundle.root)
     with torch.no_grad():
         want = model.encode_frames(torch.from_numpy(x)).numpy()
     cos = (backend.encode(x) * want).sum(1)
-    assert cos.min() > 0.9
+    assert cos.min() > min_cos
 
 
 def test_fused_graph_equals_frames_pipeline(bundle, package):

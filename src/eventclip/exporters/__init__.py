@@ -1,1 +1,4 @@
-"""eventclip.exporters."""
+"""Exporters: model package -> ONNX bundle (+ INT8) -> TensorRT engines, each checked for parity.
+
+Needs the training-side extras (torch, onnx); the runtime never imports this package.
+"""

@@ -199,14 +199,12 @@ def _representation(model: EventClip) -> Any:
 
 def default_recording() -> Path:
     """The bundled sample recording used for parity when the caller names none."""
+    from eventclip.data import sample_recording_path
+
     try:
-        from eventclip.data import sample_recording_path
-    except ImportError as exc:
-        raise ExportError(
-            "no sample recording is bundled with this install; pass a real recording for the parity check "
-            "(--recording FILE)"
-        ) from exc
-    return Path(sample_recording_path())
+        return Path(sample_recording_path())
+    except EventclipError as exc:
+        raise ExportError(f"{exc}. Or pass a real recording for the parity check (--recording FILE)") from exc
 
 
 def _ort(path: Path) -> Any:

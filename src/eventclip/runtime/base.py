@@ -177,7 +177,7 @@ def select(path: str | Path, backend: str = "auto", **config: Any) -> Choice:
     and why each faster option was skipped. A named backend is loaded or fails with a clear error.
     """
     if backend != "auto":
-        if backend in _EXTRAS and not available({"onnxruntime": "onnxruntime"}.get(backend, backend)):
+        if backend in _EXTRAS and not available(backend):
             raise MissingDependencyError(
                 f"backend {backend!r} needs the {backend!r} package. Install it with: pip install 'eventclip[{_EXTRAS[backend]}]'"
             )

@@ -39,9 +39,12 @@ class OnnxRuntimeConfig(BaseModel):
     threads: int = Field(0, ge=0)
 
 
-def _session(path: Path, providers: list[str], threads: int) -> Any:
+def _session(path: Path, providers: list[str], threads: int, fp16: bool = False) -> Any:
     ort = require("onnxruntime", "onnx", "the ONNX Runtime backend")
     opts = ort.SessionOptions()
+    if fp16 and providers[:1] == ["CPUExecutionProvider"]:
+        # onnxruntime 1.32 crashes applying its CPU layout optimisations (level ALL) to FP16 graphs
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
     if threads:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
@@ -100,7 +103,8 @@ class OnnxRuntimeBackend:
         if text_only:
             return
         providers = self._providers()
-        self._event = _session(self.bundle.file(f"event_encoder.{self.config.precision}"), providers, self.config.threads)
+        self._event = _session(self.bundle.file(f"event_encoder.{self.config.precision}"), providers, self.config.threads,
+                               fp16=self.config.precision == "fp16")
         used = self._event.get_providers()
         self.device = "cuda" if any(p in used for p in _PROVIDER_ORDER[:2]) else "cpu"
         log.info("onnxruntime: %s on %s", self.bundle.file(f"event_encoder.{self.config.precision}").name, used)

@@ -1,0 +1,124 @@
+"""Encoder backends side by side: PyTorch eager vs ONNX Runtime FP32 vs ONNX Runtime dynamic INT8.
+
+Runs in one process on the same real frames (windows of a real recording), per model and batch
+size, and prints median latency, the speed-up over PyTorch, and INT8's agreement with PyTorch
+(cosine, top-1 zero-shot label over a fixed vocabulary). Never asserts a speed.
+
+    python benchmarks/bench_encoder.py                      # ViT-B/32 (random weights) + default model
+    python benchmarks/bench_encoder.py --models vitb32 --batches 1,8 --repeats 30 --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+RECORDINGS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "recordings"
+
+
+def _median_ms(fn, x, repeats: int, warmup: int = 3) -> float:
+    for _ in range(warmup):
+        fn(x)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn(x)
+        times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
+def _load(name: str):
+    from eventclip.model.clip import EventClip
+
+    if name == "vitb32":
+        return "ViT-B/32 (random)", EventClip.from_clip("ViT-B-32", seed=0, with_image_encoder=False)
+    if name == "default":
+        from eventclip.data import default_model_path
+        from eventclip.errors import EventclipError
+
+        try:
+            path = Path(default_model_path())
+        except EventclipError:
+            return None
+        return f"default ({path.name})", EventClip.from_pretrained(path)
+    raise SystemExit(f"unknown model {name!r}: use vitb32 or default")
+
+
+def _recording(arg: str | None) -> Path:
+    if arg:
+        return Path(arg)
+    from eventclip.data import sample_recording_path
+    from eventclip.errors import EventclipError
+
+    try:
+        return Path(sample_recording_path())
+    except EventclipError:
+        return RECORDINGS / "prophesee_evt2_sparklers_gen3_640x480.raw"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default="vitb32,default")
+    parser.add_argument("--batches", default="1,8")
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=2, help="intra-op threads for torch and ONNX Runtime")
+    parser.add_argument("--recording", help="real recording for frames (default: bundled sample)")
+    args = parser.parse_args()
+
+    import onnxruntime
+    import torch
+
+    from eventclip.exporters.onnx import export_onnx
+    from eventclip.exporters.parity import PARITY_PROMPTS, compare, recording_windows
+    from eventclip.runtime.onnxruntime import OnnxRuntimeBackend
+
+    torch.set_num_threads(args.threads)
+    rec = _recording(args.recording)
+    print(f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, {args.threads} threads, frames from {rec.name}")
+    header = f"{'model':<24}{'batch':>6}{'torch ms':>10}{'ORT fp32 ms':>13}{'ORT int8 ms':>13}{'fp32 x':>8}{'int8 x':>8}"
+    rows, notes = [header, "-" * len(header)], []
+    for name in args.models.split(","):
+        loaded = _load(name)
+        if loaded is None:
+            notes.append(f"{name}: skipped (no default model package installed yet)")
+            continue
+        label, model = loaded
+        model.eval()
+        with tempfile.TemporaryDirectory() as tmp:
+            result = export_onnx(model, Path(tmp) / "bundle", int8=True, recording=rec)
+            fp32 = OnnxRuntimeBackend(threads=args.threads)
+            fp32.load(result.root)
+            int8 = OnnxRuntimeBackend(precision="int8", threads=args.threads)
+            int8.load(result.root)
+            rep = model.representation.model_copy(update={"input_size": model.input_size})
+            windows, geometry = recording_windows(rec, rep.window_us, max_windows=32)
+            frames = rep(windows, geometry)
+
+            def torch_encode(x):
+                with torch.no_grad():
+                    return model.encode_frames(torch.from_numpy(x))
+
+            for b in (int(v) for v in args.batches.split(",")):
+                x = np.ascontiguousarray(np.resize(frames, (b, *frames.shape[1:])))
+                t_torch = _median_ms(torch_encode, x, args.repeats)
+                t_fp32 = _median_ms(fp32.encode, x, args.repeats)
+                t_int8 = _median_ms(int8.encode, x, args.repeats)
+                rows.append(f"{label:<24}{b:>6}{t_torch:>10.1f}{t_fp32:>13.1f}{t_int8:>13.1f}"
+                            f"{t_torch / t_fp32:>7.2f}x{t_torch / t_int8:>7.2f}x")
+            text = fp32.encode_text(list(PARITY_PROMPTS))
+            with torch.no_grad():
+                ref = model.encode_frames(torch.from_numpy(frames)).numpy()
+            agree = compare(ref, int8.encode(frames), text, name=label, precision="int8")
+            notes.append(f"{label}: INT8 vs torch on {agree.n} real windows: top-1 agreement {agree.top1:.1%} "
+                         f"({len(PARITY_PROMPTS)} prompts), cosine min {agree.min_cosine:.4f} mean {agree.mean_cosine:.4f}")
+    print("\n".join(rows))
+    print("\n".join(notes))
+
+
+if __name__ == "__main__":
+    main()
