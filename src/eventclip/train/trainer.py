@@ -191,6 +191,18 @@ class Batcher:
         return out
 
 
+_TOKEN_CACHE: dict[tuple[str, ...], torch.Tensor] = {}
+
+
+def _template_tokens(model, texts: list[str]) -> torch.Tensor:
+    """Token ids (C, T, context) of every class under every template; tokenised once per class list."""
+    key = (str(model.tokenizer_path), model.card.context_length, *texts)
+    if key not in _TOKEN_CACHE:
+        prompts = [t.format(c) for c in texts for t in PROMPT_TEMPLATES]
+        _TOKEN_CACHE[key] = model.tokenize(prompts).view(len(texts), len(PROMPT_TEMPLATES), -1)
+    return _TOKEN_CACHE[key]
+
+
 def class_text_embeddings(model, texts: list[str], grad: bool = False,
                           rng: np.random.Generator | None = None) -> torch.Tensor:
     """One unit embedding per class: the mean over PROMPT_TEMPLATES of f_T(template.format(text)).
@@ -198,17 +210,14 @@ def class_text_embeddings(model, texts: list[str], grad: bool = False,
     With ``rng`` (training), each class uses one template drawn at random instead of the mean:
     half the text-tower cost per step, and the tower learns every template.
     """
+    tokens = _template_tokens(model, texts)
     if rng is not None:
-        picks = rng.integers(0, len(PROMPT_TEMPLATES), len(texts))
-        prompts = [PROMPT_TEMPLATES[i].format(c) for c, i in zip(texts, picks)]
-        per_class = 1
-    else:
-        prompts = [t.format(c) for c in texts for t in PROMPT_TEMPLATES]
-        per_class = len(PROMPT_TEMPLATES)
-    tokens = model.tokenize(prompts)
+        picks = torch.from_numpy(rng.integers(0, len(PROMPT_TEMPLATES), len(texts)))
+        tokens = tokens[torch.arange(len(texts)), picks][:, None]
+    n, per_class = tokens.shape[:2]
     with torch.set_grad_enabled(grad):
-        emb = F.normalize(model.text_encoder(tokens.to(model._device())), dim=-1)
-    emb = emb.view(len(texts), per_class, -1).mean(1)
+        emb = F.normalize(model.text_encoder(tokens.reshape(n * per_class, -1).to(model._device())), dim=-1)
+    emb = emb.view(n, per_class, -1).mean(1)
     return F.normalize(emb, dim=-1)
 
 
