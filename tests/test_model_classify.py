@@ -181,3 +181,32 @@ def test_classify_a_real_recording(tmp_path, package, model):
     assert len(results) >= 2 and sum(r.n_events for r in results) > 0
     assert all(r.t_end_us - r.t_start_us == 33_000 for r in results)
     assert all(results[i].t_end_us == results[i + 1].t_start_us for i in range(len(results) - 1))
+
+
+def test_classify_path_needs_no_torch(tmp_path, package):
+    """The daemon's path (card, prompts, heads, classify) must import and run with torch unavailable."""
+    import subprocess
+    import sys
+
+    (tmp_path / "p.yaml").write_text(PROMPTS)
+    path = scene(tmp_path / "s.dat", ["left", "right"])
+    code = f"""
+import sys
+sys.modules['torch'] = None
+sys.modules['open_clip'] = None
+import numpy as np
+from eventclip.model.classify import build_classifier, classify_file
+from eventclip.model.prompts import load_prompts
+
+class Encoder:
+    def encode(self, x):
+        return x.reshape(len(x), -1)[:, :32]
+    def encode_text(self, prompts):
+        return np.random.default_rng(0).standard_normal((len(prompts), 32))
+
+clf = build_classifier({str(package)!r}, Encoder(), load_prompts({str(tmp_path / 'p.yaml')!r}), cache_dir={str(tmp_path)!r})
+print(len(list(classify_file({str(path)!r}, clf, {WINDOW}))))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "2"

@@ -127,3 +127,13 @@ def test_tokenize_matches_open_clip_and_uses_the_package_vocab(tmp_path):
     loaded = EventClip.from_pretrained(model.save_pretrained(tmp_path / "pkg"))
     assert loaded.tokenizer_path == tmp_path / "pkg" / "tokenizer" / "bpe_simple_vocab_16e6.txt.gz"
     np.testing.assert_array_equal(loaded.tokenize(prompts).numpy(), open_clip.tokenize(prompts).numpy())
+
+
+@pytest.mark.gpu
+def test_cuda_embeddings_match_cpu(tmp_path):
+    model = tiny_model().eval()
+    frames = torch.randn(4, 3, 32, 32)
+    cpu = model.encode_frames(frames).detach()
+    gpu = EventClip.from_pretrained(model.save_pretrained(tmp_path / "pkg"), map_location="cuda")
+    torch.testing.assert_close(gpu.encode_frames(frames.cuda()).cpu(), cpu, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(gpu.encode_text(["a dog"]).cpu(), model.encode_text(["a dog"]), atol=1e-4, rtol=1e-4)

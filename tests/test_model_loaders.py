@@ -134,3 +134,23 @@ def test_not_a_clip_and_not_a_file(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"\x00" * 64)
     with pytest.raises(CheckpointError, match="junk.pt"):
         load_checkpoint(tmp_path / "junk.pt")
+
+
+def test_torchscript_archive_with_foreign_global_is_refused(tmp_path, clip):
+    """A TorchScript zip whose data.pkl names anything but modules/tensors is refused before it runs."""
+    import pickle
+    import zipfile
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(clip, (torch.randn(1, 3, 32, 32), torch.zeros(1, 77, dtype=torch.long)),
+                                 check_trace=False)
+    traced.save(str(tmp_path / "good.pt"))
+    with zipfile.ZipFile(tmp_path / "good.pt") as src, zipfile.ZipFile(tmp_path / "bad.pt", "w") as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename.endswith("/data.pkl"):
+                data = pickle.dumps(_RunsCode(), protocol=2)
+            dst.writestr(item, data)
+    with pytest.raises(CheckpointError, match=r"bad\.pt: TorchScript archive references .*getcwd.*refusing"):
+        load_checkpoint(tmp_path / "bad.pt")
