@@ -54,6 +54,8 @@ def test_qdq_graph_is_symmetric_and_tracks_fp32(exported):
     consts = {t.name: onnx.numpy_helper.to_array(t) for t in graph.initializer}
     zero_points = [consts[n.input[2]] for n in graph.node if n.op_type == "QuantizeLinear" and len(n.input) > 2]
     assert zero_points and all(np.all(z == 0) for z in zero_points), "TensorRT needs zero points of 0"
+    dq_consts = [consts[n.input[0]] for n in graph.node if n.op_type == "DequantizeLinear" and n.input[0] in consts]
+    assert dq_consts and all(c.dtype == np.int8 for c in dq_consts), "INT8 weights only; biases stay float"
     from eventclip.exporters.parity import recording_windows
 
     windows, geometry = recording_windows(recording(TEST), 33_000)

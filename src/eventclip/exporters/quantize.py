@@ -82,8 +82,8 @@ def quantize_qdq_int8(src: str | Path, dst: str | Path, batches: Sequence[np.nda
                       input_name: str = "frames") -> Path:
     """Write ``dst``: ``src`` with symmetric INT8 Q/DQ pairs on MatMul/Gemm/Conv, scales from ``batches``.
 
-    Symmetric activations and weights (zero point 0) and per-channel weights are what TensorRT's
-    explicit quantisation accepts.
+    Symmetric activations and weights (zero point 0), per-output-channel weight scales (MatMul axis 1)
+    and float biases (no INT32 bias dequantisation) are what TensorRT's explicit quantisation accepts.
     """
     q = require("onnxruntime.quantization", "onnx", "INT8 quantisation")
     src, dst = Path(src), Path(dst)
@@ -97,7 +97,8 @@ def quantize_qdq_int8(src: str | Path, dst: str | Path, batches: Sequence[np.nda
             op_types_to_quantize=[*INT8_OPS, "Conv"], per_channel=True,
             activation_type=q.QuantType.QInt8, weight_type=q.QuantType.QInt8,
             calibrate_method=q.CalibrationMethod.MinMax,
-            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True},
+            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False,
+                           "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1}},
         )
     except QuantizeError:
         raise

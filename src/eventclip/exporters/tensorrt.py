@@ -124,7 +124,7 @@ def build_engine(
     if serialized is None:
         raise EngineBuildError(f"TensorRT failed to build an engine from {graph} (see the TensorRT log above)")
     engine_file.write_bytes(bytes(serialized))
-    cache_file.write_bytes(bytes(config.get_timing_cache().serialize()))
+    cache_file.write_bytes(bytes(cache.serialize()))  # the attached cache, augmented by this build
     sidecar = {
         **machine,
         "precision": precision,
