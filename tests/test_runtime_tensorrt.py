@@ -72,6 +72,14 @@ def test_backend_without_tensorrt_names_the_extra(tmp_path):
         TensorRTBackend().load(engine)
 
 
+@pytest.mark.skipif(available("tensorrt"), reason="tensorrt is installed here")
+def test_cli_export_tensorrt_without_tensorrt_names_the_extra(tmp_path, capsys):
+    from eventclip.cli import main
+
+    assert main(["export", "tensorrt", str(tmp_path / "event_encoder.onnx"), "--fp16"]) == 1
+    assert "pip install 'eventclip[tensorrt]'" in capsys.readouterr().err
+
+
 @pytest.mark.gpu
 def test_fp16_engine_builds_runs_on_device_tensors_and_matches_ort(tmp_path):
     pytest.importorskip("tensorrt")

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from eventclip.errors import EventclipError
+from eventclip.events import Geometry
 
 TOLERANCES: dict[str, dict[str, float]] = {
     "fp32": {"max_abs": 1e-4, "min_cosine": 0.9999, "top1": 1.0},
@@ -103,7 +104,9 @@ def compare(
     )
 
 
-def recording_windows(path: str | Path, window_us: int, max_windows: int = 16, min_events: int = 1) -> tuple[list[np.ndarray], object]:
+def recording_windows(
+    path: str | Path, window_us: int, max_windows: int = 16, min_events: int = 1
+) -> tuple[list[np.ndarray], Geometry]:
     """Up to ``max_windows`` non-empty, time-aligned windows of ``window_us`` µs from a real recording.
 
     Recordings shorter than ``max_windows`` windows are cut into shorter windows instead, so a

@@ -36,7 +36,8 @@ class EngineMismatchError(BackendError):
 
 class TensorRTConfig(BaseModel):
     """Settings of the TensorRT backend: ``precision`` picks ``engines/event_encoder.<precision>.engine``
-    in the bundle unless ``engine`` names a file; ``device`` is the CUDA device index."""
+    in the bundle unless ``engine`` names a file (left unset: the first built of fp16, int8, fp32);
+    ``device`` is the CUDA device index."""
 
     model_config = ConfigDict(extra="forbid")
     kind: Literal["tensorrt"] = "tensorrt"
@@ -123,7 +124,7 @@ class TensorRTBackend:
             bundle_dir = path.parent.parent if path.parent.name == ENGINE_DIR else path.parent
         else:
             self.bundle = find_bundle(path)
-            engine = self.config.engine or engine_path(self.bundle.root, self.config.precision)
+            engine = self.config.engine or self._default_engine(self.bundle.root)
             bundle_dir = self.bundle.root
         if not engine.is_file():
             raise BackendError(f"no TensorRT engine at {engine}; build it: eventclip export tensorrt "
@@ -148,6 +149,15 @@ class TensorRTBackend:
             raise BackendError(f"{engine}: expected one input and an output, found inputs {inputs}, outputs {outputs}")
         self._input, self._output = inputs[0], outputs[0]
         log.info("tensorrt: %s (%s) on %s", engine.name, self.sidecar.get("precision"), self.sidecar.get("gpu_name"))
+
+    def _default_engine(self, root: Path) -> Path:
+        """The engine of the configured precision; with none configured, the first built of fp16, int8, fp32."""
+        if "precision" in self.config.model_fields_set:
+            return engine_path(root, self.config.precision)
+        for precision in ("fp16", "int8", "fp32"):
+            if engine_path(root, precision).is_file():
+                return engine_path(root, precision)
+        return engine_path(root, self.config.precision)
 
     def encode_device(self, x: Any, stream: Any = None) -> Any:
         """(B,3,S,S) torch CUDA tensor -> (B,D) float32 CUDA tensor, L2-normalised; no host copy.
