@@ -21,7 +21,6 @@ Geometry defaults to 640x480, the Prophesee Gen3 sensor the dataset was recorded
 from __future__ import annotations
 
 import os
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,6 +29,7 @@ import numpy as np
 from eventclip.events import EVENT_DTYPE, Geometry
 from eventclip.io.base import EventReader, FormatSpec, PathLike, register_format
 from eventclip.io.errors import EventFormatError, GeometryError, TruncatedFileError
+from eventclip.io.plain import NPZ_ERRORS
 
 NMNIST_RECORD = 5
 NMNIST_OVERFLOW_Y = 240
@@ -163,7 +163,7 @@ class NImageNetReader(EventReader):
                     )
         except EventFormatError:
             raise
-        except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, TypeError) as exc:
+        except NPZ_ERRORS as exc:
             raise EventFormatError(f"not a readable npz archive ({type(exc).__name__}: {exc})", path, 0) from exc
         shapes = {k: v.shape for k, v in cols.items()}
         if any(len(s) != 1 for s in shapes.values()) or len({s[0] for s in shapes.values()}) != 1:

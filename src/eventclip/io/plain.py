@@ -22,7 +22,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import struct
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,6 +39,9 @@ ZIP_MAGIC = b"PK\x03\x04"
 CSV_HEADER = "x,y,p,t"
 _GEOMETRY_RE = re.compile(r"geometry\s*[:=]\s*(\d+)\s*x\s*(\d+)", re.IGNORECASE)
 _POLARITY_FIELDS = ("p", "polarity", "on")
+NPZ_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, ValueError, OSError, EOFError, KeyError,
+              TypeError, NotImplementedError, struct.error, OverflowError, MemoryError)
+"""What numpy/zipfile raise on a corrupt .npz (the fuzz tests found several); all become EventFormatError."""
 
 
 def sidecar_path(path: PathLike) -> Path:
@@ -302,7 +307,7 @@ class NpzReader(EventReader):
                     self.geometry = Geometry(int(npz["width"]), int(npz["height"]))
         except EventFormatError:
             raise
-        except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, TypeError) as exc:
+        except NPZ_ERRORS as exc:
             raise EventFormatError(f"not a readable npz archive ({type(exc).__name__}: {exc})", path, 0) from exc
         if self.geometry is None:
             raise _missing_geometry(path, "store scalar 'width' and 'height' arrays in the npz")
