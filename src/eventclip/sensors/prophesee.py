@@ -1,0 +1,293 @@
+"""Prophesee cameras (EVK4, EVK3, IMX636/Gen4.1/GenX320 boards), live.
+
+Three routes, picked by ``backend`` (``auto`` takes the first one installed, in this order):
+
+- ``sdk5``: Metavision SDK 5 — ``metavision_sdk_stream.Camera`` + ``CameraStreamSlicer`` slicing
+  by time (``slice_us``); ``Slice.events`` (EventCD) and ``Slice.triggers`` (EventExtTrigger);
+- ``sdk4``: Metavision SDK 4 / OpenEB — ``metavision_hal.DeviceDiscovery`` +
+  ``metavision_core.event_io.EventsIterator.from_device``;
+- ``neuromorphic-drivers``: the registry package of that name (``pip install
+  'eventclip[prophesee]'``), which reads an EVK4/EVK3 over USB without the SDK (aarch64 wheels,
+  so a Jetson has a path too). Camera settings need one of the SDK routes.
+
+The Metavision SDK is not on any package registry: get it from Prophesee's installer
+(https://docs.prophesee.ai, "Installation") or build OpenEB (https://github.com/prophesee-ai/openeb)
+with its Python bindings, so that ``metavision_sdk_stream`` (SDK 5) or ``metavision_core`` (SDK 4)
+imports. Both SDK routes hand back a HAL device; settings go through :mod:`._hal`.
+
+The sensor's µs counter restarts when the camera is reopened, so times after a reconnect are
+rebased (see :mod:`._live`). Buffers the SDK lends us are copied before they leave the adapter.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field
+
+from eventclip._optional import MissingDependencyError, available
+from eventclip.events import EVENT_DTYPE, EventChunk, Geometry, empty_events
+from eventclip.sensors import _hal
+from eventclip.sensors._live import LiveConfig, LiveSource
+from eventclip.sensors.base import TRIGGER_DTYPE, register
+from eventclip.sensors.errors import DeviceLostError, DeviceNotFoundError, SensorError
+from eventclip.sensors.settings import CameraSettings, load_settings, save_settings
+
+Backend = Literal["sdk5", "sdk4", "neuromorphic-drivers"]
+BACKEND_MODULES: dict[str, tuple[str, ...]] = {
+    "sdk5": ("metavision_sdk_stream", "metavision_hal"),
+    "sdk4": ("metavision_core.event_io", "metavision_hal"),
+    "neuromorphic-drivers": ("neuromorphic_drivers",),
+}
+HOW_TO_INSTALL = (
+    "Install the Metavision SDK with Prophesee's installer (https://docs.prophesee.ai, 'Installation') "
+    "or build OpenEB with Python bindings (https://github.com/prophesee-ai/openeb), so that "
+    "metavision_sdk_stream (SDK 5) or metavision_core (SDK 4) imports; or, without the SDK, "
+    "pip install 'eventclip[prophesee]' for neuromorphic-drivers (EVK4/EVK3 over USB)."
+)
+
+
+class PropheseeConfig(LiveConfig):
+    """A Prophesee camera by serial (None: the first found), with its settings."""
+
+    kind: Literal["prophesee"] = "prophesee"
+    serial: str | None = Field(None, description="camera serial; None: the first camera found")
+    backend: Literal["auto", "sdk5", "sdk4", "neuromorphic-drivers"] = "auto"
+    slice_us: int = Field(1000, ge=100, le=1_000_000, description="time span of each chunk (µs)")
+    settings: CameraSettings = Field(default_factory=CameraSettings)
+    settings_file: Path | None = Field(None, description="YAML written by save_settings; 'settings' overrides it")
+
+    def effective_settings(self) -> CameraSettings:
+        """``settings_file`` with the inline ``settings`` fields that were given on top."""
+        if self.settings_file is None:
+            return self.settings
+        base = load_settings(self.settings_file).model_dump()
+        base.update(self.settings.model_dump(exclude_unset=True))
+        return CameraSettings.model_validate(base)
+
+
+def installed_backends() -> dict[str, bool]:
+    """Which routes can be imported here."""
+    return {name: all(available(m) for m in modules) for name, modules in BACKEND_MODULES.items()}
+
+
+def pick_backend(wanted: str) -> str:
+    """The route to use; a missing one raises MissingDependencyError saying how to get it."""
+    have = installed_backends()
+    if wanted != "auto":
+        if not have[wanted]:
+            raise MissingDependencyError(f"prophesee backend {wanted!r}: {', '.join(BACKEND_MODULES[wanted])} not importable. {HOW_TO_INSTALL}")
+        return wanted
+    for name, ok in have.items():
+        if ok:
+            return name
+    raise MissingDependencyError(f"no Prophesee backend is installed. {HOW_TO_INSTALL}")
+
+
+def _serials_sdk() -> list[str]:
+    return [str(s) for s in importlib.import_module("metavision_hal").DeviceDiscovery.list()]
+
+
+def _serials_nd() -> list[str]:
+    nd = importlib.import_module("neuromorphic_drivers")
+    return [str(d.serial) for d in nd.list_devices() if d.serial is not None]
+
+
+def _matches(wanted: str, listed: str) -> bool:
+    """Discovery lists ids like ``Prophesee:hal_plugin_gen41:00050423``; users give the serial part."""
+    return listed == wanted or listed.rsplit(":", 1)[-1] == wanted
+
+
+def list_devices() -> list[dict[str, str]]:
+    """Prophesee cameras each installed route can see."""
+    found = []
+    for backend, ok in installed_backends().items():
+        if ok:
+            serials = _serials_nd() if backend == "neuromorphic-drivers" else _serials_sdk()
+            found.extend({"serial": s, "model": "", "backend": backend} for s in serials)
+    return found
+
+
+def cd_to_events(arr: np.ndarray) -> np.ndarray:
+    """A copy of Metavision EventCD records (x, y, p, t) as EVENT_DTYPE."""
+    out = np.empty(len(arr), dtype=EVENT_DTYPE)
+    for name in ("x", "y", "p", "t"):
+        out[name] = arr[name]
+    return out
+
+
+def ext_to_triggers(arr: np.ndarray) -> np.ndarray:
+    """A copy of Metavision EventExtTrigger records (p, t, id) as TRIGGER_DTYPE."""
+    out = np.empty(len(arr), dtype=TRIGGER_DTYPE)
+    for name in ("p", "t", "id"):
+        out[name] = arr[name]
+    return out
+
+
+@register
+class PropheseeSource(LiveSource):
+    """Events (and external triggers) from a Prophesee camera through the SDK or neuromorphic-drivers."""
+
+    kind = "prophesee"
+    Config = PropheseeConfig
+    rebase_after_gap = True
+
+    def __init__(self, config: PropheseeConfig, on_status=None, **kwargs: Any) -> None:
+        super().__init__(config, on_status, **kwargs)
+        self.config: PropheseeConfig = config
+        self.clock = "sensor"
+        self.backend: str = ""
+        self._settings = config.effective_settings()
+        self._device: Any = None
+        self._stream: Any = None
+
+    # -- connect ---------------------------------------------------------------------------------
+    def _connect(self) -> None:
+        self.backend = pick_backend(self.config.backend)
+        serial = self.config.serial
+        found = _serials_nd() if self.backend == "neuromorphic-drivers" else _serials_sdk()
+        if not found or (serial and not any(_matches(serial, s) for s in found)):
+            raise DeviceNotFoundError(f"prophesee ({self.backend})", serial, found)
+        connect = {"sdk5": self._connect_sdk5, "sdk4": self._connect_sdk4, "neuromorphic-drivers": self._connect_nd}
+        connect[self.backend](serial)
+
+    def _connect_sdk5(self, serial: str | None) -> None:
+        stream = importlib.import_module("metavision_sdk_stream")
+        camera = stream.Camera.from_serial(serial) if serial else stream.Camera.from_first_available()
+        self._device = camera.get_device()
+        _hal.apply_settings(self._device, self._settings)
+        self.geometry = Geometry(int(camera.width()), int(camera.height()))
+        self.sensor_id = self._hw_serial(serial)
+        condition = stream.SliceCondition.make_n_us(self.config.slice_us)
+        self._stream = stream.CameraStreamSlicer(camera.move(), condition)
+
+    def _connect_sdk4(self, serial: str | None) -> None:
+        hal = importlib.import_module("metavision_hal")
+        event_io = importlib.import_module("metavision_core.event_io")
+        device = hal.DeviceDiscovery.open(serial or "")
+        if device is None:
+            raise DeviceNotFoundError("prophesee (sdk4)", serial, _serials_sdk())
+        self._device = device
+        _hal.apply_settings(device, self._settings)
+        self._stream = event_io.EventsIterator.from_device(device=device, delta_t=self.config.slice_us)
+        height, width = self._stream.get_size()
+        self.geometry = Geometry(int(width), int(height))
+        self.sensor_id = self._hw_serial(serial)
+
+    def _connect_nd(self, serial: str | None) -> None:
+        if not self._settings.is_empty():
+            raise SensorError(
+                "prophesee: camera settings (biases, ROI, ERC, filters, triggers) need the Metavision SDK route; "
+                "set backend: sdk5 or sdk4, or remove 'settings'"
+            )
+        nd = importlib.import_module("neuromorphic_drivers")
+        device = nd.open(serial=serial) if serial else nd.open()
+        props = device.properties()
+        self.geometry = Geometry(int(props.width), int(props.height))
+        self.sensor_id = str(device.serial())
+        self._stream = device
+
+    def _hw_serial(self, fallback: str | None) -> str:
+        ident = self._device.get_i_hw_identification() if self._device is not None else None
+        return str(ident.get_serial()) if ident is not None else (fallback or "")
+
+    # -- read --------------------------------------------------------------------------------------
+    def _packets(self) -> Iterator[EventChunk]:
+        read = {"sdk5": self._read_sdk5, "sdk4": self._read_sdk4, "neuromorphic-drivers": self._read_nd}
+        try:
+            yield from read[self.backend]()
+        except RuntimeError as exc:
+            raise DeviceLostError(f"prophesee {self.sensor_id}: {exc}") from exc
+
+    def _chunk(self, events: np.ndarray, triggers: np.ndarray | None, t_end_us: int | None = None) -> EventChunk:
+        assert self.geometry is not None
+        meta: dict = {"source": self.name}
+        if triggers is not None and len(triggers):
+            meta["triggers"] = ext_to_triggers(triggers)
+        return EventChunk(cd_to_events(events), self.geometry, t_end_us=t_end_us, meta=meta)
+
+    def _read_sdk5(self) -> Iterator[EventChunk]:
+        for piece in self._stream:
+            yield self._chunk(piece.events, piece.triggers, t_end_us=int(piece.t))
+            if self._closed.is_set():
+                return
+
+    def _read_sdk4(self) -> Iterator[EventChunk]:
+        it = self._stream
+        want_triggers = bool(self._settings.trigger_in)
+        for events in it:
+            triggers = None
+            if want_triggers:
+                triggers = it.get_ext_trigger_events()
+                it.reader.clear_ext_trigger_events()
+            yield self._chunk(events, triggers)
+            if self._closed.is_set():
+                return
+
+    def _read_nd(self) -> Iterator[EventChunk]:
+        assert self.geometry is not None
+        for _status, packet in self._stream:
+            if self._closed.is_set():
+                return
+            events, triggers, overflows = _nd_fields(packet)
+            if events is None:
+                continue
+            converted = np.empty(len(events), dtype=EVENT_DTYPE)
+            converted["x"], converted["y"] = events["x"], events["y"]
+            converted["p"], converted["t"] = events["on"], events["t"]
+            meta: dict = {"source": self.name}
+            if triggers is not None and len(triggers):
+                tr = np.empty(len(triggers), dtype=TRIGGER_DTYPE)
+                tr["p"], tr["t"], tr["id"] = triggers["rising"], triggers["t"], triggers["id"]
+                meta["triggers"] = tr
+            yield from _split_at_overflows(EventChunk(converted, self.geometry, meta=meta), overflows)
+
+    # -- settings and release ----------------------------------------------------------------------
+    def current_settings(self) -> CameraSettings:
+        """The camera's settings now (biases and ERC read back from the device)."""
+        if self._device is None:
+            raise SensorError(f"{self.name}: settings can be read only from a connected camera on an SDK route")
+        return _hal.read_settings(self._device, self._settings)
+
+    def save_settings(self, path: str | Path) -> None:
+        """Write :meth:`current_settings` to a YAML file usable as ``settings_file``."""
+        save_settings(path, self.current_settings())
+
+    def _disconnect(self) -> None:
+        stream, self._stream, self._device = self._stream, None, None
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()
+
+
+def _nd_fields(packet: Any) -> tuple[Any, Any, Any]:
+    """(polarity events, trigger events, overflow indices) of a neuromorphic-drivers packet (old dict or new object)."""
+    if isinstance(packet, dict):
+        return packet.get("dvs_events"), packet.get("trigger_events"), None
+    return (
+        getattr(packet, "polarity_events", None),
+        getattr(packet, "trigger_events", None),
+        getattr(packet, "polarity_events_overflow_indices", None),
+    )
+
+
+def _split_at_overflows(chunk: EventChunk, overflows: Any) -> Iterator[EventChunk]:
+    """Cut a chunk where the USB ring overflowed and report each loss as a gap chunk."""
+    if overflows is None or len(overflows) == 0:
+        yield chunk
+        return
+    ev = chunk.events
+    start = 0
+    for index in list(overflows) + [len(ev)]:
+        index = int(index)
+        if index > start:
+            yield EventChunk(ev[start:index], chunk.geometry, meta=dict(chunk.meta) if start == 0 else {})
+        if index < len(ev):
+            t_before = int(ev["t"][index - 1]) + 1 if index > 0 else None
+            meta = {"gap": True, "reason": "usb overflow", "t_start_us": t_before, "t_end_us": int(ev["t"][index])}
+            yield EventChunk(empty_events(), chunk.geometry, t_end_us=int(ev["t"][index]), meta=meta)
+        start = index
