@@ -40,7 +40,15 @@ class _StorageType:
 
 
 def _rebuild_tensor(storage, offset, size, stride, requires_grad=False, hooks=None, metadata=None) -> torch.Tensor:
-    return torch.as_strided(storage, tuple(size), tuple(stride), offset).clone()
+    """A tensor over ``storage`` (a flat tensor); a view when it covers the storage contiguously, else a copy."""
+    size, stride = tuple(size), tuple(stride)
+    contiguous, step = [], 1
+    for dim in reversed(size):
+        contiguous.insert(0, step)
+        step *= dim
+    if offset == 0 and storage.numel() == step and tuple(contiguous) == stride:
+        return storage.view(size)
+    return torch.as_strided(storage, size, stride, offset).clone()
 
 
 class _SafeUnpickler(pickle.Unpickler):
