@@ -121,3 +121,15 @@ def test_dat_bad_input(tmp_path):
     empty.write_bytes(b"")
     with pytest.raises(EventFormatError):
         read_events(empty)
+
+
+def test_dat_streaming_in_tiny_blocks(monkeypatch):
+    import eventclip.io.prophesee_dat as dat
+    from eventclip.io import open_events
+
+    path = recording(DAT_FILES[0])
+    whole = read_events(path).events
+    monkeypatch.setattr(dat, "BLOCK_RECORDS", 100)
+    with open_events(path) as stream:
+        blocks = [c.events for c in stream]
+    assert len(blocks) > 40 and same_events(np.concatenate(blocks), whole)

@@ -161,10 +161,17 @@ def open_events(
 def read_events(
     path: PathLike, *, format: str | None = None, geometry: Geometry | tuple[int, int] | None = None
 ) -> EventChunk:
-    """Read a whole (small) file into one EventChunk; ``meta`` holds the format name and metadata."""
+    """Read a whole (small) file into one EventChunk; ``meta`` holds the format name and metadata.
+
+    Readers with a ``read_all()`` method (RAW, DAT) decode the file straight into one array.
+    """
     with open_events(path, format=format, geometry=geometry) as stream:
-        blocks = [chunk.events for chunk in stream]
-        events = np.concatenate(blocks) if blocks else np.empty(0, dtype=EVENT_DTYPE)
+        read_all = getattr(stream.reader, "read_all", None)
+        if read_all is not None:  # readers that can decode straight into one array skip the concatenation
+            events = read_all()
+        else:
+            blocks = [chunk.events for chunk in stream]
+            events = np.concatenate(blocks) if blocks else np.empty(0, dtype=EVENT_DTYPE)
         return EventChunk(events, stream.geometry, None, {"format": stream.format, **stream.metadata})
 
 

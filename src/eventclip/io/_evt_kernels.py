@@ -69,7 +69,7 @@ def decode_evt2(words, out, trig, state, width, height):
     nw = words.shape[0]
     err = 0
     while i < nw:
-        if n >= cap:
+        if n >= cap or nt >= trig.shape[0]:
             break
         w = np.int64(words[i])
         typ = w >> 28
@@ -128,7 +128,7 @@ def decode_evt21(words, out, trig, state, width, height):
     nw = words.shape[0]
     err = 0
     while i < nw:
-        if n + 32 > cap:
+        if n + 32 > cap or nt >= trig.shape[0]:
             break
         w = words[i]
         hi = np.int64(w >> np.uint64(32))
@@ -207,7 +207,7 @@ def decode_evt3(words, out, trig, state, width, height):
     nw = words.shape[0]
     err = 0
     while i < nw:
-        if n + 12 > cap:
+        if n + 12 > cap or nt >= trig.shape[0]:
             break
         w = np.int64(words[i])
         typ = w >> 12
@@ -292,6 +292,51 @@ def decode_evt3(words, out, trig, state, width, height):
     state[S_BASE_X] = base_x
     state[S_POL] = pol
     return n, i, nt, err, i
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _popcount(m):
+    c = 0
+    while m != 0:
+        m &= m - 1
+        c += 1
+    return c
+
+
+@njit(nogil=True, cache=True)
+def count_evt2(words):
+    """Number of CD words (an upper bound on decoded events) in EVT 2.0 words."""
+    n = 0
+    for i in range(words.shape[0]):
+        n += (words[i] >> 29) == 0
+    return n
+
+
+@njit(nogil=True, cache=True)
+def count_evt21(words):
+    """Number of valid-mask bits in CD words (an upper bound on decoded events) in EVT 2.1 words."""
+    n = 0
+    for i in range(words.shape[0]):
+        w = words[i]
+        if (w >> np.uint64(61)) == 0:
+            n += _popcount(np.int64(w & np.uint64(0xFFFFFFFF)))
+    return n
+
+
+@njit(nogil=True, cache=True)
+def count_evt3(words):
+    """ADDR_X words plus VECT_12/VECT_8 mask bits (an upper bound on decoded events) in EVT 3.0 words."""
+    n = 0
+    for i in range(words.shape[0]):
+        w = np.int64(words[i])
+        typ = w >> 12
+        if typ == 0x2:
+            n += 1
+        elif typ == 0x4:
+            n += _popcount(w & 0xFFF)
+        elif typ == 0x5:
+            n += _popcount(w & 0xFF)
+    return n
 
 
 # ----------------------------------------------------------------------------------------------

@@ -109,21 +109,35 @@ class DatReader(EventReader):
                                 self.path, self.data_offset)
         return Geometry(mx + 1, my + 1)
 
+    def _decode(self, words: np.ndarray, first: int, state: np.ndarray) -> np.ndarray:
+        out = np.empty(len(words), dtype=EVENT_DTYPE)
+        n, err, at = K.decode_dat(words, out.view(np.int64).reshape(-1, 2), state, self.geometry.width,
+                                  self.geometry.height)
+        if err:
+            offset = self.data_offset + (first + at) * RECORD_SIZE
+            if err == K.ERR_OUTSIDE_GEOMETRY:
+                raise GeometryError(f"an event lies outside the sensor geometry {self.geometry}; pass the right "
+                                    "geometry, or the data is corrupt", self.path, offset)
+            if err == K.ERR_TIME_BACKWARDS:
+                raise EventFormatError("event time goes backwards (corrupt DAT data)", self.path, offset)
+            raise EventFormatError("polarity field is not 0 or 1 (corrupt DAT data)", self.path, offset)
+        return out
+
     def __iter__(self) -> Iterator[np.ndarray]:
         state = np.array([0, -1], dtype=np.int64)
-        width, height = self.geometry.width, self.geometry.height
         for done, words in self._records():
-            out = np.empty(len(words), dtype=EVENT_DTYPE)
-            n, err, at = K.decode_dat(words, out.view(np.int64).reshape(-1, 2), state, width, height)
-            if err:
-                offset = self.data_offset + (done + at) * RECORD_SIZE
-                if err == K.ERR_OUTSIDE_GEOMETRY:
-                    raise GeometryError(f"an event lies outside the sensor geometry {self.geometry}; pass the right "
-                                        "geometry, or the data is corrupt", self.path, offset)
-                if err == K.ERR_TIME_BACKWARDS:
-                    raise EventFormatError("event time goes backwards (corrupt DAT data)", self.path, offset)
-                raise EventFormatError("polarity field is not 0 or 1 (corrupt DAT data)", self.path, offset)
-            yield out
+            yield self._decode(words, done, state)
+        self._check_tail()
+
+    def read_all(self) -> np.ndarray:
+        """Decode the whole file into one array in a single pass (no concatenation)."""
+        n = (self._size - self.data_offset) // RECORD_SIZE
+        words = np.fromfile(self.path, dtype="<u4", count=2 * n, offset=self.data_offset).reshape(-1, 2)
+        out = self._decode(words, 0, np.array([0, -1], dtype=np.int64))
+        self._check_tail()
+        return out
+
+    def _check_tail(self) -> None:
         tail = (self._size - self.data_offset) % RECORD_SIZE
         if tail:
             raise TruncatedFileError(f"the file ends {tail} byte(s) into an 8-byte record; the recording was cut "

@@ -37,6 +37,8 @@ TRIGGER_DTYPE = np.dtype([("t", "<i8"), ("id", "<i2"), ("p", "<i2")])
 """External trigger events: time (µs), trigger channel id, edge value (0 falling, 1 rising)."""
 
 MAX_COORD = 2048
+TRIGGER_BLOCK = 1 << 16
+"""Trigger events buffered per decoder call; the kernel returns early when the buffer fills."""
 """EVT 2.x/3.0 addresses are 11 bits: sensors up to 2048x2048."""
 
 
@@ -94,6 +96,10 @@ class _RawReader(EventReader):
     def _decode(self, words, out, trig, state, width, height):  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _count(self, words: np.ndarray) -> int:  # pragma: no cover - abstract
+        """An upper bound on the CD events in ``words`` (exact unless some precede the first TIME_HIGH)."""
+        raise NotImplementedError
+
     def _error(self, code: int, offset: int, word: int) -> EventFormatError:
         enc = self.encoding.upper()
         if code == K.ERR_OUTSIDE_GEOMETRY:
@@ -109,17 +115,66 @@ class _RawReader(EventReader):
             f"word {word:#x} has a type reserved in {enc}; the data is corrupt or not {enc}", self.path, offset
         )
 
-    def __iter__(self) -> Iterator[np.ndarray]:
-        ws = self.word_dtype.itemsize
+    def _layout(self) -> tuple[int, int, int]:
+        """(data offset, number of whole words, bytes of a trailing partial word)."""
         size = self.path.stat().st_size
-        start = self.header.data_offset
         if size == 0:
             raise EventFormatError("the file is empty (not even a RAW header)", self.path, 0)
-        n_words = (size - start) // ws
-        tail = (size - start) % ws
-        block_words = BLOCK_BYTES // ws
-        state = K.new_decoder_state()
+        start = self.header.data_offset
+        ws = self.word_dtype.itemsize
+        return start, (size - start) // ws, (size - start) % ws
+
+    def _decode_words(self, words: np.ndarray, first_word: int, state: np.ndarray, out: np.ndarray | None = None
+                      ) -> Iterator[np.ndarray]:
+        """Decode ``words`` (file word index ``first_word`` onwards), yielding event arrays.
+
+        With ``out`` (big enough for every event, e.g. sized by ``_count``) all events go into it
+        and the filled prefixes are yielded; otherwise fresh buffers are allocated as needed.
+        """
+        ws = self.word_dtype.itemsize
         width, height = self.geometry.width, self.geometry.height
+        trig = np.empty((min(len(words), TRIGGER_BLOCK), 3), dtype=np.int64)
+        pos = filled = 0
+        while pos < len(words):
+            if out is None:
+                cap = (len(words) - pos) * self.events_per_word_estimate + self.max_events_per_word
+                block = np.empty(cap, dtype=EVENT_DTYPE)
+            else:
+                block = out[filled:]
+            n, used, nt, err, at = self._decode(words[pos:], block.view(np.int64).reshape(-1, 2), trig, state,
+                                                width, height)
+            if nt:
+                tr = np.empty(nt, dtype=TRIGGER_DTYPE)
+                tr["t"], tr["id"], tr["p"] = trig[:nt, 0], trig[:nt, 1], trig[:nt, 2]
+                self._triggers.append(tr)
+            if err:
+                offset = self.header.data_offset + (first_word + pos + at) * ws
+                raise self._error(err, offset, int(words[pos + at]))
+            if used == 0 and n == 0 and nt == 0:
+                raise RuntimeError(f"{self.path}: decoder made no progress at word {first_word + pos}")
+            pos += used
+            filled += n
+            if n:
+                yield block[:n]
+
+    def _finish(self, state: np.ndarray, tail: int) -> None:
+        self.metadata["events_before_time_base"] = int(state[K.S_SKIPPED])
+        if state[K.S_SKIPPED]:
+            log.warning("%s: %d CD events before the first TIME_HIGH word have no time base and were not decoded",
+                        self.path, state[K.S_SKIPPED])
+        if tail:
+            ws = self.word_dtype.itemsize
+            raise TruncatedFileError(
+                f"the file ends {tail} byte(s) into a {ws}-byte {self.encoding.upper()} word; "
+                "the recording was cut short (all complete words before it were decoded)",
+                self.path,
+                self.path.stat().st_size - tail,
+            )
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        start, n_words, tail = self._layout()
+        block_words = BLOCK_BYTES // self.word_dtype.itemsize
+        state = K.new_decoder_state()
         with self.path.open("rb") as fh:
             fh.seek(start)
             done = 0
@@ -127,36 +182,19 @@ class _RawReader(EventReader):
                 raw = np.fromfile(fh, dtype=self.word_dtype, count=min(block_words, n_words - done))
                 if len(raw) == 0:
                     break
-                words = self._words(raw)
-                pos = 0
-                while pos < len(words):
-                    rest = len(words) - pos
-                    cap = rest * self.events_per_word_estimate + self.max_events_per_word
-                    out, out64 = _events_view(cap)
-                    trig = np.empty((rest, 3), dtype=np.int64)
-                    n, used, nt, err, at = self._decode(words[pos:], out64, trig, state, width, height)
-                    if nt:
-                        tr = np.empty(nt, dtype=TRIGGER_DTYPE)
-                        tr["t"], tr["id"], tr["p"] = trig[:nt, 0], trig[:nt, 1], trig[:nt, 2]
-                        self._triggers.append(tr)
-                    if err:
-                        offset = start + (done + pos + at) * ws
-                        raise self._error(err, offset, int(words[pos + at]))
-                    pos += used
-                    if n:
-                        yield out[:n]
+                yield from self._decode_words(self._words(raw), done, state)
                 done += len(raw)
-        self.metadata["events_before_time_base"] = int(state[K.S_SKIPPED])
-        if state[K.S_SKIPPED]:
-            log.warning("%s: %d CD events before the first TIME_HIGH word have no time base and were not decoded",
-                        self.path, state[K.S_SKIPPED])
-        if tail:
-            raise TruncatedFileError(
-                f"the file ends {tail} byte(s) into a {ws}-byte {self.encoding.upper()} word; "
-                "the recording was cut short (all complete words before it were decoded)",
-                self.path,
-                size - tail,
-            )
+        self._finish(state, tail)
+
+    def read_all(self) -> np.ndarray:
+        """Decode the whole file into one array: count the events first, then decode in place (no copies)."""
+        start, n_words, tail = self._layout()
+        words = self._words(np.fromfile(self.path, dtype=self.word_dtype, count=n_words, offset=start))
+        out = np.empty(int(self._count(words)) + self.max_events_per_word, dtype=EVENT_DTYPE)
+        state = K.new_decoder_state()
+        n = sum(len(b) for b in self._decode_words(words, 0, state, out))
+        self._finish(state, tail)
+        return out[:n]
 
 
 class Evt2Reader(_RawReader):
@@ -168,6 +206,9 @@ class Evt2Reader(_RawReader):
 
     def _decode(self, words, out, trig, state, width, height):
         return K.decode_evt2(words, out, trig, state, width, height)
+
+    def _count(self, words: np.ndarray) -> int:
+        return K.count_evt2(words)
 
 
 class Evt21Reader(_RawReader):
@@ -198,6 +239,9 @@ class Evt21Reader(_RawReader):
     def _decode(self, words, out, trig, state, width, height):
         return K.decode_evt21(words, out, trig, state, width, height)
 
+    def _count(self, words: np.ndarray) -> int:
+        return K.count_evt21(words)
+
 
 class Evt3Reader(_RawReader):
     """EVT 3.0: 16-bit words with row/time state and 8/12-pixel vectors."""
@@ -210,6 +254,9 @@ class Evt3Reader(_RawReader):
 
     def _decode(self, words, out, trig, state, width, height):
         return K.decode_evt3(words, out, trig, state, width, height)
+
+    def _count(self, words: np.ndarray) -> int:
+        return K.count_evt3(words)
 
 
 class _RawWriter(EventWriter):

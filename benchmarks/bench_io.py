@@ -1,0 +1,156 @@
+"""Decode speed of eventclip's Prophesee readers vs faery, evt3, expelliarmus, h5py on the same files.
+
+Generates once (cached under --cache, default out/bench_io) a file of at least --events events per
+format by tiling a real recording in time (the recordings beside the project) or, without them,
+from synthetic events; then decodes each file with every decoder, --repeat times, in this one
+process, and prints median seconds, Mev/s and our speed relative to each peer. Never asserts.
+
+    python benchmarks/bench_io.py --events 20000000 --repeat 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+RECORDINGS = Path(os.environ.get("EVENTCLIP_RECORDINGS", ROOT.parent / "shared" / "data" / "recordings"))
+SOURCES = {"evt3": "prophesee_evt3_driving_gen41_1280x720.raw", "evt2": "prophesee_evt2_sparklers_gen3_640x480.raw"}
+
+
+def _source_events(fmt: str):
+    from eventclip.events import Geometry, make_events
+    from eventclip.io import read_events
+
+    name = SOURCES["evt3" if fmt in ("evt3", "hdf5") else "evt2"]
+    path = RECORDINGS / name
+    if path.is_file():
+        chunk = read_events(path)
+        return chunk.events, chunk.geometry, f"tiled {name}"
+    rng = np.random.default_rng(0)
+    n = 500_000
+    geo = Geometry(1280, 720)
+    ev = make_events(rng.integers(0, geo.width, n), rng.integers(0, geo.height, n), rng.integers(0, 2, n),
+                     np.sort(rng.integers(0, 50_000, n)))
+    return ev, geo, "synthetic uniform events"
+
+
+def make_file(fmt: str, n_events: int, cache: Path) -> tuple[Path, str]:
+    """The cached benchmark file for ``fmt`` (created on first use) and a note on where it came from."""
+    from eventclip.io import open_writer
+
+    suffix = {"evt3": ".raw", "evt2": ".raw", "dat": ".dat", "hdf5": ".hdf5"}[fmt]
+    path = cache / f"bench_{fmt}_{n_events}{suffix}"
+    src, geo, note = _source_events(fmt)
+    if path.exists():
+        return path, note
+    cache.mkdir(parents=True, exist_ok=True)
+    span = int(src["t"][-1] - src["t"][0]) + 1
+    reps = -(-n_events // len(src))
+    tmp = path.with_suffix(".tmp")
+    if fmt == "hdf5":
+        import h5py
+
+        with h5py.File(tmp, "w") as f:
+            f.attrs["geometry"] = f"{geo.width}x{geo.height}"
+            ds = f.create_group("CD").create_dataset(
+                "events", shape=(reps * len(src),), dtype=np.dtype([("x", "<u2"), ("y", "<u2"), ("p", "<i2"), ("t", "<i8")]),
+                chunks=(1 << 16,))
+            for k in range(reps):
+                part = src.copy()
+                part["t"] += k * span
+                ds[k * len(src):(k + 1) * len(src)] = part[["x", "y", "p", "t"]].astype(ds.dtype)
+    else:
+        with open_writer(tmp, geo, format=fmt) as w:
+            for k in range(reps):
+                part = src.copy()
+                part["t"] += k * span
+                w.write(part)
+    os.replace(tmp, path)
+    return path, note
+
+
+def decoders(fmt: str) -> dict:
+    """name -> function(path) -> number of events decoded (whole file into memory)."""
+    from eventclip.io import open_events, read_events
+
+    out = {
+        "eventclip read_events": lambda p: len(read_events(p).events),
+        "eventclip open_events (stream)": lambda p: sum(len(c) for c in open_events(p)),
+    }
+    try:
+        import faery
+
+        if fmt in ("evt2", "evt3", "dat"):
+            out["faery"] = lambda p: len(np.concatenate(list(faery.events_stream_from_file(p))))
+    except ImportError:
+        pass
+    try:
+        import evt3
+
+        if fmt == "evt3":
+            out["evt3"] = lambda p: len(evt3.decode_file(str(p)).x)
+    except ImportError:
+        pass
+    try:
+        import expelliarmus
+
+        if fmt in ("evt2", "evt3", "dat"):
+            out["expelliarmus"] = lambda p: len(expelliarmus.Wizard(encoding=fmt, fpath=p).read())
+    except ImportError:
+        pass
+    if fmt == "hdf5":
+        import h5py
+
+        def h5(p):
+            with h5py.File(p, "r") as f:
+                return len(f["CD/events"][()])
+
+        out["h5py (plain dataset read)"] = h5
+    return out
+
+
+def run(formats: list[str], n_events: int, repeat: int, cache: Path) -> None:
+    print(f"# eventclip I/O benchmark: {n_events:,} events per file, median of {repeat}; "
+          f"{os.cpu_count()} CPUs, python {sys.version.split()[0]}")
+    rows = []
+    for fmt in formats:
+        path, note = make_file(fmt, n_events, cache)
+        results = {}
+        for name, fn in decoders(fmt).items():
+            fn(path)  # warm-up: numba cache load, page cache, lazy imports
+            times, n = [], 0
+            for _ in range(repeat):
+                t0 = time.perf_counter()
+                n = fn(path)
+                times.append(time.perf_counter() - t0)
+            results[name] = (statistics.median(times), n)
+        ours = results["eventclip read_events"][0]
+        for name, (sec, n) in results.items():
+            rows.append((fmt, name, n, sec, n / sec / 1e6, sec / ours))
+        print(f"# {fmt}: {path.name} ({path.stat().st_size / 2**20:.0f} MiB, {note})")
+    print()
+    print(f"| format | decoder | events | median s | Mev/s | eventclip speed-up (peer s / our s) |")
+    print("|---|---|---:|---:|---:|---:|")
+    for fmt, name, n, sec, mev, ratio in rows:
+        print(f"| {fmt} | {name} | {n:,} | {sec:.3f} | {mev:.1f} | {ratio:.2f}x |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--events", type=int, default=20_000_000, help="events per generated file (default 20M)")
+    ap.add_argument("--repeat", type=int, default=3, help="timed runs per decoder (median reported)")
+    ap.add_argument("--formats", default="evt3,evt2,dat,hdf5", help="comma list of evt3, evt2, dat, hdf5")
+    ap.add_argument("--cache", type=Path, default=ROOT / "out" / "bench_io", help="where generated files are kept")
+    args = ap.parse_args()
+    run([f.strip() for f in args.formats.split(",") if f.strip()], args.events, args.repeat, args.cache)
+
+
+if __name__ == "__main__":
+    main()
