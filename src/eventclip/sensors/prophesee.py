@@ -103,9 +103,12 @@ def _matches(wanted: str, listed: str) -> bool:
 
 
 def list_devices() -> list[dict[str, str]]:
-    """Prophesee cameras each installed route can see."""
+    """Prophesee cameras each installed route can see; MissingDependencyError when none is installed."""
+    have = installed_backends()
+    if not any(have.values()):
+        raise MissingDependencyError(f"no Prophesee backend is installed. {HOW_TO_INSTALL}")
     found = []
-    for backend, ok in installed_backends().items():
+    for backend, ok in have.items():
         if ok:
             serials = _serials_nd() if backend == "neuromorphic-drivers" else _serials_sdk()
             found.extend({"serial": s, "model": "", "backend": backend} for s in serials)
