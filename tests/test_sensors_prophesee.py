@@ -220,3 +220,45 @@ def test_usb_overflows_become_gap_chunks() -> None:
     assert [len(p) for p in parts] == [3, 0, 3]
     assert parts[1].meta == {"gap": True, "reason": "usb overflow", "t_start_us": 31, "t_end_us": 90}
     assert list(_split_at_overflows(EventChunk(empty_events(), Geometry(4, 4)), None))[0].meta == {}
+
+
+@pytest.fixture
+def nd(monkeypatch):
+    """The stand-in neuromorphic_drivers on sys.path (and no Metavision SDK)."""
+    _forget_sdk()
+    sys.modules.pop("neuromorphic_drivers", None)
+    monkeypatch.syspath_prepend(str(STANDIN))
+    import neuromorphic_drivers
+
+    neuromorphic_drivers.PLUGGED.clear()
+    yield neuromorphic_drivers
+    neuromorphic_drivers.PLUGGED.clear()
+    sys.modules.pop("neuromorphic_drivers", None)
+
+
+def test_neuromorphic_drivers_route_converts_events_triggers_and_overflows(nd) -> None:
+    pol = np.zeros(5, dtype=nd.POLARITY)
+    pol["t"], pol["x"], pol["y"], pol["on"] = [10, 20, 30, 500, 510], [1, 2, 3, 4, 5], [6, 7, 8, 9, 10], [1, 0, 1, 1, 0]
+    trig = np.zeros(1, dtype=nd.TRIGGER)
+    trig["t"], trig["id"], trig["rising"] = 25, 0, True
+    nd.PLUGGED["00051852"] = [nd.Evt3Packet(pol[:3], trig), nd.Evt3Packet(pol[3:], None, np.array([0]))]
+    src = create({"kind": "prophesee", "backend": "neuromorphic-drivers", "serial": "00051852", "reconnect": {"enabled": False}})
+    src.open()
+    chunks = list(src)
+    assert src.geometry == Geometry(1280, 720) and src.sensor_id == "00051852"
+    data = [c for c in chunks if not c.meta.get("gap")]
+    got = np.concatenate([c.events for c in data])
+    np.testing.assert_array_equal(got["t"], pol["t"])
+    np.testing.assert_array_equal(got["x"], pol["x"])
+    np.testing.assert_array_equal(got["p"], pol["on"].astype(int))
+    assert data[0].meta["triggers"]["t"].tolist() == [25] and data[0].meta["triggers"]["p"].tolist() == [1]
+    gaps = [c.meta for c in chunks if c.meta.get("gap")]
+    assert gaps == [{"gap": True, "reason": "usb overflow", "t_start_us": 31, "t_end_us": 500}]
+
+
+def test_neuromorphic_drivers_route_refuses_settings_and_lists_serials(nd) -> None:
+    nd.PLUGGED["00051852"] = []
+    with pytest.raises(SensorError, match="need the Metavision SDK route"):
+        create({"kind": "prophesee", "backend": "neuromorphic-drivers", "settings": {"erc_rate_ev_s": 1000}}).open()
+    with pytest.raises(DeviceNotFoundError, match="00051852"):
+        create({"kind": "prophesee", "backend": "neuromorphic-drivers", "serial": "999"}).open()

@@ -196,6 +196,9 @@ class LiveSource(Source):
             chunk.events["t"] += self._offset_us
             if chunk.t_end_us is not None:
                 chunk.t_end_us += self._offset_us
+            for key in ("t_start_us", "t_end_us"):
+                if chunk.meta.get("gap") and chunk.meta.get(key) is not None:
+                    chunk.meta[key] += self._offset_us
             triggers = chunk.meta.get("triggers")
             if triggers is not None and len(triggers):
                 chunk.meta["triggers"] = triggers.copy()

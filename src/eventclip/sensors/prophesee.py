@@ -233,6 +233,7 @@ class PropheseeSource(LiveSource):
 
     def _read_nd(self) -> Iterator[EventChunk]:
         assert self.geometry is not None
+        last_t: int | None = None
         for _status, packet in self._stream:
             if self._closed.is_set():
                 return
@@ -247,7 +248,9 @@ class PropheseeSource(LiveSource):
                 tr = np.empty(len(triggers), dtype=TRIGGER_DTYPE)
                 tr["p"], tr["t"], tr["id"] = triggers["rising"], triggers["t"], triggers["id"]
                 meta["triggers"] = tr
-            yield from _split_at_overflows(EventChunk(converted, self.geometry, meta=meta), overflows)
+            yield from _split_at_overflows(EventChunk(converted, self.geometry, meta=meta), overflows, last_t)
+            if len(converted):
+                last_t = int(converted["t"][-1])
 
     # -- settings and release ----------------------------------------------------------------------
     def current_settings(self) -> CameraSettings:
@@ -278,8 +281,11 @@ def _nd_fields(packet: Any) -> tuple[Any, Any, Any]:
     )
 
 
-def _split_at_overflows(chunk: EventChunk, overflows: Any) -> Iterator[EventChunk]:
-    """Cut a chunk where the USB ring overflowed and report each loss as a gap chunk."""
+def _split_at_overflows(chunk: EventChunk, overflows: Any, last_t: int | None = None) -> Iterator[EventChunk]:
+    """Cut a chunk where the USB ring overflowed and report each loss as a gap chunk.
+
+    ``last_t`` is the time (µs) of the last event before this chunk, when known.
+    """
     if overflows is None or len(overflows) == 0:
         yield chunk
         return
@@ -290,7 +296,8 @@ def _split_at_overflows(chunk: EventChunk, overflows: Any) -> Iterator[EventChun
         if index > start:
             yield EventChunk(ev[start:index], chunk.geometry, meta=dict(chunk.meta) if start == 0 else {})
         if index < len(ev):
-            t_before = int(ev["t"][index - 1]) + 1 if index > 0 else None
+            before = int(ev["t"][index - 1]) if index > 0 else last_t
+            t_before = None if before is None else before + 1
             meta = {"gap": True, "reason": "usb overflow", "t_start_us": t_before, "t_end_us": int(ev["t"][index])}
             yield EventChunk(empty_events(), chunk.geometry, t_end_us=int(ev["t"][index]), meta=meta)
         start = index
