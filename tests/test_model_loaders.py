@@ -8,26 +8,40 @@ import pytest
 import torch
 from open_clip.model import CLIP
 
-from eventclip.model.configs import TINY_CONFIG
 from eventclip.model.errors import CheckpointError
 from eventclip.model.loaders import load_checkpoint
+
+
+OPENAI_TINY = {
+    "embed_dim": 32,
+    "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "patch_size": 8, "head_width": 64},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 1, "layers": 2},
+}
+"""A tiny CLIP with OpenAI's conventions (64-wide attention heads), so shapes determine the architecture."""
 
 
 @pytest.fixture(scope="module")
 def clip() -> CLIP:
     torch.manual_seed(3)
-    return CLIP(**TINY_CONFIG, quick_gelu=True).eval()
+    return CLIP(**OPENAI_TINY, quick_gelu=True).eval()
 
 
-def _same_as_clip(model, clip: CLIP, event_state=None) -> None:
+def _same_as_clip(model, clip: CLIP) -> None:
+    """Same weights as ``clip`` and, run end to end, the same embeddings (so the architecture matches too)."""
     ref = clip.state_dict()
     for k, v in model.image_encoder.state_dict().items():
         assert torch.equal(v, ref[f"visual.{k}"].float()), k
-    for k, v in (event_state or model.image_encoder.state_dict()).items():
-        assert torch.equal(model.event_encoder.state_dict()[k], v.float()), k
+        assert torch.equal(model.event_encoder.state_dict()[k], v), k
     for k, v in model.text_encoder.state_dict().items():
         assert torch.equal(v, ref[k].float()), k
     assert model.logit_scale.item() == clip.logit_scale.item()
+    frames, tokens = torch.randn(2, 3, 32, 32), model.tokenize(["a dog", "an event camera image of a cat"])
+    reference = CLIP(**OPENAI_TINY, quick_gelu=True).eval()
+    reference.load_state_dict({k: v.float() for k, v in ref.items()})
+    with torch.no_grad():
+        model.eval()
+        torch.testing.assert_close(model.encode_frames(frames), reference.encode_image(frames, normalize=True))
+        torch.testing.assert_close(model.encode_tokens(tokens), reference.encode_text(tokens, normalize=True))
 
 
 def test_plain_state_dict(tmp_path, clip):
@@ -40,18 +54,19 @@ def test_plain_state_dict(tmp_path, clip):
 def test_open_clip_checkpoint_with_ddp_prefix(tmp_path, clip):
     state = {f"module.{k}": v for k, v in clip.state_dict().items()}
     torch.save({"epoch": 3, "name": "run", "state_dict": state}, tmp_path / "epoch_3.pt")
-    _same_as_clip(load_checkpoint(tmp_path / "epoch_3.pt", TINY_CONFIG | {"quick_gelu": True}), clip)
+    _same_as_clip(load_checkpoint(tmp_path / "epoch_3.pt", OPENAI_TINY | {"quick_gelu": True}), clip)
 
 
 def test_safetensors(tmp_path, clip):
     from safetensors.torch import save_file
 
     save_file({k: v.contiguous() for k, v in clip.state_dict().items()}, str(tmp_path / "clip.safetensors"))
-    _same_as_clip(load_checkpoint(tmp_path / "clip.safetensors"), clip)
+    _same_as_clip(load_checkpoint(tmp_path / "clip.safetensors", quick_gelu=True), clip)
+    assert load_checkpoint(tmp_path / "clip.safetensors").card.clip_config["quick_gelu"] is False
 
 
 def test_openai_torchscript_fp16_archive_read_without_jit_load(tmp_path, clip, monkeypatch):
-    half = CLIP(**TINY_CONFIG, quick_gelu=True).eval()
+    half = CLIP(**OPENAI_TINY, quick_gelu=True).eval()
     half.load_state_dict(clip.state_dict())
     half.half()
     with warnings.catch_warnings():
@@ -66,13 +81,13 @@ def test_openai_torchscript_fp16_archive_read_without_jit_load(tmp_path, clip, m
     monkeypatch.setattr(torch.jit, "load", refuse)
     model = load_checkpoint(tmp_path / "ViT-tiny.pt")
     assert model.card.source.endswith("(openai-jit)") and model.card.clip_config["quick_gelu"] is True
-    _same_as_clip(model, half)
+    _same_as_clip(model, half.float())
 
 
 def test_authors_checkpoint_layout(tmp_path, clip):
     """Jeong et al. save {"checkpoint": LPTNMmodel.state_dict(), "optimizer": ...} (trainer.py)."""
     torch.manual_seed(9)
-    trained = CLIP(**TINY_CONFIG, quick_gelu=True).state_dict()  # stands for the trained encoder_k
+    trained = CLIP(**OPENAI_TINY, quick_gelu=True).state_dict()  # stands for the trained encoder_k
     state = {}
     for prefix, sd in (("encoder_q.", clip.state_dict()), ("encoder_k.", trained), ("foundation_model.", clip.state_dict())):
         state.update({prefix + k: v for k, v in sd.items()})
@@ -88,9 +103,14 @@ def test_authors_checkpoint_layout(tmp_path, clip):
         assert torch.equal(v, trained[f"visual.{k}"]), k
     for k, v in model.text_encoder.state_dict().items():
         assert torch.equal(v, trained[k]), k
-    frames = torch.randn(1, 3, 32, 32)
-    with torch.no_grad():
-        assert not torch.equal(model.encode_frames(frames), model.encode_images(frames))
+    encoder_k = CLIP(**OPENAI_TINY, quick_gelu=True).eval()
+    encoder_k.load_state_dict(trained)
+    frames, tokens = torch.randn(2, 3, 32, 32), model.tokenize(["a dog"])
+    with torch.no_grad():  # what their README's inference computes with encoder_k
+        model.eval()
+        torch.testing.assert_close(model.encode_frames(frames), encoder_k.encode_image(frames, normalize=True))
+        torch.testing.assert_close(model.encode_tokens(tokens), encoder_k.encode_text(tokens, normalize=True))
+        assert not torch.allclose(model.encode_frames(frames), model.encode_images(frames))
 
 
 def test_authors_lightning_save_with_model_prefix(tmp_path, clip):
@@ -120,7 +140,7 @@ def test_pickled_code_is_refused(tmp_path):
 
 def test_shape_mismatch_names_key_and_shapes(tmp_path, clip):
     torch.save(clip.state_dict(), tmp_path / "clip.pt")
-    wider = {**TINY_CONFIG, "embed_dim": 48}
+    wider = {**OPENAI_TINY, "embed_dim": 48}
     with pytest.raises(CheckpointError, match=r"text_projection.*\(64, 32\).*\(64, 48\)"):
         load_checkpoint(tmp_path / "clip.pt", wider)
 

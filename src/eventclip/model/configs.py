@@ -82,7 +82,10 @@ def resolve_config(arch: str | dict[str, Any], quick_gelu: bool | None = None) -
 
 
 def config_from_openai_state_dict(state: dict[str, Any]) -> dict[str, Any]:
-    """Infer CLIP kwargs from tensor shapes in an OpenAI-layout state dict (``visual.*``, ``transformer.*``)."""
+    """Infer CLIP kwargs from tensor shapes in an OpenAI-layout state dict (``visual.*``, ``transformer.*``).
+
+    Shapes cannot tell QuickGELU from GELU; the result says True (OpenAI's choice) and callers override.
+    """
     from eventclip.model.errors import CheckpointError
 
     need = ["visual.conv1.weight", "visual.positional_embedding", "text_projection", "positional_embedding",

@@ -109,11 +109,15 @@ def load_checkpoint(
     kind: str = "auto",
     with_image_encoder: bool = True,
     representation: dict[str, Any] | None = None,
+    quick_gelu: bool | None = None,
 ) -> EventClip:
     """EventClip from a local checkpoint. ``arch`` (open_clip name/config) is inferred from shapes when None.
 
     For CLIP checkpoints f_E starts as a copy of f_I. For the authors' checkpoints f_E is their
     trained ``encoder_k`` image tower and the card records ``preprocessing_variant="authors"``.
+    ``quick_gelu`` cannot be read from shapes: by default it is True for OpenAI's files (JIT,
+    plain state dicts, the authors' CLIP copies) and False for open_clip checkpoints and
+    safetensors (LAION-style training); pass it to override. The card records the choice.
     """
     if kind not in KINDS:
         raise CheckpointError(f"unknown checkpoint kind {kind!r}; choose one of {', '.join(KINDS)}")
@@ -125,17 +129,19 @@ def load_checkpoint(
     if bad:
         raise CheckpointError(f"{path}: key {bad[0]!r} is a {type(state[bad[0]]).__name__}, not a tensor")
     source = f"{path.name} ({found})"
+    if quick_gelu is None and arch is None:
+        quick_gelu = found in ("openai-jit", "state-dict", "authors")
     if found == "authors":
-        return _load_authors(path, state, arch, with_image_encoder, representation, source)
+        return _load_authors(path, state, arch, with_image_encoder, representation, source, quick_gelu)
     clip_state = _strip(state)
     name_or_cfg = arch if arch is not None else config_from_openai_state_dict(clip_state)
     return EventClip.from_clip(
         name_or_cfg, clip_state, with_image_encoder=with_image_encoder, representation=representation,
-        source=source, quick_gelu=True if found == "openai-jit" else None,
+        source=source, quick_gelu=quick_gelu,
     )
 
 
-def _load_authors(path, state, arch, with_image_encoder, representation, source) -> EventClip:
+def _load_authors(path, state, arch, with_image_encoder, representation, source, quick_gelu) -> EventClip:
     event_clip = _sub(state, AUTHORS_EVENT_PREFIX)
     image_clip = next((s for p in AUTHORS_IMAGE_PREFIXES if (s := _sub(state, p))), None)
     cfg = arch if arch is not None else config_from_openai_state_dict(event_clip)
@@ -149,7 +155,7 @@ def _load_authors(path, state, arch, with_image_encoder, representation, source)
     combined = {**{k: v for k, v in base.items() if k.startswith("visual.")}, **{k: event_clip[k] for k in text_keys}}
     model = EventClip.from_clip(
         cfg, combined, with_image_encoder=with_image_encoder, representation=representation, source=source,
-        preprocessing_variant="authors", quick_gelu=True,
+        preprocessing_variant="authors", quick_gelu=quick_gelu,
     )
     visual = _sub(event_clip, "visual.")
     own = model.event_encoder.state_dict()
