@@ -179,3 +179,13 @@ def test_cuda_frames_match_numba_and_stay_on_device(variant):
     assert f.is_cuda
     np.testing.assert_allclose(f.cpu().numpy(), event_frames(ev, g, offsets, variant=variant, clip_percentile=99.0),
                                atol=1e-6, rtol=0)
+
+
+def test_torch_without_check_drops_out_of_range_events_into_no_window():
+    ev = _random_events(400, seed=6)
+    ev["y"][5] = GEOM.height + 3  # would alias into the next window's plane without the trash bin
+    good = np.ones(len(ev), bool)
+    good[5] = False
+    got = count_events_torch(ev, GEOM, [0, 200, 400], check=False).numpy()
+    want = count_events_reference(ev[good], GEOM, [0, 199, 399])
+    assert np.array_equal(got, want)
