@@ -23,6 +23,7 @@ import json
 import os
 import re
 import struct
+import tokenize
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -39,8 +40,11 @@ ZIP_MAGIC = b"PK\x03\x04"
 CSV_HEADER = "x,y,p,t"
 _GEOMETRY_RE = re.compile(r"geometry\s*[:=]\s*(\d+)\s*x\s*(\d+)", re.IGNORECASE)
 _POLARITY_FIELDS = ("p", "polarity", "on")
-NPZ_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, ValueError, OSError, EOFError, KeyError,
-              TypeError, NotImplementedError, struct.error, OverflowError, MemoryError)
+NPY_HEADER_ERRORS = (ValueError, SyntaxError, EOFError, TypeError, KeyError, tokenize.TokenError, MemoryError,
+                     OverflowError)
+"""What numpy's npy header parser raises on garbage (it tokenizes the header as Python literals)."""
+NPZ_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, OSError, NotImplementedError, struct.error,
+              *NPY_HEADER_ERRORS)
 """What numpy/zipfile raise on a corrupt .npz (the fuzz tests found several); all become EventFormatError."""
 
 
@@ -160,7 +164,7 @@ class NpyReader(EventReader):
                 read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
                                else np.lib.format.read_array_header_2_0)
                 shape, fortran, dtype = read_header(fh, max_header_size=1 << 20)
-            except (ValueError, SyntaxError, EOFError) as exc:
+            except NPY_HEADER_ERRORS as exc:
                 raise EventFormatError(f"the npy header is invalid ({exc})", path, 8) from exc
             self._data_offset = fh.tell()
         names = dtype.names or ()
