@@ -163,7 +163,7 @@ class ReplaySource(Source):
         if self.geometry is None:
             raise RuntimeError("call open() before iterating a replay source")
         cfg = self.config
-        host_start = self._clock()
+        host_start: float | None = None  # set at the first slice, so opening the file is not counted as lateness
         shift = 0
         first_sensor: int | None = cfg.start_us
         loop_index = 0
@@ -174,6 +174,8 @@ class ReplaySource(Source):
                     first_sensor = t0
                 if cfg.stop_us is not None:
                     t1 = min(t1, cfg.stop_us)
+                if host_start is None:
+                    host_start = self._clock()
                 if cfg.realtime:
                     due = host_start + (t1 + shift - first_sensor) / cfg.speed / 1e6
                     wait = due - self._clock()
