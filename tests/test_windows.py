@@ -85,6 +85,10 @@ def test_given_t0_aligns_the_grid():
     assert [(x.t_start, x.n_events) for x in out] == [(5, 2), (15, 1), (25, 1)]
     with pytest.raises(EventOrderError, match="t0_us"):
         DurationWindower(10, t0_us=50).push(_events([5]))
+    with pytest.raises(EventOrderError, match="t0_us"):
+        MixedWindower(10, 3, t0_us=50).push(_events([5]))
+    out = _run(MixedWindower(10, 3, t0_us=5), [_events([5, 6, 7, 8, 20])])
+    assert [(x.t_start, x.t_end, x.n_events) for x in out] == [(5, 8, 3), (8, 18, 1), (18, 28, 1)]
 
 
 @settings(max_examples=60, deadline=None)

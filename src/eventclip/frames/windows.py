@@ -218,6 +218,7 @@ class MixedWindower(_Windower):
         self.delta_t_us = _positive_int(delta_t_us, "delta_t_us", "use the window length in µs, e.g. 33000")
         self.n_events = _positive_int(n_events, "n_events", "use the number of events per window, e.g. 10000")
         self._start = t0_us
+        self._start_checked = t0_us  # the first window's start, until the first events are checked against it
 
     def _close(self, buf: np.ndarray, final: bool) -> list[Window]:
         out: list[Window] = []
@@ -252,6 +253,14 @@ class MixedWindower(_Windower):
             if len(buf) == 0:
                 return []
             self._start = int(buf["t"][0]) // self.delta_t_us * self.delta_t_us
+            if self._start_checked is None:
+                self._start_checked = self._start
+        if self._start_checked is not None and len(buf) and buf["t"][0] < self._start_checked:
+            raise EventOrderError(
+                f"event at t={int(buf['t'][0])} µs is before the first window's start t0_us={self._start_checked}; "
+                f"pass an earlier t0_us or drop those events first"
+            )
+        self._start_checked = None
         return self._close(buf, final=False)
 
     def flush(self) -> list[Window]:
