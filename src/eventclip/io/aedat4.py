@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from eventclip._optional import MissingDependencyError, require
-from eventclip.events import EVENT_DTYPE, Geometry
+from eventclip.events import EVENT_DTYPE, Geometry, as_events
 from eventclip.io.base import EventReader, EventWriter, FormatSpec, PathLike, register_format
 from eventclip.io.errors import (
     EventFormatError,
@@ -434,8 +434,7 @@ class Aedat4Writer(EventWriter):
         self._closed = False
 
     def write(self, events: np.ndarray) -> None:
-        if events.dtype != EVENT_DTYPE:
-            raise TypeError(f"expected EVENT_DTYPE events, got {events.dtype}")
+        events = as_events(events)
         if len(events) == 0:
             return
         bad = (events["x"] >= self.geometry.width) | (events["y"] >= self.geometry.height) | (events["p"] > 1) | (events["p"] < 0)

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from eventclip.events import EVENT_DTYPE, Geometry
+from eventclip.events import EVENT_DTYPE, Geometry, as_events
 from eventclip.io.base import EventReader, EventWriter, FormatSpec, PathLike, register_format
 from eventclip.io.errors import EventFormatError, GeometryError, TruncatedFileError
 
@@ -229,9 +229,9 @@ class _CheckedWriter(EventWriter):
         self._count = 0
         self._closed = False
 
-    def _check(self, events: np.ndarray) -> None:
-        if events.dtype != EVENT_DTYPE:
-            raise TypeError(f"expected EVENT_DTYPE events, got {events.dtype}")
+    def _check(self, events: np.ndarray) -> np.ndarray:
+        """Return ``events`` as EVENT_DTYPE (any x/y/p/t structured array is accepted) after checking them."""
+        events = as_events(events)
         try:
             validate_block(events, self.geometry, self._last_t, self.path, lambda i: self._count + i)
         except EventFormatError as exc:
@@ -239,6 +239,7 @@ class _CheckedWriter(EventWriter):
         if len(events):
             self._last_t = int(events["t"][-1])
         self._count += len(events)
+        return events
 
 
 class NpyWriter(_CheckedWriter):
@@ -252,7 +253,7 @@ class NpyWriter(_CheckedWriter):
         self._fh.write(_npy_header(0))
 
     def write(self, events: np.ndarray) -> None:
-        self._check(events)
+        events = self._check(events)
         self._fh.write(np.ascontiguousarray(events).tobytes())
 
     def close(self) -> None:
@@ -340,7 +341,7 @@ class NpzWriter(_CheckedWriter):
         self._blocks: list[np.ndarray] = []
 
     def write(self, events: np.ndarray) -> None:
-        self._check(events)
+        events = self._check(events)
         self._blocks.append(events.copy())
 
     def close(self) -> None:
@@ -482,7 +483,7 @@ class CsvWriter(_CheckedWriter):
         self._fh.write(CSV_HEADER + "\n")
 
     def write(self, events: np.ndarray) -> None:
-        self._check(events)
+        events = self._check(events)
         if len(events):
             cols = np.stack([events["x"].astype(np.int64), events["y"].astype(np.int64),
                              events["p"].astype(np.int64), events["t"]], axis=1)
