@@ -24,6 +24,16 @@ def add_parser(subparsers) -> None:
     s.add_argument("--format", default=None, help="event file format name (default: from --extension)")
     s.add_argument("--extension", default=".raw", help="event file extension (.raw = EVT 3.0)")
     s.set_defaults(func=run)
+    m = sub.add_parser(
+        "sample",
+        help="one continuous recording of several benchmark categories in turn, with a JSON of labelled time spans",
+        description="Renders fresh recordings (not training data) of the named categories of the default benchmark "
+        "and writes <out>/sample.raw (EVT 3.0) + <out>/sample.json. This made src/eventclip/data/sample.",
+    )
+    m.add_argument("--out", required=True, help="folder to write sample.raw and sample.json into")
+    m.add_argument("--classes", nargs="+", required=True, help="category names from classes.json, in order")
+    m.add_argument("--seed", type=int, default=2024, help="render seed (default 2024)")
+    m.set_defaults(func=run_sample)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,4 +47,12 @@ def run(args: argparse.Namespace) -> int:
     out = generate(args.out, cfg, progress=True)
     n = sum(1 for _ in open(out / "index.csv")) - 1
     print(f"wrote {n} recordings to {out}")
+    return 0
+
+
+def run_sample(args: argparse.Namespace) -> int:
+    from eventclip.train.synth import SynthConfig, make_sample
+
+    path = make_sample(args.out, args.classes, SynthConfig(), args.seed)
+    print(f"wrote {path} and {path.with_suffix('.json')}")
     return 0
