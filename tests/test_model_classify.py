@@ -115,6 +115,10 @@ def test_cli_errors_are_clear(tmp_path, capsys, package):
     assert code == 1 and "no head named 'probe'" in err
     code, _, err = run_cli(capsys, "classify", str(path), "--model", str(tmp_path), "--prompts", str(tmp_path / "empty.yaml"))
     assert code == 2 and "empty.yaml" in err
+    code, out, err = run_cli(capsys, "classify", str(path), "--model", str(package), "--geometry", "64by48")
+    assert code == 2 and "--geometry must look like 640x480" in err and out == ""
+    code, _, err = run_cli(capsys, "classify", str(path), "--model", str(package), "--window-us", "0")
+    assert code == 2 and "--window-us must be > 0" in err
 
 
 def test_anomaly_fit_then_classify_uses_the_bank(tmp_path, capsys, package):
@@ -172,6 +176,15 @@ def test_fewshot_fit_then_classify_with_the_head(tmp_path, capsys, package, mode
     assert got == [row[0][0] for row in head(emb)]
     code, _, err = run_cli(capsys, "fewshot", "fit", str(tmp_path / "support"), "--model", str(pkg), "--k", "5")
     assert code == 2 and "has 2 recordings, --k 5 needs at least 5" in err
+
+
+def test_cli_format_and_geometry_options(tmp_path, capsys, package):
+    path = scene(tmp_path / "s.dat", ["left", "right"])
+    code, out, err = run_cli(capsys, "classify", str(path), "--model", str(package), "--prompts", _prompts(tmp_path),
+                             "--format", "dat", "--geometry", f"{W}x{H}", "--json", "--backend", "torch",
+                             "--cache-dir", str(tmp_path / "c"))
+    assert code == 0, err
+    assert [json.loads(line)["n_events"] for line in out.splitlines()] == [300, 300]
 
 
 def test_classify_a_real_recording(tmp_path, package, model):

@@ -24,8 +24,23 @@ def add_parser(subparsers) -> None:
     p.add_argument("--ema", type=float, default=None, help="smooth the anomaly score with this EMA alpha in (0, 1]")
     p.add_argument("--no-bank", action="store_true", help="ignore the package's reference anomaly bank")
     p.add_argument("--cache-dir", default=None, help="text-embedding cache folder (default ~/.cache/eventclip/text)")
+    p.add_argument("--format", default=None, help="event file format, skipping detection (e.g. evt3, dat)")
+    p.add_argument("--geometry", default=None, help="WIDTHxHEIGHT for files that do not say")
     p.add_argument("--json", action="store_true", help="one JSON object per window and line")
     p.set_defaults(func=run)
+
+
+def parse_geometry(text: str | None) -> tuple[int, int] | None:
+    """'640x480' -> (640, 480); ConfigError naming the option otherwise."""
+    from eventclip.errors import ConfigError
+
+    if text is None:
+        return None
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError as exc:
+        raise ConfigError(f"--geometry must look like 640x480, got {text!r}") from exc
+    return w, h
 
 
 def _line(r) -> str:
@@ -46,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--window-us must be > 0 µs, got {args.window_us}")
     if args.batch <= 0:
         raise ConfigError(f"--batch must be > 0, got {args.batch}")
+    open_kw = {"format": args.format, "geometry": parse_geometry(args.geometry)}
     prompts = load_prompts(args.prompts) if args.prompts else None
     card = ModelCard.read(args.model)
     encoder = open_encoder(args.model, args.backend)
@@ -54,6 +70,6 @@ def run(args: argparse.Namespace) -> int:
     window_us = args.window_us or int((card.representation or {}).get("window_us", 33_000))
     if not args.json:
         print(f"{'t_start_us':>12} {'t_end_us':>12} {'events':>8}  labels")
-    for result in classify_file(args.path, classifier, window_us, args.batch):
+    for result in classify_file(args.path, classifier, window_us, args.batch, **open_kw):
         print(json.dumps(result.to_dict()) if args.json else _line(result), flush=args.json)
     return 0

@@ -109,26 +109,31 @@ def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
         yield batch
 
 
-def file_windows(path: str | Path, window_us: int) -> tuple[Geometry, Iterator[Any]]:
-    """Geometry and the fixed-duration windows (µs) of an event file, streamed."""
+def file_windows(path: str | Path, window_us: int, *, format: str | None = None,
+                 geometry: tuple[int, int] | None = None) -> tuple[Geometry, Iterator[Any]]:
+    """Geometry and the fixed-duration windows (µs) of an event file, streamed.
+
+    ``format`` skips detection; ``geometry`` (width, height) is for files that do not say.
+    """
     from eventclip.frames.windows import iter_windows
     from eventclip.io import open_events
 
-    stream = open_events(path, delta_t_us=window_us)
+    stream = open_events(path, delta_t_us=window_us, format=format, geometry=geometry)
     return stream.geometry, iter_windows(stream, "delta_t", delta_t_us=window_us)
 
 
-def classify_file(path: str | Path, classifier: Classifier, window_us: int, batch_size: int = 16) -> Iterator[Result]:
+def classify_file(path: str | Path, classifier: Classifier, window_us: int, batch_size: int = 16,
+                  **open_kw: Any) -> Iterator[Result]:
     """Results for every window of ``path`` in time order, empty windows included (n_events = 0)."""
-    geometry, windows = file_windows(path, window_us)
+    geometry, windows = file_windows(path, window_us, **open_kw)
     for batch in batched(windows, batch_size):
         yield from classifier(batch, geometry)
 
 
 def embed_file(path: str | Path, encoder: Encoder, representation: Any, window_us: int, batch_size: int = 16,
-               skip_empty: bool = True) -> tuple[np.ndarray, int]:
+               skip_empty: bool = True, **open_kw: Any) -> tuple[np.ndarray, int]:
     """(N, D) embeddings of a recording's windows and how many empty windows were skipped."""
-    geometry, windows = file_windows(path, window_us)
+    geometry, windows = file_windows(path, window_us, **open_kw)
     clf = Classifier(encoder, representation)
     chunks, skipped = [], 0
     for batch in batched(windows, batch_size):
