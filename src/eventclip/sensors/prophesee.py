@@ -167,6 +167,7 @@ class PropheseeSource(LiveSource):
         self.sensor_id = self._hw_serial(serial)
         condition = stream.SliceCondition.make_n_us(self.config.slice_us)
         self._stream = stream.CameraStreamSlicer(camera.move(), condition)
+        self._device = self._stream.camera().get_device()  # the moved camera now lives in the slicer
 
     def _connect_sdk4(self, serial: str | None) -> None:
         hal = importlib.import_module("metavision_hal")
