@@ -22,10 +22,13 @@ def add_parser(subparsers) -> None:
     fit.add_argument("--k", type=int, default=1, help="nearest neighbours averaged (default 1)")
     fit.add_argument("--window-us", type=int, default=None, help="window length in µs (default: the model card's)")
     fit.add_argument("--backend", default="auto", help="auto, torch, onnxruntime or tensorrt")
+    fit.add_argument("--format", default=None, help="event file format, skipping detection")
+    fit.add_argument("--geometry", default=None, help="WIDTHxHEIGHT for files that do not say")
     fit.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from eventclip.commands.classify import parse_geometry
     from eventclip.errors import ConfigError
     from eventclip.frames.preprocess import Representation
     from eventclip.model.card import ModelCard
@@ -40,8 +43,9 @@ def run(args: argparse.Namespace) -> int:
     window_us = args.window_us or rep.window_us
     if window_us <= 0:
         raise ConfigError(f"--window-us must be > 0 µs, got {window_us}")
+    open_kw = {"format": args.format, "geometry": parse_geometry(args.geometry)}
     encoder = open_encoder(args.model, args.backend)
-    emb, skipped = embed_file(args.normal, encoder, rep, window_us)
+    emb, skipped = embed_file(args.normal, encoder, rep, window_us, **open_kw)
     bank = ReferenceAnomaly.fit(emb if len(emb) else emb.reshape(0, card.embed_dim), k=args.k, quantile=args.quantile)
     arrays, meta = bank.to_arrays()
     meta |= {"recording": str(args.normal), "window_us": window_us, "skipped_empty_windows": skipped}

@@ -27,6 +27,8 @@ def add_parser(subparsers) -> None:
     fit.add_argument("--beta", type=float, default=5.5, help="tip: sharpness of the affinity exp(-beta(1-cos))")
     fit.add_argument("--window-us", type=int, default=None, help="window length in µs (default: the model card's)")
     fit.add_argument("--backend", default="auto", help="auto, torch, onnxruntime or tensorrt")
+    fit.add_argument("--format", default=None, help="event file format, skipping detection")
+    fit.add_argument("--geometry", default=None, help="WIDTHxHEIGHT for files that do not say")
     fit.set_defaults(func=run)
 
 
@@ -35,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
 
     import numpy as np
 
+    from eventclip.commands.classify import parse_geometry
     from eventclip.errors import ConfigError
     from eventclip.frames.preprocess import Representation
     from eventclip.model.card import ModelCard
@@ -55,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
     missing = sorted(set(labels) - set(prompts.labels))
     if missing:
         raise ConfigError(f"{args.prompts}: classes {missing} of {support} have no entry in the prompts file")
+    open_kw = {"format": args.format, "geometry": parse_geometry(args.geometry)}
     encoder = open_encoder(args.model, args.backend)
     embs, targets, used = [], [], {}
     for ci, folder in enumerate(classes):
@@ -62,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         if len(files) < args.k:
             raise ConfigError(f"{folder}: has {len(files)} recordings, --k {args.k} needs at least {args.k}")
         for f in files[: args.k]:
-            e, _ = embed_file(f, encoder, rep, window_us)
+            e, _ = embed_file(f, encoder, rep, window_us, **open_kw)
             if len(e) == 0:
                 raise ConfigError(f"{f}: no events in any {window_us} µs window; cannot use it as a support example")
             embs.append(e)
