@@ -179,3 +179,28 @@ def test_cli_export_onnx(package, tmp_path, capsys):
     assert "parity ok: event_encoder.onnx [fp32]" in text and "parity ok: text_encoder.onnx" in text
     assert main(["export", "onnx", str(tmp_path / "nope"), "--out", str(out)]) == 1
     assert "nope" in capsys.readouterr().err
+
+
+def test_fused_head_from_prompts_yaml_uses_ensembled_classes(package, tmp_path):
+    from eventclip.model.prompts import embed_prompts, load_prompts
+    from tests.conftest import ROOT
+
+    path = ROOT / "zero_shot_prompts" / "nmnist.yaml"
+    if not path.is_file():
+        pytest.skip(f"{path} not shipped")
+    result = export_onnx(package, tmp_path / "yaml", fuse_head=True, prompts=path, recording=recording(REC),
+                         parity_windows=4)
+    model = EventClip.from_pretrained(package)
+    want = embed_prompts(load_prompts(path), model.encode_text_numpy)
+    assert result.manifest["fused"]["labels"] == want.labels
+    import onnxruntime as ort
+
+    from eventclip.exporters.parity import recording_windows
+    from eventclip.frames.accumulate import count_events, stack_windows
+
+    windows, geometry = recording_windows(recording(REC), 33_000, max_windows=2)
+    events, offsets = stack_windows(windows)
+    counts = count_events(events, geometry, offsets, per_polarity=True).astype(np.float32)
+    emb, logits = ort.InferenceSession(str(result.root / "fused.onnx")).run(None, {"counts": counts})
+    assert logits.shape == (2, len(want.labels))
+    np.testing.assert_allclose(logits, model.card.logit_multiplier * emb @ want.classes.T, atol=1e-3)

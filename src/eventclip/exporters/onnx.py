@@ -216,24 +216,31 @@ def _ort(path: Path) -> Any:
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
-def load_prompts(prompts: str | Path | Sequence[str] | None) -> list[str]:
-    """Prompt strings: a list as given, a YAML prompts file's class names (via eventclip.model.prompts),
-    or a plain text file with one prompt per line."""
-    if prompts is None:
-        return list(PARITY_PROMPTS)
-    if not isinstance(prompts, (str, Path)):
-        return [str(p) for p in prompts]
-    path = Path(prompts)
-    if not path.is_file():
-        raise ExportError(f"prompts file {path} does not exist")
-    if path.suffix in (".yaml", ".yml"):
-        from eventclip.model.prompts import load_prompts as load_yaml
+def text_matrix(model: EventClip, prompts: str | Path | Sequence[str] | None) -> tuple[list[str], np.ndarray]:
+    """(labels, (K,D) unit text matrix) for the top-1 check and the fused head.
 
-        return list(load_yaml(path).labels)
-    lines = [line.strip() for line in path.read_text().splitlines() if line.strip()]
-    if not lines:
-        raise ExportError(f"prompts file {path} holds no prompt (one per line expected)")
-    return lines
+    A YAML prompts file (``eventclip.model.prompts`` schema) gives its class names and the
+    template-ensembled class embeddings, exactly as ``eventclip classify`` uses them; a list of
+    strings or a text file (one prompt per line) gives one row per prompt; None gives
+    :data:`~eventclip.exporters.parity.PARITY_PROMPTS`.
+    """
+    if isinstance(prompts, (str, Path)) and Path(prompts).suffix in (".yaml", ".yml"):
+        from eventclip.model.prompts import embed_prompts, load_prompts
+
+        emb = embed_prompts(load_prompts(prompts), model.encode_text_numpy)
+        return list(emb.labels), emb.classes
+    if prompts is None:
+        labels = list(PARITY_PROMPTS)
+    elif isinstance(prompts, (str, Path)):
+        path = Path(prompts)
+        if not path.is_file():
+            raise ExportError(f"prompts file {path} does not exist")
+        labels = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+        if not labels:
+            raise ExportError(f"prompts file {path} holds no prompt (one per line expected)")
+    else:
+        labels = [str(p) for p in prompts]
+    return labels, model.encode_text_numpy(labels)
 
 
 def export_onnx(
@@ -259,6 +266,7 @@ def export_onnx(
     ``check=False`` skips parity (not recommended).
     Raises ParityError past the tolerances in :data:`eventclip.exporters.parity.TOLERANCES`.
     """
+    import onnx
     import torch
 
     from eventclip.model.clip import EventClip
@@ -298,9 +306,7 @@ def export_onnx(
         from eventclip.exporters.quantize import quantize_dynamic_int8
 
         quantize_dynamic_int8(root / "event_encoder.onnx", record("event_encoder.int8", "event_encoder.int8.onnx", "int8"))
-    prompt_list = load_prompts(prompts)
-    with torch.no_grad():
-        text_matrix = model.encode_text(prompt_list).float().numpy()
+    labels, text = text_matrix(model, prompts)
     rep = _representation(model)
     windows, geometry = (None, None)
     if check or fuse_head:
@@ -311,11 +317,11 @@ def export_onnx(
             raise ExportError("--fuse-head supports representations without clip_percentile and roi; crop and "
                               "clip before counting, or export without --fuse-head")
         counts_example = torch.zeros(2, 2, geometry.height, geometry.width)
-        fused = graphs["fused"](model.event_encoder, rep, geometry.height, geometry.width, text_matrix,
+        fused = graphs["fused"](model.event_encoder, rep, geometry.height, geometry.width, text,
                                 model.card.logit_multiplier)
         _export(fused, counts_example, record("fused", "fused.onnx", "fp32"), ["counts"], ["embeddings", "logits"],
                 {"counts": {0: "batch"}, "embeddings": {0: "batch"}, "logits": {0: "batch"}}, opset)
-        fused_info = {"geometry": [geometry.width, geometry.height], "labels": prompt_list, "variant": rep.variant}
+        fused_info = {"geometry": [geometry.width, geometry.height], "labels": labels, "variant": rep.variant}
 
     vocab_src = Path(model.tokenizer_path)
     if not vocab_src.is_file():
@@ -334,11 +340,11 @@ def export_onnx(
         "files": {k: dict(v, sha256=_sha256(root / v["path"])) for k, v in files.items()},
         "vocab": VOCAB_NAME,
         "fused": fused_info,
-        "versions": {"torch": torch.__version__, "onnx": __import__("onnx").__version__},
+        "versions": {"torch": torch.__version__, "onnx": onnx.__version__},
     }
     reports: list[ParityReport] = []
     if check:
-        reports = check_bundle(model, root, files, windows, geometry, rep, prompt_list, text_matrix)
+        reports = check_bundle(model, root, files, windows, geometry, rep, text)
         manifest["parity"] = {
             "recording": str(recording or default_recording()),
             "reports": [r.as_dict() for r in reports],
@@ -348,8 +354,13 @@ def export_onnx(
 
 
 def check_bundle(model: EventClip, root: Path, files: dict[str, dict[str, str]], windows: list[np.ndarray],
-                 geometry: Any, rep: Any, prompts: list[str], text_matrix: np.ndarray) -> list[ParityReport]:
-    """Parity of every graph in ``files`` against PyTorch on ``windows`` (real events); raises ParityError."""
+                 geometry: Any, rep: Any, text: np.ndarray) -> list[ParityReport]:
+    """Parity of every graph in ``files`` against PyTorch on ``windows`` (real events); raises ParityError.
+
+    ``text`` (K,D) is the text matrix for top-1 labels (and the fused head's baked matrix). The
+    text encoder is checked on :data:`PARITY_PROMPTS` through the torch-free tokenizer, so the
+    bundle's tokenizer and graph together must reproduce PyTorch's text embeddings.
+    """
     import torch
 
     x = rep(windows, geometry)
@@ -366,32 +377,30 @@ def check_bundle(model: EventClip, root: Path, files: dict[str, dict[str, str]],
             events, offsets = stack_windows(windows)
             counts = count_events(events, geometry, offsets, per_polarity=True).astype(np.float32)
             emb, logits = session.run(None, {"counts": counts})
-            want_logits = model.card.logit_multiplier * ref @ text_matrix.T
-            diff = float(np.abs(logits - want_logits).max())
+            diff = float(np.abs(logits - model.card.logit_multiplier * ref @ text.T).max())
             if diff > 1e-3 * model.card.logit_multiplier:
                 raise ParityError(f"fused.onnx logits differ from PyTorch by up to {diff:.3g} (frames built in the "
                                   "graph disagree with eventclip.frames); re-export without --fuse-head")
         else:
             (emb,) = session.run(None, {"frames": x})
-        report = compare(ref, emb, text_matrix, name=info["path"], precision=info["precision"])
+        report = compare(ref, emb, text, name=info["path"], precision=info["precision"])
         log.info("parity %s", report)
         reports.append(report.check())
     from eventclip.runtime.tokenizer import ClipTokenizer
 
+    prompts = list(PARITY_PROMPTS)
     tokens = ClipTokenizer(root / VOCAB_NAME, model.card.context_length)(prompts)
     (text_onnx,) = _ort(root / files["text_encoder"]["path"]).run(None, {"tokens": tokens})
-    text_report = compare(text_matrix, text_onnx, text_matrix, name="text_encoder.onnx", precision="fp32")
+    text_ref = model.encode_text_numpy(prompts)
+    text_report = compare(text_ref, text_onnx, text_ref, name="text_encoder.onnx", precision="fp32")
     log.info("parity %s", text_report)
     reports.append(text_report.check())
     return reports
 
 
-
 def verify_bundle(package: str | Path | EventClip, bundle_dir: str | Path, recording: str | Path,
                   prompts: str | Path | Sequence[str] | None = None) -> list[ParityReport]:
     """Re-run the parity check of an existing bundle against its model (e.g. after copying it)."""
-    import torch
-
     from eventclip.model.clip import EventClip
     from eventclip.runtime.base import find_bundle
 
@@ -399,9 +408,8 @@ def verify_bundle(package: str | Path | EventClip, bundle_dir: str | Path, recor
     bundle = find_bundle(bundle_dir)
     rep = _representation(model)
     windows, geometry = recording_windows(recording, rep.window_us)
-    prompt_list = bundle.manifest.get("fused", {}).get("labels") or load_prompts(prompts)
-    with torch.no_grad():
-        text_matrix = model.encode_text(prompt_list).float().numpy()
+    baked = bundle.manifest.get("fused", {}).get("labels")
+    _, text = text_matrix(model, prompts if prompts is not None or not baked else baked)
     files = {k: {"path": v["path"], "precision": v["precision"]} for k, v in bundle.manifest["files"].items()
              if k != "event_encoder.qdq"}
-    return check_bundle(model.eval(), bundle.root, files, windows, geometry, rep, prompt_list, text_matrix)
+    return check_bundle(model.eval(), bundle.root, files, windows, geometry, rep, text)
