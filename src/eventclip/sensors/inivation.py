@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from eventclip._optional import require
 from eventclip.events import EVENT_DTYPE, EventChunk, Geometry
 from eventclip.sensors._live import LiveConfig, LiveSource
-from eventclip.sensors.base import register
+from eventclip.sensors.base import StatusCallback, register
 from eventclip.sensors.errors import DeviceLostError, DeviceNotFoundError, SensorError
 
 SubSample = Literal[
@@ -113,7 +113,7 @@ class InivationSource(LiveSource):
     Config = InivationConfig
     rebase_after_gap = False
 
-    def __init__(self, config: InivationConfig, on_status=None, **kwargs: Any) -> None:
+    def __init__(self, config: InivationConfig, on_status: StatusCallback | None = None, **kwargs: Any) -> None:
         super().__init__(config, on_status, **kwargs)
         self.config: InivationConfig = config
         self.clock = "sensor"

@@ -33,7 +33,7 @@ from eventclip._optional import MissingDependencyError, available
 from eventclip.events import EVENT_DTYPE, EventChunk, Geometry, empty_events
 from eventclip.sensors import _hal
 from eventclip.sensors._live import LiveConfig, LiveSource
-from eventclip.sensors.base import TRIGGER_DTYPE, register
+from eventclip.sensors.base import TRIGGER_DTYPE, StatusCallback, register
 from eventclip.sensors.errors import DeviceLostError, DeviceNotFoundError, SensorError
 from eventclip.sensors.settings import CameraSettings, load_settings, save_settings
 
@@ -139,7 +139,7 @@ class PropheseeSource(LiveSource):
     Config = PropheseeConfig
     rebase_after_gap = True
 
-    def __init__(self, config: PropheseeConfig, on_status=None, **kwargs: Any) -> None:
+    def __init__(self, config: PropheseeConfig, on_status: StatusCallback | None = None, **kwargs: Any) -> None:
         super().__init__(config, on_status, **kwargs)
         self.config: PropheseeConfig = config
         self.clock = "sensor"

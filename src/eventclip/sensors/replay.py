@@ -25,7 +25,7 @@ from pydantic import Field, model_validator
 
 from eventclip.errors import ConfigError
 from eventclip.events import EventChunk, Geometry, empty_events
-from eventclip.sensors.base import Source, SourceConfig, register
+from eventclip.sensors.base import Source, SourceConfig, StatusCallback, register
 
 ClockFn = Callable[[], float]
 """Monotonic host clock in seconds (``time.monotonic`` by default)."""
@@ -112,7 +112,7 @@ class ReplaySource(Source):
     def __init__(
         self,
         config: ReplayConfig,
-        on_status=None,
+        on_status: StatusCallback | None = None,
         *,
         clock: ClockFn = time.monotonic,
         sleep: SleepFn | None = None,

@@ -23,7 +23,7 @@ from eventclip._optional import require
 from eventclip.errors import ConfigError
 from eventclip.events import EventChunk, Geometry
 from eventclip.sensors._live import LiveConfig, LiveSource
-from eventclip.sensors.base import register
+from eventclip.sensors.base import StatusCallback, register
 from eventclip.sensors.errors import DeviceLostError, SensorError
 
 
@@ -60,7 +60,7 @@ class VideoSource(LiveSource):
     Config = VideoConfig
     rebase_after_gap = False
 
-    def __init__(self, config: VideoConfig, on_status=None, **kwargs: Any) -> None:
+    def __init__(self, config: VideoConfig, on_status: StatusCallback | None = None, **kwargs: Any) -> None:
         super().__init__(config, on_status, **kwargs)
         self.config: VideoConfig = config
         self.clock = "sensor" if config.path is not None else "host"
