@@ -44,16 +44,21 @@ class ReplayConfig(SourceConfig):
     realtime: bool = Field(True, description="pace at recorded speed x speed; False: as fast as possible")
     speed: float = Field(1.0, gt=0, description="playback speed factor when realtime (2.0 = twice as fast)")
     loop: bool = Field(False, description="start again at the end; each boundary is reported as a gap")
-    start_us: int | None = Field(None, ge=0, description="skip events before this sensor time (µs)")
-    stop_us: int | None = Field(None, gt=0, description="end the pass at this sensor time (µs, exclusive)")
+    start_offset_us: int | None = Field(
+        None, ge=0, description="start this long after the recording's first event (µs)"
+    )
+    stop_offset_us: int | None = Field(
+        None, gt=0, description="end each pass this long after the recording's first event (µs, exclusive)"
+    )
     chunk_us: int = Field(1000, ge=10, le=1_000_000, description="time span of each chunk (µs)")
 
     @model_validator(mode="after")
     def _check(self) -> ReplayConfig:
         if (self.width is None) != (self.height is None):
             raise ValueError("give both width and height (pixels), or neither")
-        if self.start_us is not None and self.stop_us is not None and self.stop_us <= self.start_us:
-            raise ValueError(f"stop_us ({self.stop_us}) must be after start_us ({self.start_us})")
+        start, stop = self.start_offset_us, self.stop_offset_us
+        if start is not None and stop is not None and stop <= start:
+            raise ValueError(f"stop_offset_us ({stop}) must be after start_offset_us ({start})")
         return self
 
 
@@ -124,6 +129,8 @@ class ReplaySource(Source):
         self._sleep = sleep or self._closed.wait
         self._geometry_override = Geometry(config.width, config.height) if config.width else None
         self.clock = "sensor"
+        self._start_us: int | None = None
+        self._stop_us: int | None = None
 
     def open(self) -> None:
         """Check the file opens and learn its geometry; reading starts when iterated."""
@@ -132,8 +139,13 @@ class ReplaySource(Source):
         stream = self._open_stream()
         try:
             self.geometry = stream.geometry
+            first = next((int(c.events["t"][0]) for c in stream if len(c.events)), None)
         finally:
             _close(stream)
+        cfg = self.config
+        if first is not None:
+            self._start_us = first + (cfg.start_offset_us or 0)
+            self._stop_us = None if cfg.stop_offset_us is None else first + cfg.stop_offset_us
         self.sensor_id = self.config.path.name
         self._closed.clear()
         self.on_status("online", f"replaying {self.config.path}")
@@ -144,8 +156,8 @@ class ReplaySource(Source):
         return open_events(self.config.path, format=self.config.format, geometry=self._geometry_override)
 
     def _blocks(self) -> Iterator[np.ndarray]:
-        """The file's events between start_us and stop_us, as read."""
-        start, stop = self.config.start_us, self.config.stop_us
+        """The file's events between the start and stop offsets, as read."""
+        start, stop = self._start_us, self._stop_us
         stream = self._open_stream()
         try:
             for chunk in stream:
@@ -165,15 +177,13 @@ class ReplaySource(Source):
         cfg = self.config
         host_start: float | None = None  # set at the first slice, so opening the file is not counted as lateness
         shift = 0
-        first_sensor: int | None = cfg.start_us
+        first_sensor = self._start_us
         loop_index = 0
         while not self._closed.is_set():
             last_end: int | None = None
-            for t0, t1, events in slice_by_time(self._blocks(), cfg.start_us, cfg.chunk_us):
-                if first_sensor is None:
-                    first_sensor = t0
-                if cfg.stop_us is not None:
-                    t1 = min(t1, cfg.stop_us)
+            for _t0, t1, events in slice_by_time(self._blocks(), self._start_us, cfg.chunk_us):
+                if self._stop_us is not None:
+                    t1 = min(t1, self._stop_us)
                 if host_start is None:
                     host_start = self._clock()
                 if cfg.realtime:
@@ -188,9 +198,9 @@ class ReplaySource(Source):
                     events["t"] += shift
                 last_end = t1
                 yield EventChunk(events, self.geometry, t_end_us=t1 + shift, meta={"loop": loop_index})
-            if not cfg.loop or last_end is None:
+            if not cfg.loop or last_end is None or first_sensor is None:
                 break
-            pass_end = last_end if cfg.stop_us is None else cfg.stop_us
+            pass_end = last_end if self._stop_us is None else self._stop_us
             gap_at = pass_end + shift
             shift += pass_end - first_sensor
             loop_index += 1
