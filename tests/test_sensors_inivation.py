@@ -14,6 +14,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
@@ -133,7 +134,7 @@ def test_network_stream_delivers_every_event_unchanged(tmp_path: Path, transport
         port = free_port()
         where, cfg = f"tcp:{port}", {"kind": "inivation", "host": "127.0.0.1", "port": port}
     else:
-        path = tmp_path / "dv.sock"
+        path = Path(tempfile.mkdtemp(prefix="ecdv")) / "dv.sock"  # short: AF_UNIX paths are limited to ~108 bytes
         where, cfg = f"unix:{path}", {"kind": "inivation", "socket_path": str(path)}
     writer = Writer(tmp_path, where, source)
     states: list[str] = []
