@@ -34,14 +34,19 @@ def synthetic_events(n: int, geometry: Geometry, seed: int = 0) -> np.ndarray:
     return ev
 
 
-def median_seconds(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm-up (compilation, allocation)
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+def round_robin(runners: dict[str, Callable[[], object]], repeats: int, slow: set[str], slow_repeats: int) -> dict[str, float]:
+    """Median seconds per runner, timing them in turns so load changes on a shared machine hit all alike."""
+    for fn in runners.values():
+        fn()  # warm-up (compilation, allocation)
+    times: dict[str, list[float]] = {name: [] for name in runners}
+    for rnd in range(repeats):
+        for name, fn in runners.items():
+            if name in slow and rnd >= slow_repeats:
+                continue
+            t = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t)
+    return {name: statistics.median(v) for name, v in times.items()}
 
 
 def dv_runner(ev: np.ndarray, geometry: Geometry, workdir: Path) -> Callable[[], object] | str:
@@ -87,21 +92,19 @@ def main() -> None:
     ev = synthetic_events(n, g)
     want = count_events_reference(ev[:200_000], g)[0]
 
-    rows: list[tuple[str, float | str]] = []
-
-    def bench(name: str, fn: Callable[[], object] | str, repeats: int = args.repeats) -> None:
-        if isinstance(fn, str):
-            rows.append((name, fn))
-            return
-        rows.append((name, n / median_seconds(fn, repeats) / 1e6))
+    runners: dict[str, Callable[[], object]] = {}
+    skipped: dict[str, str] = {}
+    slow: set[str] = set()
 
     assert np.array_equal(count_events(ev[:200_000], g)[0], want)
-    bench("eventclip numba (1 thread)", lambda: count_events(ev, g))
-    bench("eventclip numba, per polarity", lambda: count_events(ev, g, per_polarity=True))
-    bench("eventclip numpy reference", lambda: count_events_reference(ev, g), args.slow_repeats)
+    runners["eventclip numba (1 thread)"] = lambda: count_events(ev, g)
+    runners["eventclip numba, per polarity"] = lambda: count_events(ev, g, per_polarity=True)
+    runners["eventclip numpy reference"] = lambda: count_events_reference(ev, g)
+    slow.add("eventclip numpy reference")
     index = ev["y"].astype(np.int64) * g.width + ev["x"]
-    bench("np.bincount (index precomputed)", lambda: np.bincount(index, minlength=g.width * g.height))
+    runners["np.bincount (index precomputed)"] = lambda: np.bincount(index, minlength=g.width * g.height)
 
+    name = "tonic to_frame_numpy (np.add.at)"
     try:
         import tonic.functional as tf
 
@@ -109,15 +112,20 @@ def main() -> None:
         for f in ("x", "y", "t", "p"):
             tev[f] = ev[f]
         sensor = (g.width, g.height, 2)
-        got = tf.to_frame_numpy(tev[:200_000], sensor, n_event_bins=1)[0].sum(0)
-        assert np.array_equal(got, want)
-        bench("tonic to_frame_numpy (np.add.at)", lambda: tf.to_frame_numpy(tev, sensor, n_event_bins=1),
-              args.slow_repeats)
+        assert np.array_equal(tf.to_frame_numpy(tev[:200_000], sensor, n_event_bins=1)[0].sum(0), want)
+        runners[name] = lambda: tf.to_frame_numpy(tev, sensor, n_event_bins=1)
+        slow.add(name)
     except ImportError:
-        rows.append(("tonic to_frame_numpy (np.add.at)", "skipped: tonic not installed"))
+        skipped[name] = "skipped: tonic not installed"
 
-    with tempfile.TemporaryDirectory() as tmp:
-        bench("dv-processing Accumulator", dv_runner(ev, g, Path(tmp)), args.slow_repeats)
+    tmp = tempfile.TemporaryDirectory()
+    dv_run = dv_runner(ev, g, Path(tmp.name))
+    name = "dv-processing Accumulator"
+    if isinstance(dv_run, str):
+        skipped[name] = dv_run
+    else:
+        runners[name] = dv_run
+        slow.add(name)
 
     try:
         import torch
@@ -125,7 +133,8 @@ def main() -> None:
         torch.set_num_threads(1)
         raw = torch.from_numpy(ev.view(np.int64).reshape(-1, 2))
         assert np.array_equal(count_events_torch(ev[:200_000], g)[0].numpy(), want)
-        bench("eventclip torch CPU (1 thread)", lambda: count_events_torch(raw, g), args.slow_repeats)
+        runners["eventclip torch CPU (1 thread)"] = lambda: count_events_torch(raw, g)
+        slow.add("eventclip torch CPU (1 thread)")
         if torch.cuda.is_available():
             dev_raw = raw.cuda()
 
@@ -134,14 +143,19 @@ def main() -> None:
                 torch.cuda.synchronize()
                 return out
 
-            bench(f"eventclip torch CUDA ({torch.cuda.get_device_name()})", cuda_run)
+            runners[f"eventclip torch CUDA ({torch.cuda.get_device_name()})"] = cuda_run
         else:
-            rows.append(("eventclip torch CUDA", "skipped: no CUDA"))
+            skipped["eventclip torch CUDA"] = "skipped: no CUDA"
     except ImportError:
-        rows.append(("eventclip torch", "skipped: torch not installed"))
+        skipped["eventclip torch"] = "skipped: torch not installed"
 
+    seconds = round_robin(runners, args.repeats, slow, args.slow_repeats)
+    tmp.cleanup()
+    rows: list[tuple[str, float | str]] = [(k, n / v / 1e6) for k, v in seconds.items()]
+    rows += list(skipped.items())
     ours = rows[0][1]
-    print(f"\nFrame accumulation: {n:,} events into {g.width}x{g.height}, uniform pixels; median of runs")
+    print(f"\nFrame accumulation: {n:,} events into {g.width}x{g.height}, uniform pixels; medians, "
+          f"{args.repeats} rounds ({args.slow_repeats} for the slow peers), timed in turns")
     print(f"{'implementation':44s} {'Mev/s':>10s} {'vs ours':>9s}")
     for name, value in rows:
         if isinstance(value, str):

@@ -124,9 +124,7 @@ def count_events(
     counts = np.zeros(b * channels * plane + 1, dtype=np.uint32)
     if len(events):
         events = np.ascontiguousarray(events)
-        xmax, ymax = _kernels.count_windows(events.view(np.int64), off, geometry.width, geometry.height,
-                                            per_polarity, counts)
-        if xmax >= geometry.width or ymax >= geometry.height:
+        if _kernels.count_windows(events.view(np.int64), off, geometry.width, geometry.height, per_polarity, counts):
             _raise_outside(events, geometry)
     shape = (b, channels, geometry.height, geometry.width) if per_polarity else (b, geometry.height, geometry.width)
     return counts[:-1].reshape(shape)
