@@ -137,3 +137,16 @@ def test_cuda_embeddings_match_cpu(tmp_path):
     gpu = EventClip.from_pretrained(model.save_pretrained(tmp_path / "pkg"), map_location="cuda")
     torch.testing.assert_close(gpu.encode_frames(frames.cuda()).cpu(), cpu, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(gpu.encode_text(["a dog"]).cpu(), model.encode_text(["a dog"]), atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("arch", "size", "dim"), [("ViT-B/32", 224, 512), ("ViT-B-16", 224, 512), ("ViT-L-14", 224, 768)])
+def test_openai_architectures_full_size(tmp_path, arch, size, dim):
+    model = EventClip.from_clip(arch).eval()
+    assert model.input_size == size and model.embed_dim == dim and model.card.clip_config["quick_gelu"] is True
+    frames = torch.randn(1, 3, size, size)
+    with torch.no_grad():
+        assert torch.equal(model.encode_frames(frames), model.encode_images(frames))
+    assert model.encode_text(["a dog"]).shape == (1, dim)
+    loaded = EventClip.from_pretrained(model.save_pretrained(tmp_path / "pkg"))
+    assert loaded.model_hash == model.model_hash
