@@ -11,6 +11,7 @@ new one on the same port.
 
 from __future__ import annotations
 
+import shutil
 import socket
 import subprocess
 import sys
@@ -145,6 +146,8 @@ def test_network_stream_delivers_every_event_unchanged(tmp_path: Path, transport
     finally:
         src.close()
         writer.kill()
+        if transport == "unix":
+            shutil.rmtree(path.parent, ignore_errors=True)
     assert src.geometry is not None and src.geometry.width == (320 if DVX.is_file() else 64)
     got = np.concatenate([c.events for c in chunks])
     assert len(got) == len(ref)
