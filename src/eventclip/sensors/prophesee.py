@@ -37,7 +37,6 @@ from eventclip.sensors.base import TRIGGER_DTYPE, StatusCallback, register
 from eventclip.sensors.errors import DeviceLostError, DeviceNotFoundError, SensorError
 from eventclip.sensors.settings import CameraSettings, load_settings, save_settings
 
-Backend = Literal["sdk5", "sdk4", "neuromorphic-drivers"]
 BACKEND_MODULES: dict[str, tuple[str, ...]] = {
     "sdk5": ("metavision_sdk_stream", "metavision_hal"),
     "sdk4": ("metavision_core.event_io", "metavision_hal"),
