@@ -16,6 +16,8 @@ from eventclip.io.aedat4 import (
     MAGIC,
     Aedat4Reader,
     Aedat4Writer,
+    convert_words,
+    convert_words_reference,
     _event_packet,
     _info_xml,
     _io_header,
@@ -75,11 +77,35 @@ def test_other_streams_are_skipped_and_described():
     assert reader.metadata["compression"] == "LZ4" and reader.stream_id == 0
 
 
-def test_block_size_does_not_change_the_events():
+def test_block_size_and_prefetch_do_not_change_the_events():
     path = recording("inivation_dvxplorer_320x240.aedat4")
     big, _ = read_all(path)
-    small, _ = read_all(path, block_events=1000)
-    assert same_events(big, small)
+    assert same_events(big, read_all(path, block_events=1000)[0])
+    assert same_events(big, read_all(path, prefetch=0)[0])
+
+
+def test_kernel_matches_numpy_reference():
+    rng = np.random.default_rng(8)
+    with Aedat4Reader(recording("inivation_davis346_events_frames_imu.aedat4")) as reader:
+        real = [reader._decode_packet(pos, raw) for pos, raw in reader._packets()]
+    cases = [(w.view(np.int64), 346, 260, -(1 << 63)) for w in real[:5]]
+    cases.append((real[0].view(np.int64), 346, 260, int(real[0].view(np.int64)[3, 0])))  # time goes back
+    cases.append((real[0].view(np.int64), 100, 260, 0))  # geometry
+    for _ in range(30):
+        garbage = rng.integers(0, 4, (50, 2)).astype(np.int64) * rng.integers(-(1 << 62), 1 << 62, (50, 2))
+        garbage[:, 0] = np.sort(garbage[:, 0]) if rng.random() < 0.5 else garbage[:, 0]
+        garbage[:, 1] &= rng.choice([(1 << 40) - 1, (1 << 33) - 1, 0x1FF01FF, -1])
+        cases.append((garbage, int(rng.integers(1, 1 << 16)), int(rng.integers(1, 1 << 16)), 0))
+    statuses = set()
+    for words, w, h, last_t in cases:
+        out_ref = np.zeros_like(words)
+        out_fast = np.zeros_like(words)
+        ref = convert_words_reference(words, out_ref, w, h, last_t)
+        assert convert_words(words, out_fast, w, h, last_t) == ref
+        statuses.add(ref[0])
+        if ref[0] == 0:
+            assert np.array_equal(out_ref, out_fast)
+    assert statuses == {0, 1, 2, 3}
 
 
 @pytest.mark.parametrize("name", sorted(REAL))

@@ -12,9 +12,10 @@ optional ``[inivation]`` extra). The format is simple enough to decode with ``st
 - an ``EventPacket`` table has one field, a vector of 16-byte ``Event`` structs
   (int64 t in µs, int16 x, int16 y, bool on, 3 bytes padding).
 
-Only events streams are decoded; frames, IMU and trigger packets are skipped unread. Events are
-converted with two 64-bit word operations per event over the decompressed buffer, never per-event
-Python.
+Only events streams are decoded; frames, IMU and trigger packets are skipped unread. Each packet is
+converted and checked (polarity, geometry, time order) in one pass of a numba kernel over 64-bit
+words of the decompressed buffer, straight into the output block; :func:`convert_words_reference`
+is the numpy statement of the same function and the tests compare the two.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from __future__ import annotations
 import os
 import struct
 import xml.etree.ElementTree as ET
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -166,6 +169,72 @@ def _parse_streams(xml_text: str, path: Path, offset: int) -> dict[int, dict]:
     return streams
 
 
+_OK, _BAD_POLARITY, _OUTSIDE, _BACKWARDS = 0, 1, 2, 3
+
+
+def convert_words_reference(words: np.ndarray, out: np.ndarray, width: int, height: int,
+                            last_t: int) -> tuple[int, int]:
+    """dv Event words -> EVENT_DTYPE words, checking each event; the numpy statement of :func:`convert_words`.
+
+    ``words`` and ``out`` are (n, 2) int64 views: a dv Event is ``t`` then ``x | y << 16 | on << 32``
+    (plus padding), an eventclip event is ``x | y << 16 | p << 32`` then ``t``. Returns
+    ``(_OK, -1)`` or the status and index of the first event that has a polarity byte other than
+    0/1, lies outside ``width`` x ``height`` (x, y are int16, so negatives are outside too) or is
+    earlier than its predecessor (``last_t`` for the first). ``out`` is undefined after a failure.
+    """
+    n = len(words)
+    if n == 0:
+        return _OK, -1
+    low = words[:, 1] & np.int64((1 << 40) - 1)
+    t = words[:, 0]
+    x, y, p = low & 0xFFFF, (low >> 16) & 0xFFFF, low >> 32
+    bad_p = p > 1
+    bad_xy = (x >= width) | (y >= height)
+    prev = np.empty(n, dtype=np.int64)
+    prev[0] = last_t
+    prev[1:] = t[:-1]
+    bad_t = t < prev
+    bad = bad_p | bad_xy | bad_t
+    if bad.any():
+        i = int(np.argmax(bad))
+        return (_BAD_POLARITY if bad_p[i] else _OUTSIDE if bad_xy[i] else _BACKWARDS), i
+    out[:, 0] = low
+    out[:, 1] = t
+    return _OK, -1
+
+
+def _convert_words_py(words, out, width, height, last_t):
+    """Kernel body (compiled by numba): one pass that converts and checks, stopping at the first bad event."""
+    prev = last_t
+    for i in range(words.shape[0]):
+        low = words[i, 1] & 0xFFFFFFFFFF
+        t = words[i, 0]
+        if (low >> 32) > 1:
+            return _BAD_POLARITY, i
+        if (low & 0xFFFF) >= width or ((low >> 16) & 0xFFFF) >= height:
+            return _OUTSIDE, i
+        if t < prev:
+            return _BACKWARDS, i
+        out[i, 0] = low
+        out[i, 1] = t
+        prev = t
+    return _OK, -1
+
+
+_kernel = None
+
+
+def convert_words(words: np.ndarray, out: np.ndarray, width: int, height: int, last_t: int) -> tuple[int, int]:
+    """Numba-compiled twin of :func:`convert_words_reference` (same arguments, same result)."""
+    global _kernel
+    if _kernel is None:
+        import numba
+
+        _kernel = numba.njit(nogil=True)(_convert_words_py)
+    status, index = _kernel(words, out, np.int64(width), np.int64(height), np.int64(last_t))
+    return int(status), int(index)
+
+
 class Aedat4Reader(EventReader):
     """Streams the events of one AEDAT 4.0 events stream, one packet (or a few) per block.
 
@@ -178,9 +247,10 @@ class Aedat4Reader(EventReader):
     format_name = "aedat4"
 
     def __init__(self, path: PathLike, geometry: Geometry | None = None, *, stream_id: int | None = None,
-                 block_events: int = 1 << 20) -> None:
+                 block_events: int = 1 << 20, prefetch: int = 2) -> None:
         super().__init__(path, geometry)
         self.block_events = block_events
+        self.prefetch = prefetch
         self._fh = open(self.path, "rb")
         try:
             self._read_header(stream_id)
@@ -299,50 +369,67 @@ class Aedat4Reader(EventReader):
             words = np.frombuffer(buf, dtype=np.uint64, count=count * 2, offset=4 + start)
         return words.reshape(count, 2)
 
-    def _convert(self, words: np.ndarray, pos: int, last_t: int) -> np.ndarray:
-        """dv Event words -> EVENT_DTYPE, validating polarity, geometry and time order."""
-        n = len(words)
-        out = np.empty(n, dtype=EVENT_DTYPE)
-        ow = out.view(np.uint64).reshape(n, 2)
-        np.bitwise_and(words[:, 1], _LOW40, out=ow[:, 0])
-        ow[:, 1] = words[:, 0]
-        if n == 0:
-            return out
-        if (out["p"] > 1).any():
-            i = int(np.argmax(out["p"] > 1))
-            raise EventFormatError(f"event {i} has polarity byte {int(out['p'][i])} (must be 0 or 1)", self.path, pos)
-        bad = (out["x"] >= self.geometry.width) | (out["y"] >= self.geometry.height)
-        if bad.any():
-            i = int(np.argmax(bad))
+    def _decoded_packets(self) -> Iterator[tuple[int, np.ndarray]]:
+        """(offset, Event words) per packet, decompressing up to ``prefetch`` packets ahead in a worker thread.
+
+        lz4/zstd and the numba conversion both release the GIL, so decompressing the next packets
+        overlaps converting this one; errors surface in file order when their packet is reached.
+        """
+        if self.prefetch <= 0:
+            for pos, raw in self._packets():
+                yield pos, self._decode_packet(pos, raw)
+            return
+        pending: deque = deque()
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="aedat4-lz4") as pool:
+            try:
+                for pos, raw in self._packets():
+                    pending.append((pos, pool.submit(self._decode_packet, pos, raw)))
+                    if len(pending) > self.prefetch:
+                        pos0, future = pending.popleft()
+                        yield pos0, future.result()
+                while pending:
+                    pos0, future = pending.popleft()
+                    yield pos0, future.result()
+            finally:
+                for _, future in pending:
+                    future.cancel()
+
+    def _raise(self, status: int, index: int, words: np.ndarray, pos: int) -> None:
+        """Turn a conversion failure (status, event index within the packet) into a typed error."""
+        signed = words.view(np.int64)
+        w1, t = int(signed[index, 1]), int(signed[index, 0])
+        x, y, p = ((w1 + 0x8000) & 0xFFFF) - 0x8000, ((w1 >> 16) + 0x8000 & 0xFFFF) - 0x8000, (w1 >> 32) & 0xFF
+        if status == _BAD_POLARITY:
+            raise EventFormatError(f"event {index} of the packet has polarity byte {p} (must be 0 or 1)", self.path, pos)
+        if status == _OUTSIDE:
             raise GeometryError(
-                f"event {i} of the packet at (x={int(out['x'][i].astype(np.int16))}, "
-                f"y={int(out['y'][i].astype(np.int16))}) lies outside the sensor geometry {self.geometry}",
+                f"event {index} of the packet at (x={x}, y={y}) lies outside the sensor geometry {self.geometry}",
                 self.path, pos,
             )
-        t = out["t"]
-        if t[0] < last_t or (n > 1 and (np.diff(t) < 0).any()):
-            i = 0 if t[0] < last_t else int(np.argmax(np.diff(t) < 0)) + 1
-            raise EventFormatError(f"event {i} of the packet goes back in time (t={int(t[i])} µs)", self.path, pos)
-        return out
+        raise EventFormatError(f"event {index} of the packet goes back in time (t={t} µs)", self.path, pos)
 
     def __iter__(self) -> Iterator[np.ndarray]:
         last_t = np.iinfo(np.int64).min
-        pending: list[np.ndarray] = []
-        pending_n = 0
-        first_pos = self._data_start
-        for pos, raw in self._packets():
-            words = self._decode_packet(pos, raw)
-            if not pending:
-                first_pos = pos
-            pending.append(words)
-            pending_n += len(words)
-            if pending_n >= self.block_events:
-                block = self._convert(np.concatenate(pending) if len(pending) > 1 else pending[0], first_pos, last_t)
-                last_t = int(block["t"][-1])
-                pending, pending_n = [], 0
-                yield block
-        if pending_n:
-            yield self._convert(np.concatenate(pending), first_pos, last_t)
+        width, height = self.geometry.width, self.geometry.height
+        block = np.empty(0, dtype=EVENT_DTYPE)
+        filled = 0
+        for pos, words in self._decoded_packets():
+            n = len(words)
+            if n == 0:
+                continue
+            if filled + n > len(block):
+                if filled:
+                    yield block[:filled]
+                block = np.empty(max(self.block_events, n), dtype=EVENT_DTYPE)
+                filled = 0
+            out = block[filled : filled + n].view(np.int64).reshape(n, 2)
+            status, index = convert_words(words.view(np.int64), out, width, height, last_t)
+            if status:
+                self._raise(status, index, words, pos)
+            last_t = int(out[-1, 1])
+            filled += n
+        if filled:
+            yield block[:filled]
 
     def close(self) -> None:
         self._fh.close()
