@@ -68,6 +68,15 @@ def resize_matrices(height: int, width: int, size: int, fit: Fit) -> tuple[np.nd
     return ry.astype(np.float32), rx.astype(np.float32)
 
 
+@lru_cache(maxsize=32)
+def _resize_matrices_torch(height: int, width: int, size: int, fit: Fit, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`resize_matrices` as tensors kept on ``device``, so a live GPU loop copies them once."""
+    import torch
+
+    ry, rx = resize_matrices(height, width, size, fit)
+    return torch.from_numpy(ry).to(device), torch.from_numpy(rx).to(device)
+
+
 class Representation(BaseModel):
     """How events become the encoder's input; stored in the model card beside the weights.
 
@@ -157,9 +166,8 @@ class Representation(BaseModel):
         import torch
 
         h, w = self._check_frames(tuple(frames.shape))
-        ry_np, rx_np = resize_matrices(h, w, self.input_size, self.fit)
         dev = frames.device
-        ry, rx = torch.from_numpy(ry_np).to(dev), torch.from_numpy(rx_np).to(dev)
+        ry, rx = _resize_matrices_torch(h, w, self.input_size, self.fit, str(dev))
         f = frames.to(torch.float32)
         if self.channels == 1:
             f = f[:, None]
