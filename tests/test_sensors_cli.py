@@ -56,3 +56,22 @@ def test_cameras_seen_through_the_standin_sdk_are_listed(capsys, monkeypatch) ->
     assert reports["prophesee"]["available"] is True
     assert {"serial": "Prophesee:hal_plugin_gen41:00050423", "model": "", "backend": "sdk5"} in devices
     assert "Prophesee:hal_plugin_gen41:00050423" in text and "via sdk4" in text
+
+
+def test_watch_reports_rate_and_total_of_a_replay(capsys) -> None:
+    from .conftest import recording
+
+    path = recording("inivation_dvxplorer_320x240.aedat4")
+    code = main(["sensors", "watch", "--set", "kind=replay", "--set", f"path={path}", "--set", "realtime=false",
+                 "--every", "0.1"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "320x240" in out and "status online" in out and "status offline: end of recording" in out
+    assert "total events=111954 gaps=0" in out
+    assert out.count("Mev/s") >= 4
+
+
+def test_watch_names_a_bad_config_field(capsys, tmp_path: Path) -> None:
+    code = main(["sensors", "watch", "--set", "kind=replay", "--set", f"path={tmp_path}", "--set", "speed=-1"])
+    err = capsys.readouterr().err
+    assert code == 2 and "speed" in err and "greater than 0" in err
