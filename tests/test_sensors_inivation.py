@@ -209,3 +209,11 @@ def test_wrong_serial_lists_the_serials_found() -> None:
 def test_config_rejects_mixed_routes() -> None:
     with pytest.raises(ValidationError, match="not both"):
         create({"kind": "inivation", "serial": "X", "host": "127.0.0.1", "port": 7777})
+
+
+def test_missing_dv_processing_names_the_extra(monkeypatch) -> None:
+    from eventclip._optional import MissingDependencyError
+
+    monkeypatch.setitem(sys.modules, "dv_processing", None)  # import now fails as if not installed
+    with pytest.raises(MissingDependencyError, match=r"pip install 'eventclip\[inivation\]'"):
+        create({"kind": "inivation", "host": "127.0.0.1", "port": 7777}).open()

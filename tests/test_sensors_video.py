@@ -96,3 +96,13 @@ def test_bad_inputs_give_clear_errors(tmp_path: Path) -> None:
 def test_a_file_never_reconnects(clip: Path) -> None:
     assert VideoConfig(path=clip).reconnect.enabled is False
     assert VideoConfig(camera_index=0).reconnect.enabled is True
+
+
+def test_missing_opencv_names_the_extra(monkeypatch, clip: Path) -> None:
+    import sys
+
+    from eventclip._optional import MissingDependencyError
+
+    monkeypatch.setitem(sys.modules, "cv2", None)
+    with pytest.raises(MissingDependencyError, match=r"pip install 'eventclip\[video\]'"):
+        create({"kind": "video", "path": str(clip)}).open()
