@@ -150,3 +150,22 @@ def test_openai_architectures_full_size(tmp_path, arch, size, dim):
     assert model.encode_text(["a dog"]).shape == (1, dim)
     loaded = EventClip.from_pretrained(model.save_pretrained(tmp_path / "pkg"))
     assert loaded.model_hash == model.model_hash
+
+
+def test_heads_live_in_the_package_and_are_hash_checked(tmp_path):
+    from eventclip.model.package import read_head, write_head
+
+    folder = tiny_model().save_pretrained(tmp_path / "pkg")
+    weight = np.arange(6, dtype=np.float32).reshape(3, 2)
+    write_head(folder, "probe", {"weight": weight}, {"kind": "probe", "labels": ["a", "b"]})
+    arrays, meta = read_head(folder, "probe")
+    np.testing.assert_array_equal(arrays["weight"], weight)
+    assert meta == {"kind": "probe", "labels": ["a", "b"]}
+    assert EventClip.from_pretrained(folder).card.heads == {"probe": "heads/probe.npz"}
+    with pytest.raises(PackageError, match="no head named 'tip' \\(heads present: probe\\)"):
+        read_head(folder, "tip")
+    (folder / "heads" / "probe.npz").write_bytes(b"changed")
+    with pytest.raises(PackageError, match="probe.npz: sha256"):
+        read_head(folder, "probe")
+    with pytest.raises(PackageError, match="probe.npz: sha256"):
+        EventClip.from_pretrained(folder)
