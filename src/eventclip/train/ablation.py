@@ -141,8 +141,8 @@ def run_ablation(recipe: Recipe, out: str | Path, seeds: list[int], stage1_from:
         model.event_encoder.load_state_dict(model.image_encoder.state_dict())
         model.freeze_clip()
     elif recipe.stage1 is not None:
-        train_stage1(model, ds, seen_train + seen_val + unseen_items, Batcher(cache, rep, None), recipe.stage1, out,
-                     metrics, rng, device, resume=True)
+        train_stage1(model, ds, seen_train + seen_val + unseen_items, Batcher(cache, rep, recipe.augment_config(1)),
+                     recipe.stage1, out, metrics, rng, device, resume=True)
     model.logit_scale.requires_grad_(False)
     start_state = copy.deepcopy(model.event_encoder.state_dict())
     text_all = class_text_embeddings(model, ds.texts).float()

@@ -27,6 +27,37 @@ class AugmentConfig:
     noise_t_std_us: float = 1000.0
     crop_scale: tuple[float, float] = (0.45, 1.0)
     hflip_p: float = 0.5
+    sketch_p: float = 0.0
+
+
+def edge_sketch(image):
+    """Sobel gradient magnitude of an RGB image tensor (3, H, W) in [0, 1], as white edges on black, 3 channels.
+
+    Stage-1 augmentation only (never applied to events): a CLIP trained on millions of images has
+    seen drawings and outlines, ours has seen 444 pictures; showing it outlines of the same pictures
+    gives f_I (and so f_E's starting point) features that also respond to edge maps, which is what
+    event frames of moving objects look like.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    gray = (image * torch.tensor([0.299, 0.587, 0.114])[:, None, None]).sum(0, keepdim=True)[None]
+    kx = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])[None, None]
+    gx = F.conv2d(F.pad(gray, (1, 1, 1, 1), mode="replicate"), kx)
+    gy = F.conv2d(F.pad(gray, (1, 1, 1, 1), mode="replicate"), kx.transpose(-1, -2))
+    mag = (gx**2 + gy**2).sqrt()[0]
+    mag = mag / mag.amax().clamp(min=1e-6)
+    return mag.expand(3, -1, -1).contiguous()
+
+
+def image_view(image, cfg: AugmentConfig, rng: np.random.Generator):
+    """One RandomResizedCrop + horizontal flip of an image tensor (C, S, S), resized back to S."""
+    import torch.nn.functional as F
+
+    s = image.shape[-1]
+    top, left, h, w = crop_box(s, s, cfg.crop_scale, rng)
+    y = F.interpolate(image[None, :, top:top + h, left:left + w], size=(s, s), mode="bilinear", align_corners=False)[0]
+    return y.flip(-1) if rng.random() < cfg.hflip_p else y
 
 
 def time_flip(events: np.ndarray) -> np.ndarray:

@@ -32,7 +32,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from eventclip.errors import ConfigError
-from eventclip.train.augment import AugmentConfig, augment_events, paired_views
+from eventclip.train.augment import AugmentConfig, augment_events, edge_sketch, image_view, paired_views
 from eventclip.train.data import PROMPT_TEMPLATES, EventCache, Item, PairedDataset, split_classes, split_items, time_window
 from eventclip.train.losses import LossConfig, total_loss
 
@@ -73,12 +73,16 @@ class Recipe(BaseModel):
     stage2: StageConfig
     losses: dict[str, Any] = Field(default_factory=dict)
     augment: dict[str, Any] = Field(default_factory=dict)
+    stage1_augment: dict[str, Any] | None = Field(None, description="image augmentation of stage 1 (AugmentConfig)")
 
     def loss_config(self) -> LossConfig:
         return LossConfig(**self.losses)
 
-    def augment_config(self) -> AugmentConfig:
-        a = dict(self.augment)
+    def augment_config(self, stage: int = 2) -> AugmentConfig | None:
+        """Stage 2's event+view augmentation, or stage 1's image augmentation (None when not set)."""
+        if stage == 1 and self.stage1_augment is None:
+            return None
+        a = dict(self.augment if stage == 2 else self.stage1_augment)
         if "crop_scale" in a:
             a["crop_scale"] = tuple(a["crop_scale"])
         return AugmentConfig(**a)
@@ -160,8 +164,11 @@ class Batcher:
         self.rep = representation
         self.augment = augment
 
-    def image_tensor(self, item: Item) -> torch.Tensor:
+    def image_tensor(self, item: Item, rng: np.random.Generator | None = None) -> torch.Tensor:
+        """CLIP-normalised (3, S, S); with ``rng`` and ``sketch_p`` > 0, sometimes the image's edge sketch."""
         img = torch.from_numpy(self.cache.image(item.image).copy()).permute(2, 0, 1).float() / 255.0
+        if self.augment is not None and rng is not None and rng.random() < self.augment.sketch_p:
+            img = edge_sketch(img)
         size = self.rep.input_size
         if img.shape[-1] != size or img.shape[-2] != size:
             img = F.interpolate(img[None], size=(size, size), mode="bilinear", align_corners=False)[0]
@@ -179,11 +186,13 @@ class Batcher:
     def __call__(self, items: list[Item], rng: np.random.Generator | None, images: bool = True,
                  frames: bool = True) -> dict[str, torch.Tensor]:
         out: dict[str, torch.Tensor] = {"labels": torch.tensor([it.label for it in items])}
-        imgs = [self.image_tensor(it) for it in items] if images else None
+        imgs = [self.image_tensor(it, rng) for it in items] if images else None
         frs = [self.frame_tensor(it, rng) for it in items] if frames else None
         if self.augment is not None and rng is not None and imgs is not None and frs is not None:
             pairs = [paired_views(i, f, self.augment, rng) for i, f in zip(imgs, frs)]
             imgs, frs = [p[0] for p in pairs], [p[1] for p in pairs]
+        elif self.augment is not None and rng is not None and imgs is not None:
+            imgs = [image_view(i, self.augment, rng) for i in imgs]
         if imgs is not None:
             out["images"] = torch.stack(imgs)
         if frs is not None:
@@ -477,8 +486,8 @@ def train(recipe: Recipe, out: str | Path, *, resume: bool = False, dataset: Pai
     metrics = MetricsLog(out)
     if recipe.stage1 is not None:
         # Stage 1 sees every class's images and texts (never their events).
-        train_stage1(model, ds, seen_train + seen_val + unseen_items, Batcher(cache, rep, None), recipe.stage1, out,
-                     metrics, rng, device, resume)
+        train_stage1(model, ds, seen_train + seen_val + unseen_items, Batcher(cache, rep, recipe.augment_config(1)),
+                     recipe.stage1, out, metrics, rng, device, resume)
     result = train_stage2(model, ds, seen_train, seen_val, unseen_items, seen, unseen, batcher, eval_batcher,
                           recipe.stage2, recipe.loss_config(), out, metrics, rng, device, resume)
     package = out / "model"
