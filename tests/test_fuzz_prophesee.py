@@ -14,7 +14,7 @@ import random
 import numpy as np
 import pytest
 
-from eventclip.io import EventFormatError, detect_format, open_events
+from eventclip.io import EventFormatError, detect_format, open_events, read_events
 from tests.conftest import recording
 
 SEEDS = {
@@ -75,19 +75,21 @@ def _mutate(rng: random.Random, data: bytes, others: list[bytes]) -> bytes:
     return bytes(buf)
 
 
-def _check_one(path, fmt: str | None) -> str:
-    """Decode ``path``; return 'ok' or 'error', raising AssertionError on anything else."""
+def _check_one(path, fmt: str | None, whole: bool = False) -> str:
+    """Decode ``path`` (streaming, or ``whole`` with read_events); return 'ok' or 'error'.
+
+    Anything else (another exception, invalid events) fails the test.
+    """
     try:
         if fmt is None:
             fmt = detect_format(path).name
             if fmt not in MY_FORMATS:
                 return "other"
-        geometry = None
-        with open_events(path, format=fmt, geometry=geometry) as stream:
+        with open_events(path, format=fmt) as stream:
             w, h = stream.geometry.width, stream.geometry.height
             last = None
-            for chunk in stream:
-                ev = chunk.events
+            chunks = [read_events(path, format=fmt).events] if whole else (c.events for c in stream)
+            for ev in chunks:
                 if not len(ev):
                     continue
                 assert ev["x"].max() < w and ev["y"].max() < h, "event outside geometry"
@@ -109,7 +111,7 @@ def _fuzz(tmp_path, fmt: str, seed_data: bytes, n: int, seed: int, others: list[
         path.write_bytes(data)
         detect = rng.random() < 0.3
         try:
-            counts[_check_one(path, None if detect else fmt)] += 1
+            counts[_check_one(path, None if detect else fmt, whole=rng.random() < 0.5)] += 1
         except Exception as exc:  # pragma: no cover - the failure message is the point
             bad = tmp_path / f"failing_{fmt}_{i}.bin"
             bad.write_bytes(data)
@@ -161,7 +163,7 @@ def test_fuzz_hdf5_ci(tmp_path):
         else:
             del buf[r.randrange(len(buf)):]
         path.write_bytes(bytes(buf))
-        counts[_check_one(path, "hdf5")] += 1
+        counts[_check_one(path, "hdf5", whole=r.random() < 0.5)] += 1
     assert counts["ok"] > 0 and counts["error"] > 0, counts
 
 

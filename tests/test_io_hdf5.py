@@ -109,3 +109,25 @@ def test_hdf5_bad_data(tmp_path):
     empty = tmp_path / "empty.h5"
     _write(empty, np.empty(0, EVENT_DTYPE), {"geometry": "10x10"})
     assert len(read_events(empty)) == 0
+
+
+def test_hdf5_kernel_matches_reference():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from eventclip.io import _hdf5_kernels as K
+
+    @settings(max_examples=150, deadline=None)
+    @given(st.lists(st.tuples(st.integers(0, 70), st.integers(0, 50), st.integers(-1, 2), st.integers(0, 40)),
+                    max_size=30), st.integers(-5, 5))
+    def check(rows, last_t):
+        x, y, p, t = (np.array([r[k] for r in rows], dtype=np.int64) for k in range(4))
+        (code, at), ref = K.reference_convert_block(x, y, p, t, 64, 48, last_t)
+        out = np.zeros(len(rows), dtype=EVENT_DTYPE)
+        got = K.convert_block(x.astype(np.uint16), y.astype(np.uint16), p.astype(np.int16), t, out.view(np.int64).reshape(-1, 2),
+                              64, 48, last_t)
+        assert got == (code, at)
+        if ref is not None:
+            assert same_events(out, ref)
+
+    check()

@@ -19,6 +19,7 @@ import numpy as np
 
 from eventclip.events import EVENT_DTYPE, Geometry, as_events
 from eventclip.io import _dat_kernels as K
+from eventclip.io._mmap import map_words
 from eventclip.io.base import EventReader, EventWriter, FormatSpec, PathLike, register_format
 from eventclip.io.errors import EventFormatError, GeometryError, TruncatedFileError, UnsupportedFeatureError
 
@@ -130,9 +131,9 @@ class DatReader(EventReader):
         self._check_tail()
 
     def read_all(self) -> np.ndarray:
-        """Decode the whole file into one array in a single pass (no concatenation)."""
+        """Decode the whole file into one array in a single pass from a read-only memory map."""
         n = (self._size - self.data_offset) // RECORD_SIZE
-        words = np.fromfile(self.path, dtype="<u4", count=2 * n, offset=self.data_offset).reshape(-1, 2)
+        words = map_words(self.path, "<u4", self.data_offset, 2 * n, (n, 2))
         out = self._decode(words, 0, np.array([0, -1], dtype=np.int64))
         self._check_tail()
         return out

@@ -24,6 +24,7 @@ import numpy as np
 
 from eventclip.events import EVENT_DTYPE, Geometry, as_events
 from eventclip.io import _evt_kernels as K
+from eventclip.io._mmap import map_words
 from eventclip.io._raw_header import RawHeader, format_header, parse_header, read_header, resolve_geometry
 from eventclip.io.base import EventReader, EventWriter, FormatSpec, PathLike, register_format
 from eventclip.io.errors import EventFormatError, GeometryError, TruncatedFileError
@@ -187,9 +188,13 @@ class _RawReader(EventReader):
         self._finish(state, tail)
 
     def read_all(self) -> np.ndarray:
-        """Decode the whole file into one array: count the events first, then decode in place (no copies)."""
+        """Decode the whole file into one array: count the events first, then decode in place (no copies).
+
+        The words are memory-mapped for this short whole-file read; streaming iteration reads
+        copies instead, so a file truncated by another process mid-stream raises, not SIGBUS.
+        """
         start, n_words, tail = self._layout()
-        words = self._words(np.fromfile(self.path, dtype=self.word_dtype, count=n_words, offset=start))
+        words = self._words(map_words(self.path, self.word_dtype, start, n_words))
         out = np.empty(int(self._count(words)) + self.max_events_per_word, dtype=EVENT_DTYPE)
         state = K.new_decoder_state()
         n = sum(len(b) for b in self._decode_words(words, 0, state, out))
