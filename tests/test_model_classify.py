@@ -149,8 +149,7 @@ def test_fewshot_fit_then_classify_with_the_head(tmp_path, capsys, package, mode
     gets a very sharp affinity (beta) to tell them apart; the probe is checked against the saved head."""
     import shutil
 
-    from eventclip.model.heads import head_from_arrays
-    from eventclip.model.package import read_head
+    from eventclip.model.package import load_head
 
     pkg = tmp_path / "pkg"
     shutil.copytree(package, pkg)
@@ -169,7 +168,7 @@ def test_fewshot_fit_then_classify_with_the_head(tmp_path, capsys, package, mode
     got = [json.loads(line)["labels"][0]["label"] for line in out.splitlines()]
     if method == "tip":
         assert got == ["right", "left", "right"]
-    head = head_from_arrays(*read_head(pkg, method))
+    head = load_head(pkg, method)
     geometry = __import__("eventclip.io", fromlist=["open_events"]).open_events(test).geometry
     clf = build_classifier(pkg, model, head=method)
     emb = clf.embed([blob(s, 0) for s in ("right", "left", "right")], geometry)

@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from eventclip.model.card import ModelCard
     from eventclip.model.classify import ANOMALY_HEAD, embed_file, open_encoder
     from eventclip.model.heads import ReferenceAnomaly
-    from eventclip.model.package import write_head
+    from eventclip.model.package import save_head
 
     if args.k < 1:
         raise ConfigError(f"--k must be >= 1, got {args.k}")
@@ -47,9 +47,8 @@ def run(args: argparse.Namespace) -> int:
     encoder = open_encoder(args.model, args.backend)
     emb, skipped = embed_file(args.normal, encoder, rep, window_us, **open_kw)
     bank = ReferenceAnomaly.fit(emb if len(emb) else emb.reshape(0, card.embed_dim), k=args.k, quantile=args.quantile)
-    arrays, meta = bank.to_arrays()
-    meta |= {"recording": str(args.normal), "window_us": window_us, "skipped_empty_windows": skipped}
-    path = write_head(args.model, ANOMALY_HEAD, arrays, meta)
+    path = save_head(args.model, ANOMALY_HEAD, bank, recording=str(args.normal), window_us=window_us,
+                     skipped_empty_windows=skipped)
     print(f"{path}: {len(emb)} normal windows of {window_us} µs ({skipped} empty skipped); "
           f"d_q={bank.d_q:.4f} at quantile {bank.quantile}, k={bank.k}")
     return 0

@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from eventclip.model.card import ModelCard
     from eventclip.model.classify import as_numpy, embed_file, open_encoder
     from eventclip.model.heads import LinearProbe, TipAdapter
-    from eventclip.model.package import write_head
+    from eventclip.model.package import save_head
     from eventclip.model.prompts import PromptSet, embed_prompts, load_prompts
 
     support = Path(args.support)
@@ -81,10 +81,8 @@ def run(args: argparse.Namespace) -> int:
         head = TipAdapter(x, y, labels, text_embeddings=text, logit_scale=card.logit_multiplier,
                           alpha=args.alpha, beta=args.beta)
     train_acc = float((head.probs(x).argmax(axis=1) == y).mean())
-    arrays, meta = head.to_arrays()
-    meta |= {"k": args.k, "support": str(support), "recordings": used, "window_us": window_us,
-             "support_windows": int(len(x)), "train_accuracy": train_acc}
-    path = write_head(args.model, args.method, arrays, meta)
+    path = save_head(args.model, args.method, head, k=args.k, support=str(support), recordings=used,
+                     window_us=window_us, support_windows=int(len(x)), train_accuracy=train_acc)
     print(f"{path}: {args.method} head, {len(labels)} classes, k={args.k}, {len(x)} support windows, "
           f"accuracy on the support set {train_acc:.3f}")
     return 0

@@ -27,7 +27,6 @@ from eventclip.model.heads import (
     Result,
     TipAdapter,
     ZeroShotHead,
-    head_from_arrays,
 )
 from eventclip.model.prompts import PromptSet, cached_text_embeddings, embed_prompts
 
@@ -166,7 +165,7 @@ def build_classifier(
     (``probe``, ``tip``). Text embeddings are cached by (model hash, prompts hash).
     """
     from eventclip.frames.preprocess import Representation
-    from eventclip.model.package import read_head
+    from eventclip.model.package import load_head
 
     folder = Path(package)
     card = ModelCard.read(folder)
@@ -187,14 +186,14 @@ def build_classifier(
             raise PackageError("the zero-shot head needs prompts (--prompts FILE)")
         chosen: Any = ZeroShotHead(embeddings.classes, embeddings.labels, card.logit_multiplier, k)
     else:
-        chosen = head_from_arrays(*read_head(folder, head))
+        chosen = load_head(folder, head)
         chosen.k = k
     prompt_anomaly = None
     threshold = 0.5
     if prompts is not None and prompts.anomaly is not None:
         prompt_anomaly = PromptAnomaly(embeddings.normal, embeddings.abnormal, card.logit_multiplier)
         threshold = prompts.anomaly.threshold
-    bank = head_from_arrays(*read_head(folder, ANOMALY_HEAD)) if use_bank and ANOMALY_HEAD in card.heads else None
+    bank = load_head(folder, ANOMALY_HEAD) if use_bank and ANOMALY_HEAD in card.heads else None
     return Classifier(
         encoder, rep, chosen, prompt_anomaly, bank, threshold,
         label_threshold=prompts.threshold if prompts is not None else 0.0,

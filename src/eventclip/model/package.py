@@ -181,3 +181,16 @@ def read_head(folder: str | Path, name: str) -> tuple[dict[str, np.ndarray], dic
         arrays = {k: data[k] for k in data.files if k != "__meta__"}
         meta = json.loads(str(data["__meta__"]))
     return arrays, meta
+
+
+def save_head(folder: str | Path, name: str, head: Any, **meta: Any) -> Path:
+    """Store a fitted head (LinearProbe, TipAdapter, ReferenceAnomaly) as ``heads/<name>.npz`` with extra meta."""
+    arrays, head_meta = head.to_arrays()
+    return write_head(folder, name, arrays, head_meta | meta)
+
+
+def load_head(folder: str | Path, name: str) -> Any:
+    """The head saved under ``name`` in a package, rebuilt (hash-checked)."""
+    from eventclip.model.heads import head_from_arrays
+
+    return head_from_arrays(*read_head(folder, name))
