@@ -61,6 +61,18 @@ def _recording(arg: str | None) -> Path:
         return RECORDINGS / "prophesee_evt2_sparklers_gen3_640x480.raw"
 
 
+def _vocabulary(rec: Path) -> list[str]:
+    """The sample's ground-truth texts when frames come from the bundled sample, else a fixed vocabulary."""
+    import json
+
+    from eventclip.exporters.parity import PARITY_PROMPTS
+
+    labels = rec.with_suffix(".json")
+    if labels.is_file():
+        return sorted({seg["text"] for seg in json.loads(labels.read_text())["segments"]})
+    return list(PARITY_PROMPTS)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default="vitb32,default")
@@ -74,7 +86,7 @@ def main() -> None:
     import torch
 
     from eventclip.exporters.onnx import export_onnx
-    from eventclip.exporters.parity import PARITY_PROMPTS, compare, recording_windows
+    from eventclip.exporters.parity import compare, recording_windows
     from eventclip.runtime.onnxruntime import OnnxRuntimeBackend
 
     torch.set_num_threads(args.threads)
@@ -96,7 +108,7 @@ def main() -> None:
             int8 = OnnxRuntimeBackend(precision="int8", threads=args.threads)
             int8.load(result.root)
             rep = model.representation.model_copy(update={"input_size": model.input_size})
-            windows, geometry = recording_windows(rec, rep.window_us, max_windows=32)
+            windows, geometry = recording_windows(rec, rep.window_us, max_windows=64)
             frames = rep(windows, geometry)
 
             def torch_encode(x):
@@ -110,12 +122,13 @@ def main() -> None:
                 t_int8 = _median_ms(int8.encode, x, args.repeats)
                 rows.append(f"{label:<24}{b:>6}{t_torch:>10.1f}{t_fp32:>13.1f}{t_int8:>13.1f}"
                             f"{t_torch / t_fp32:>7.2f}x{t_torch / t_int8:>7.2f}x")
-            text = fp32.encode_text(list(PARITY_PROMPTS))
+            vocab = _vocabulary(rec)
+            text = fp32.encode_text(vocab)
             with torch.no_grad():
                 ref = model.encode_frames(torch.from_numpy(frames)).numpy()
             agree = compare(ref, int8.encode(frames), text, name=label, precision="int8")
             notes.append(f"{label}: INT8 vs torch on {agree.n} real windows: top-1 agreement {agree.top1:.1%} "
-                         f"({len(PARITY_PROMPTS)} prompts), cosine min {agree.min_cosine:.4f} mean {agree.mean_cosine:.4f}")
+                         f"({len(vocab)} prompts), cosine min {agree.min_cosine:.4f} mean {agree.mean_cosine:.4f}")
     print("\n".join(rows))
     print("\n".join(notes))
 
