@@ -103,6 +103,8 @@ def test_cache_reuses_by_model_and_prompts_hash(tmp_path):
     assert enc.calls == 2
     cached_text_embeddings(parse_prompts("classes: [dog, cow]\n"), enc, "model-a", tmp_path)
     assert enc.calls == 3
+    cached_text_embeddings(parse_prompts("# reporting only\nclasses: [dog, cat]\ntop_k: 1\n"), enc, "model-a", tmp_path)
+    assert enc.calls == 3  # top_k and comments do not change embeddings: cache hit
     assert len(list(tmp_path.glob("*.npz"))) == 3
     for f in tmp_path.glob("*.npz"):  # a corrupt entry is recomputed, not trusted
         f.write_bytes(b"junk")

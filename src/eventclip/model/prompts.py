@@ -143,8 +143,14 @@ class PromptSet(BaseModel):
 
     @property
     def sha256(self) -> str:
-        """Hash of the content that decides the text embeddings (not of the file's formatting)."""
-        return hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
+        """Hash of what decides the text embeddings: templates, classes, anomaly descriptions.
+
+        Not the file's formatting, nor ``top_k``/thresholds, which only change how results are reported.
+        """
+        content = self.model_dump(mode="json", include={"templates", "classes"})
+        if self.anomaly is not None:
+            content["anomaly"] = [self.anomaly.normal, self.anomaly.abnormal]
+        return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
 
 def _line_of(root: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
