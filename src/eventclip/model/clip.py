@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from eventclip.model.card import OPENAI_MEAN, OPENAI_STD, ModelCard
+from eventclip.model.card import ModelCard
 from eventclip.model.configs import resolve_config
 from eventclip.model.errors import CheckpointError
 from eventclip.runtime.tokenizer import ClipTokenizer
@@ -148,19 +148,21 @@ class EventClip(nn.Module):
         ``transformer.*``, ``token_embedding.weight``, ... f_E is initialised as a copy of f_I.
         """
         name, cfg = resolve_config(arch, quick_gelu)
-        if seed is not None:
-            torch.manual_seed(seed)
-        clip = _build_clip(cfg)
+        with torch.random.fork_rng(devices=[]):  # a seed makes init reproducible without touching the caller's RNG
+            if seed is not None:
+                torch.manual_seed(seed)
+            clip = _build_clip(cfg)
         if state_dict is not None:
             load_clip_state(clip, state_dict, source)
         size = int(clip.visual.image_size[0])
+        rep = representation_for(size, preprocessing_variant, representation)
         card = ModelCard(
             architecture=name,
             clip_config=cfg,
             input_size=size,
-            mean=OPENAI_MEAN,
-            std=OPENAI_STD,
-            representation=representation_for(size, preprocessing_variant, representation),
+            mean=tuple(rep["mean"]),
+            std=tuple(rep["std"]),
+            representation=rep,
             preprocessing_variant=preprocessing_variant,
             logit_scale=float(clip.logit_scale.detach().reshape(-1)[0]),
             embed_dim=int(cfg["embed_dim"]),
