@@ -32,10 +32,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 _CANDIDATES = [os.environ.get("EVENTCLIP_RECORDINGS", ""), ROOT.parent / "shared" / "data" / "recordings",
                ROOT / "shared" / "data" / "recordings"]
-RECORDINGS = next((Path(c) for c in _CANDIDATES if c and (Path(c) / "README.md").is_file()), Path(_CANDIDATES[1]))
-CALIB = ["prophesee_evt2_sparklers_gen3_640x480.raw", "prophesee_evt3_driving_gen41_1280x720.raw",
-         "inivation_dvxplorer_320x240.aedat4"]
-TEST = "prophesee_evt2_spinner_excerpt_gen3_640x480.raw"
+RECORDINGS = next((Path(c) for c in _CANDIDATES if c and (Path(c) / "README.md").is_file()), None)
+SAMPLE = ROOT / "src" / "eventclip" / "data" / "sample" / "sample.raw"
+if RECORDINGS is not None:
+    CALIB = [RECORDINGS / n for n in ("prophesee_evt2_sparklers_gen3_640x480.raw",
+                                      "prophesee_evt3_driving_gen41_1280x720.raw", "inivation_dvxplorer_320x240.aedat4")]
+    TEST = RECORDINGS / "prophesee_evt2_spinner_excerpt_gen3_640x480.raw"
+else:  # a bare copy of the repository: the bundled sample (a real EVT 3.0 file) serves for both
+    CALIB, TEST = [SAMPLE], SAMPLE
 
 
 def cuda_median_ms(fn, repeats: int, warmup: int = 20) -> float:
@@ -81,12 +85,12 @@ def check_model(label, model, work: Path, batches: list[int], repeats: int, trt_
     rows = []
     entry: dict = log.setdefault(label, {})
     t0 = time.perf_counter()
-    result = export_onnx(model, work, fp16=True, recording=RECORDINGS / TEST)
+    result = export_onnx(model, work, fp16=True, recording=TEST)
     entry["onnx_parity"] = [r.as_dict() for r in result.reports]
     entry["export_s"] = round(time.perf_counter() - t0, 1)
     print(f"[{label}] ONNX export + CPU parity in {entry['export_s']} s")
     rep = model.representation.model_copy(update={"input_size": model.input_size})
-    windows, geometry = recording_windows(RECORDINGS / TEST, rep.window_us, max_windows=32)
+    windows, geometry = recording_windows(TEST, rep.window_us, max_windows=32)
     frames = rep(windows, geometry)
 
     enc16 = copy.deepcopy(model.event_encoder).cuda().half().eval()
@@ -107,8 +111,8 @@ def check_model(label, model, work: Path, batches: list[int], repeats: int, trt_
         try:
             t0 = time.perf_counter()
             build = build_engine(result.root, precision=precision, batch=(1, 8, 32),
-                                 calib=[RECORDINGS / c for c in CALIB] if precision == "int8" else ())
-            report = check_engine(build.engine, RECORDINGS / TEST, precision)
+                                 calib=CALIB if precision == "int8" else ())
+            report = check_engine(build.engine, TEST, precision)
             entry[f"trt_{precision}"] = {"build_s": round(time.perf_counter() - t0, 1), "parity": report.as_dict(),
                                          "sidecar": build.sidecar}
             print(f"[{label}] TensorRT {precision}: built+checked in {entry[f'trt_{precision}']['build_s']} s; {report}")
@@ -158,9 +162,10 @@ def main() -> int:
     args = parser.parse_args()
     import torch
 
-    if not (RECORDINGS / TEST).is_file():
-        print(f"real recordings not found (looked in {[str(c) for c in _CANDIDATES if c]}); set EVENTCLIP_RECORDINGS")
+    if not TEST.is_file():
+        print(f"no real recording found (looked in {[str(c) for c in _CANDIDATES if c]} and {SAMPLE})")
         return 1
+    print(f"frames from {TEST}; INT8 calibration on {[c.name for c in CALIB]}")
     if not torch.cuda.is_available():
         print("no CUDA GPU visible: nothing to check here (run on a GPU machine)")
         return 1
