@@ -49,7 +49,7 @@ def _strip(state: dict[str, Any], prefixes: tuple[str, ...] = ("module.", "model
 
 def read_raw(path: str | Path) -> tuple[str, dict[str, Any]]:
     """Return ``(kind, object)`` for a checkpoint file, reading it safely; kind as in KINDS."""
-    path = Path(path)
+    path = Path(path).expanduser()
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     if path.suffix == ".safetensors":
@@ -121,7 +121,7 @@ def load_checkpoint(
     """
     if kind not in KINDS:
         raise CheckpointError(f"unknown checkpoint kind {kind!r}; choose one of {', '.join(KINDS)}")
-    path = Path(path)
+    path = Path(path).expanduser()
     found, state = read_raw(path)
     if kind != "auto" and kind != found and not (kind in ("state-dict", "open_clip") and found in ("state-dict", "open_clip")):
         raise CheckpointError(f"{path}: looks like a {found!r} checkpoint, not {kind!r}")

@@ -79,7 +79,7 @@ def save_package(model: EventClip, path: str | Path, *, include_image_encoder: b
     Heads already recorded in the model's card are copied along when saving to a new folder.
     The card written last, so a half-written folder fails hash verification instead of loading.
     """
-    folder = Path(path)
+    folder = Path(path).expanduser()
     folder.mkdir(parents=True, exist_ok=True)
     card = model.card
     _save_tensors(model.event_encoder, folder / EVENT_FILE)
@@ -124,7 +124,7 @@ def load_package(path: str | Path, *, with_image_encoder: bool = False, map_loca
     """Read a package folder into an EventClip after verifying every file's sha256."""
     from eventclip.model.clip import EventClip
 
-    folder = Path(path)
+    folder = Path(path).expanduser()
     if not folder.is_dir():
         raise PackageError(f"{folder}: not a folder; a model package is a folder holding {CARD_FILE}")
     card = ModelCard.read(folder)
