@@ -189,3 +189,16 @@ def test_torch_without_check_drops_out_of_range_events_into_no_window():
     got = count_events_torch(ev, GEOM, [0, 200, 400], check=False).numpy()
     want = count_events_reference(ev[good], GEOM, [0, 199, 399])
     assert np.array_equal(got, want)
+
+
+def test_paper_frames_from_total_counts_equal_those_from_polarity_counts():
+    from eventclip.frames.accumulate import normalise_counts, normalise_counts_torch
+
+    ev = _random_events(2000, seed=7)
+    per = count_events(ev, GEOM, [0, 900, 2000], per_polarity=True)
+    total = count_events(ev, GEOM, [0, 900, 2000])[:, None]
+    np.testing.assert_array_equal(normalise_counts(per, "paper"), normalise_counts(total, "paper"))
+    np.testing.assert_array_equal(normalise_counts_torch(torch.from_numpy(total.astype(np.float32)), "paper").numpy(),
+                                  normalise_counts(per, "paper"))
+    with pytest.raises(FramesError, match=r"\(B, 2, H, W\)"):
+        normalise_counts(total, "authors")

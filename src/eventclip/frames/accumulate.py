@@ -153,6 +153,15 @@ def _check_mask(mask: np.ndarray, geometry: Geometry) -> np.ndarray:
     return mask.astype(bool)
 
 
+def _check_channels(shape: tuple[int, ...], variant: str) -> None:
+    ok = len(shape) == 4 and (shape[1] == 2 or (shape[1] == 1 and variant == "paper"))
+    if not ok:
+        raise FramesError(
+            f"counts for variant {variant!r} must be shaped (B, 2, H, W) (per polarity)"
+            f"{' or (B, 1, H, W)' if variant == 'paper' else ''}, got {shape}"
+        )
+
+
 def normalise_counts(
     counts: np.ndarray,
     variant: Variant = "paper",
@@ -161,14 +170,16 @@ def normalise_counts(
 ) -> np.ndarray:
     """Turn per-pixel counts into the model's frames (float32).
 
-    ``counts`` must be per polarity (B, 2, H, W). ``paper``: E = OFF + ON, then E / (max E + 1)
+    ``counts`` is per polarity (B, 2, H, W), or for ``paper`` also the total (B, 1, H, W), which
+    is cheaper to count. ``paper``: E = OFF + ON, then E / (max E + 1)
     -> (B, H, W) in [0, 1). ``authors``: each polarity / (its max + 1), mapped to [-1, 1], then
     the two averaged -> (B, H, W). ``polarity``: each polarity / (its max + 1) -> (B, 2, H, W).
     ``clip_percentile`` (0-100) first clips each window's (and channel's) counts at that
     percentile of its non-zero pixels, so a few hot pixels cannot squash the rest to black.
     """
+    _check_channels(tuple(counts.shape), variant)
     c = counts.astype(np.float32)
-    if variant == "paper":
+    if variant == "paper" and c.shape[1] == 2:
         c = c.sum(axis=1, keepdims=True, dtype=np.float32)
     if clip_percentile is not None:
         for idx in np.ndindex(c.shape[:2]):
@@ -208,7 +219,9 @@ def event_frames(
     if count is None:
         raise FramesError(f"unknown CPU backend {backend!r}; use 'numba' or 'numpy'")
     x, y, w, h = check_roi(roi, geometry)
-    counts = count(events, geometry, offsets, per_polarity=True)
+    counts = count(events, geometry, offsets, per_polarity=variant != "paper")
+    if counts.ndim == 3:
+        counts = counts[:, None]
     if hot_pixel_mask is not None:
         counts[:, :, _check_mask(hot_pixel_mask, geometry)] = 0
     counts = counts[:, :, y : y + h, x : x + w]
@@ -288,8 +301,9 @@ def normalise_counts_torch(
     """Torch twin of :func:`normalise_counts` (same operations, same float32 results, same device)."""
     import torch
 
+    _check_channels(tuple(counts.shape), variant)
     c = counts.to(torch.float32)
-    if variant == "paper":
+    if variant == "paper" and c.shape[1] == 2:
         c = c.sum(dim=1, keepdim=True)
     if clip_percentile is not None:
         c = c.clone()
@@ -327,7 +341,9 @@ def event_frames_torch(
     import torch
 
     x, y, w, h = check_roi(roi, geometry)
-    counts = count_events_torch(events, geometry, offsets, per_polarity=True, device=device)
+    counts = count_events_torch(events, geometry, offsets, per_polarity=variant != "paper", device=device)
+    if counts.dim() == 3:
+        counts = counts[:, None]
     if hot_pixel_mask is not None:
         mask = hot_pixel_mask if isinstance(hot_pixel_mask, torch.Tensor) else torch.from_numpy(
             _check_mask(hot_pixel_mask, geometry))
