@@ -202,3 +202,18 @@ def test_paper_frames_from_total_counts_equal_those_from_polarity_counts():
                                   normalise_counts(per, "paper"))
     with pytest.raises(FramesError, match=r"\(B, 2, H, W\)"):
         normalise_counts(total, "authors")
+
+
+@pytest.mark.parametrize("q", [1.0, 33.3, 50.0, 90.0, 99.5, 100.0])
+def test_torch_percentile_equals_numpy_percentile_of_nonzero_pixels(q):
+    from eventclip.frames.accumulate import _nonzero_percentile_torch
+
+    rng = np.random.default_rng(int(q * 10))
+    c = (rng.integers(0, 5, (3, 2, 7, 9)) * rng.integers(0, 50, (3, 2, 7, 9))).astype(np.float32)
+    c[1, 0] = 0  # a channel without events: nothing to clip
+    got = _nonzero_percentile_torch(torch.from_numpy(c), q).numpy()[:, :, 0, 0]
+    for i in range(3):
+        for j in range(2):
+            nz = c[i, j][c[i, j] > 0].astype(np.float64)
+            want = np.float32(np.percentile(nz, q)) if nz.size else np.inf
+            assert got[i, j] == want

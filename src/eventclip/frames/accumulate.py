@@ -295,6 +295,29 @@ def count_events_torch(
     return counts.reshape(shape)
 
 
+def _nonzero_percentile_torch(c: torch.Tensor, percentile: float) -> torch.Tensor:
+    """Per (window, channel): the ``percentile`` of the non-zero values, as numpy's default
+    ("linear") method computes it, with no host sync: after an ascending sort the k non-zero
+    values are the last k of each row, so the interpolation indices are plain arithmetic.
+    Rows without events get +inf (nothing to clip). Returns float32 (B, C, 1, 1)."""
+    import torch
+
+    b, ch = c.shape[:2]
+    flat = c.reshape(b * ch, -1)
+    n = flat.shape[1]
+    k = (flat > 0).sum(dim=1)
+    ordered = flat.sort(dim=1).values.to(torch.float64)
+    pos = (k - 1).clamp(min=0).to(torch.float64) * (percentile / 100.0)
+    lo = pos.floor().to(torch.int64)
+    hi = torch.minimum(lo + 1, (k - 1).clamp(min=0))
+    a = ordered.gather(1, (n - k + lo).clamp(max=n - 1)[:, None])[:, 0]
+    z = ordered.gather(1, (n - k + hi).clamp(max=n - 1)[:, None])[:, 0]
+    t = pos - lo.to(torch.float64)
+    value = torch.where(t >= 0.5, z - (z - a) * (1 - t), a + (z - a) * t)  # numpy's _lerp
+    value = torch.where(k > 0, value, torch.full_like(value, float("inf")))
+    return value.to(torch.float32).reshape(b, ch, 1, 1)
+
+
 def normalise_counts_torch(
     counts: torch.Tensor, variant: Variant = "paper", *, clip_percentile: float | None = None
 ) -> torch.Tensor:
@@ -306,14 +329,7 @@ def normalise_counts_torch(
     if variant == "paper" and c.shape[1] == 2:
         c = c.sum(dim=1, keepdim=True)
     if clip_percentile is not None:
-        c = c.clone()
-        for i in range(c.shape[0]):
-            for j in range(c.shape[1]):
-                plane = c[i, j]
-                nz = plane[plane > 0].to(torch.float64)
-                if nz.numel():
-                    q = torch.quantile(nz, clip_percentile / 100.0).to(torch.float32)
-                    torch.minimum(plane, q, out=plane)
+        c = torch.minimum(c, _nonzero_percentile_torch(c, clip_percentile))
     peak = c.amax(dim=(2, 3), keepdim=True) + 1.0
     c = c / peak
     if variant == "paper":
