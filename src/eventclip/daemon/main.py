@@ -144,7 +144,8 @@ def run(cfg: DaemonConfig, on_labels: Any = None) -> int:
                     publisher.subscriber_count, cfg.wait_for_subscribers, cfg.wait_timeout_s)
     metrics = Metrics()
     window_us = cfg.window_us or engine.window_us
-    pipeline = Pipeline(source, make_windower(window_us), engine, publisher, cfg, notifier, metrics)
+    pipeline = Pipeline(source, make_windower(window_us), engine, publisher, cfg, notifier, metrics,
+                        window_us=window_us)
 
     def on_stop(signum: int, frame: object) -> None:
         log.info("signal %s: stopping", signal.Signals(signum).name)

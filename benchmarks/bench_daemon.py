@@ -1,0 +1,263 @@
+"""eventclipd under load: a paced synthetic camera at ≥ 50 Mev/s through the whole daemon, on the CPU.
+
+A synthetic source plays the part of a busy Prophesee EVK4 (1280x720): it releases a chunk every
+``--chunk-us`` of host time, paced against the absolute start like a camera driver, so a reader
+that falls behind shows up as a growing backlog instead of a slower camera. The stream goes
+through the real pipeline (windowing, frames, encoder, heads) with the default model (or
+``--model``), and is published on a loopback socket to a real subscriber.
+
+Reported per input rate: achieved input rate, reader-side loss (events), peak reader backlog
+(events), windows/s, window drops, window-close→publish latency p50/p99 (from the subscriber's
+messages) and RSS over time. Beside it, the same windows through the sequential classify path in
+one thread (what ``eventclip classify`` does) as the baseline: its Mev/s says how much the
+threaded pipeline buys. Never asserts a speed.
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_daemon.py [--rates 50,100] [--seconds 20] [--minutes 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import zmq
+
+from eventclip.daemon.config import load_config
+from eventclip.daemon.engine import ClassifierEngine, make_windower
+from eventclip.daemon.pipeline import Pipeline
+from eventclip.daemon.publish import Publisher
+from eventclip.events import EVENT_DTYPE, EventChunk, Geometry
+from eventclip.sensors.base import Source, SourceConfig
+
+GEOMETRY = Geometry(1280, 720)
+
+
+class SyntheticConfig(SourceConfig):
+    kind: str = "synthetic"
+    rate_ev_s: float
+    chunk_us: int = 1000
+    seconds: float = 20.0
+
+
+class SyntheticCamera(Source):
+    """Uniform random events at ``rate_ev_s`` released in real time, ``chunk_us`` per chunk."""
+
+    kind = "synthetic"
+    Config = SyntheticConfig
+
+    def __init__(self, config: SyntheticConfig) -> None:
+        super().__init__(config)
+        self._closed = threading.Event()
+        rng = np.random.default_rng(0)
+        n = 4_000_000
+        self._pool = np.empty(n, dtype=EVENT_DTYPE)
+        self._pool["x"] = rng.integers(0, GEOMETRY.width, n)
+        self._pool["y"] = rng.integers(0, GEOMETRY.height, n)
+        self._pool["p"] = rng.integers(0, 2, n)
+        self.late_chunks = 0
+
+    def open(self) -> None:
+        self.geometry, self.sensor_id = GEOMETRY, f"synthetic-{self.config.rate_ev_s / 1e6:g}Mevs"
+
+    def close(self) -> None:
+        self._closed.set()
+
+    def __iter__(self) -> Iterator[EventChunk]:
+        cfg = self.config
+        per_chunk = int(round(cfg.rate_ev_s * cfg.chunk_us / 1e6))
+        n_chunks = int(cfg.seconds * 1e6 / cfg.chunk_us)
+        ramp = (np.arange(per_chunk, dtype=np.int64) * cfg.chunk_us) // per_chunk  # µs within a chunk
+        start = time.monotonic()
+        offset = 0
+        for k in range(n_chunks):
+            due = start + (k + 1) * cfg.chunk_us / 1e6
+            wait = due - time.monotonic()
+            if wait > 0:
+                if self._closed.wait(wait):
+                    return
+            elif wait < -cfg.chunk_us / 1e6:
+                self.late_chunks += 1
+            if self._closed.is_set():
+                return
+            if offset + per_chunk > len(self._pool):
+                offset = 0
+            ev = self._pool[offset : offset + per_chunk].copy()
+            offset += per_chunk
+            t0 = k * cfg.chunk_us
+            ev["t"] = ramp + t0
+            yield EventChunk(ev, GEOMETRY, t_end_us=t0 + cfg.chunk_us)
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def tiny_package(folder: Path) -> Path:
+    from eventclip.exporters.onnx import export_onnx
+    from eventclip.model.clip import create_eventclip
+
+    cfg = {"embed_dim": 64, "vision_cfg": {"image_size": 64, "layers": 2, "width": 128, "patch_size": 16},
+           "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 128, "heads": 2, "layers": 2}}
+    path = create_eventclip(cfg).save_pretrained(folder / "tiny")
+    export_onnx(path, check=False)
+    return path
+
+
+def run_daemon(package: Path, prompts: Path, backend: str, rate: float, seconds: float, window_us: int,
+               chunk_us: int) -> dict:
+    from eventclip.model.classify import open_encoder
+
+    cfg = load_config(None, {"sensor": "prophesee", "prompts": prompts, "window_us": window_us,
+                             "publish": "tcp://127.0.0.1:*", "backend": backend})
+    engine = ClassifierEngine(package, open_encoder(package, backend), prompts)
+    source = SyntheticCamera(SyntheticConfig(rate_ev_s=rate, seconds=seconds, chunk_us=chunk_us))
+    source.open()
+    publisher = Publisher(cfg.publish, source.sensor_id)
+    sub = zmq.Context.instance().socket(zmq.SUB)
+    sub.setsockopt_string(zmq.SUBSCRIBE, "eventclip/labels")
+    sub.connect(publisher.endpoint)
+    publisher.wait_for_subscribers(1, 5)
+    latencies: list[float] = []
+    seqs: list[int] = []
+    stop = threading.Event()
+
+    def receive() -> None:
+        while not stop.is_set():
+            if sub.poll(100):
+                msg = json.loads(sub.recv_multipart()[1])
+                latencies.append(msg["latency_ms"])
+                seqs.append(msg["seq"])
+
+    receiver = threading.Thread(target=receive, daemon=True)
+    receiver.start()
+    pipe = Pipeline(source, make_windower(window_us), engine, publisher, cfg, window_us=window_us)
+    rss, backlog = [rss_mb()], [0]
+    t0 = time.monotonic()
+    pipe.start()
+    while pipe._stages[0].thread.is_alive():
+        time.sleep(0.2)
+        backlog.append(pipe.inbox.pending_events)
+        if len(backlog) % 5 == 0:
+            rss.append(rss_mb())
+    elapsed = time.monotonic() - t0
+    pipe.wait()
+    time.sleep(0.3)
+    stop.set()
+    receiver.join(2)
+    sub.close()
+    publisher.close()
+    rss.append(rss_mb())
+    c = pipe.metrics.counters
+    lat = np.asarray(latencies[2:] or [float("nan")])  # skip warm-up windows
+    return {
+        "rate_target": rate, "rate_in": c.events_in / elapsed, "reader_lost": c.events_lost_reader,
+        "late_chunks": source.late_chunks, "backlog_peak": max(backlog), "windows": c.windows_closed,
+        "windows_s": c.windows_published / elapsed, "dropped": pipe.windows.dropped,
+        "p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99)),
+        "received": len(latencies), "gapless": seqs == list(range(len(seqs))),
+        "rss": rss, "backend": engine.backend_name,
+    }
+
+
+def run_sequential(package: Path, prompts: Path, backend: str, rate: float, seconds: float, window_us: int) -> dict:
+    """Baseline: the same stream, windowed and classified in one thread (the classify path), unpaced."""
+    from eventclip.model.classify import build_classifier, open_encoder
+    from eventclip.model.prompts import load_prompts
+
+    clf = build_classifier(package, open_encoder(package, backend), load_prompts(prompts))
+    source = SyntheticCamera(SyntheticConfig(rate_ev_s=rate, seconds=seconds, chunk_us=window_us))
+    source.open()
+    windower = make_windower(window_us)
+    n = 0
+    per_window = []
+    t0 = time.perf_counter()
+    cfg = source.config
+    per_chunk = int(round(cfg.rate_ev_s * cfg.chunk_us / 1e6))
+    for k in range(int(seconds * 1e6 / window_us)):
+        ev = np.resize(source._pool, per_chunk)
+        ev["t"] = k * window_us + (np.arange(per_chunk, dtype=np.int64) * window_us) // per_chunk
+        for w in windower.push(ev, (k + 1) * window_us):
+            t = time.perf_counter()
+            clf([w], GEOMETRY)
+            per_window.append((time.perf_counter() - t) * 1000)
+        n += len(ev)
+    elapsed = time.perf_counter() - t0
+    return {"rate": n / elapsed, "p50": statistics.median(per_window), "windows_s": len(per_window) / elapsed}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rates", default="50,100", help="input rates to try, Mev/s (comma-separated)")
+    ap.add_argument("--seconds", type=float, default=20.0, help="duration per rate")
+    ap.add_argument("--minutes", type=float, help="long mode: run the first rate this many minutes (memory)")
+    ap.add_argument("--window-us", type=int, default=50_000, help="window length (50 ms = 20 windows/s)")
+    ap.add_argument("--chunk-us", type=int, default=1000, help="host time between camera chunks")
+    ap.add_argument("--model", type=Path, help="model package (default: the bundled default model)")
+    ap.add_argument("--backend", default="auto")
+    args = ap.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-daemon-"))
+    os.environ.setdefault("EVENTCLIP_CACHE", str(tmp / "cache"))
+    model_note = ""
+    package = args.model
+    if package is None:
+        try:
+            from eventclip.data import default_model_path
+
+            package = default_model_path()
+            model_note = "bundled default model"
+        except Exception as exc:  # noqa: BLE001 - fall back, and say so in the table
+            package = tiny_package(tmp)
+            model_note = f"NOT the default model ({exc.__class__.__name__}): random-weight 64-px ViT (2 layers)"
+    else:
+        model_note = str(package)
+    prompts = tmp / "prompts.yaml"
+    prompts.write_text("classes: [car, pedestrian, bicycle, dog, truck, bus, tree, door, hand, face]\n"
+                       "anomaly: {normal: ['an empty street'], abnormal: ['a fire', 'a fight']}\n")
+    rates = [float(r) * 1e6 for r in args.rates.split(",")]
+    seconds = args.minutes * 60 if args.minutes else args.seconds
+    if args.minutes:
+        rates = rates[:1]
+
+    print(f"model: {model_note} ({package})")
+    print(f"window {args.window_us} µs ({1e6 / args.window_us:g} windows/s), chunks every {args.chunk_us} µs, "
+          f"{seconds:g} s per rate, sensor {GEOMETRY}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '-')}")
+    header = ("| input target Mev/s | achieved Mev/s | reader loss (events) | peak backlog (events) | late chunks "
+              "| windows/s | window drops | latency p50 ms | latency p99 ms | gapless | RSS start→end MB | backend |")
+    print(header)
+    print("|---" * 12 + "|")
+    results = []
+    for rate in rates:
+        r = run_daemon(package, prompts, args.backend, rate, seconds, args.window_us, args.chunk_us)
+        results.append(r)
+        print(f"| {rate / 1e6:g} | {r['rate_in'] / 1e6:.1f} | {r['reader_lost']} | {r['backlog_peak']:,} | "
+              f"{r['late_chunks']} | {r['windows_s']:.1f} | {r['dropped']} | {r['p50']:.1f} | {r['p99']:.1f} | "
+              f"{r['gapless']} | {r['rss'][0]:.0f}→{r['rss'][-1]:.0f} (max {max(r['rss']):.0f}) | {r['backend']} |",
+              flush=True)
+    seq = run_sequential(package, prompts, args.backend, rates[0], min(seconds, 10.0), args.window_us)
+    ours = results[0]["rate_in"]
+    print()
+    print("| path | Mev/s | windows/s | per-window ms (p50) | ratio to ours |")
+    print("|---|---|---|---|---|")
+    print(f"| ours: eventclipd pipeline, paced at {rates[0] / 1e6:g} Mev/s | {ours / 1e6:.1f} | "
+          f"{results[0]['windows_s']:.1f} | {results[0]['p50']:.1f} (close→publish) | 1.00 |")
+    print(f"| sequential classify path, one thread, unpaced | {seq['rate'] / 1e6:.1f} | {seq['windows_s']:.1f} | "
+          f"{seq['p50']:.1f} (frames+encode+heads) | {seq['rate'] / ours:.2f} |")
+    if args.minutes:
+        print("\nRSS samples (MB, every ~1 s):", " ".join(f"{m:.0f}" for m in results[0]["rss"]))
+
+
+if __name__ == "__main__":
+    main()
