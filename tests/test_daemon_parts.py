@@ -293,3 +293,28 @@ def test_coalescer_closes_the_same_windows_at_the_same_chunk_as_direct_pushes() 
             assert np.array_equal(a.events, b.events)
     rest = coalescer.drain(joined) + joined.flush()
     assert [(w.t_start, w.n_events) for w in rest] == [(w.t_start, w.n_events) for w in direct.flush()]
+
+
+# ---- Prometheus endpoint ----------------------------------------------------------------------
+
+
+def test_prometheus_endpoint_serves_the_stats_snapshot() -> None:
+    import urllib.request
+
+    from eventclip.daemon.metrics import serve_prometheus
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    snap = {"events_total": 1234, "windows_total": 10, "windows_published": 9, "events_per_s": 5.5e6,
+            "drops": {"windows_policy": 1, "reader_events": 0, "socket_hwm": {"labels": 3}},
+            "queue_depths": {"windows": 2}, "latency_ms": {"p50": 1.5, "p90": None, "p99": 4.0, "max": 5.0}}
+    stop = serve_prometheus(port, "127.0.0.1", lambda: snap)
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    finally:
+        stop()
+    assert "eventclipd_events_total 1234.0" in text
+    assert 'eventclipd_socket_dropped_total{topic="labels"} 3.0' in text
+    assert 'eventclipd_queue_depth{queue="windows"} 2.0' in text
+    assert 'eventclipd_latency_ms{quantile="p99"} 4.0' in text and 'quantile="p90"' not in text
