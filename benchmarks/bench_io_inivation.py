@@ -62,6 +62,13 @@ def ours_aedat4(path: Path) -> int:
         return sum(len(block) for block in reader)
 
 
+def ours_aedat4_one_thread(path: Path) -> int:
+    from eventclip.io.aedat4 import Aedat4Reader
+
+    with Aedat4Reader(path, prefetch=0) as reader:
+        return sum(len(block) for block in reader)
+
+
 def dv_processing(path: Path) -> int:
     import dv_processing as dv
 
@@ -142,9 +149,10 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=ROOT / "out" / "bench_io_inivation")
     args = parser.parse_args()
     path, note = make_aedat4(args.events, args.packet_events, args.cache)
-    table(f"AEDAT 4.0, LZ4, {args.packet_events}-event packets ({note}); 't / t_ours' > 1: we are faster"
-          , path,
-          {"eventclip aedat4": ours_aedat4, "dv-processing": dv_processing, "aedat": aedat_pkg}, args.repeat)
+    table(f"AEDAT 4.0, LZ4, {args.packet_events}-event packets ({note}); 't / t_ours' > 1: we are faster",
+          path,
+          {"eventclip aedat4": ours_aedat4, "eventclip prefetch=0": ours_aedat4_one_thread,
+           "dv-processing": dv_processing, "aedat": aedat_pkg}, args.repeat)
     small = {
         "pokerdvs_trcl0_dvs.es": {"eventclip es": ours_es, "faery": faery_es},
         "nmnist_sample.bin": {"eventclip nmnist_bin": ours_nmnist, "tonic": tonic_nmnist},

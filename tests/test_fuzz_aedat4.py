@@ -17,11 +17,18 @@ REAL = ["inivation_davis346_events_frames_imu.aedat4", "inivation_dvxplorer_320x
 
 
 def _prefix(data: bytes, packets: int) -> bytes:
-    """The header and the first ``packets`` packets of an AEDAT4 file (a valid, shorter file)."""
-    pos = len(MAGIC) + 4 + struct.unpack_from("<I", data, len(MAGIC))[0]
+    """The header and the first ``packets`` packets of an AEDAT4 file, with dataTablePosition set to -1
+    (as in an interrupted recording) so that the shorter file is valid."""
+    start = len(MAGIC) + 4
+    root = start + struct.unpack_from("<I", data, start)[0]
+    vtable = root - struct.unpack_from("<i", data, root)[0]
+    table_field = root + struct.unpack_from("<H", data, vtable + 6)[0]  # IOHeader field 1: dataTablePosition
+    out = bytearray(data)
+    struct.pack_into("<q", out, table_field, -1)
+    pos = start + struct.unpack_from("<I", data, len(MAGIC))[0]
     for _ in range(packets):
         pos += 8 + struct.unpack_from("<i", data, pos + 4)[0]
-    return data[:pos]
+    return bytes(out[:pos])
 
 
 @pytest.fixture(scope="module")

@@ -222,6 +222,15 @@ def test_truncated_header_and_packet(tmp_path):
     _expect(TruncatedFileError, cut, packet_at, match="runs past the end")
 
 
+def test_cut_before_the_data_table(tmp_path):
+    data = recording("inivation_dvxplorer_320x240.aedat4").read_bytes()
+    cut = tmp_path / "cut.aedat4"
+    with Aedat4Reader(recording("inivation_dvxplorer_320x240.aedat4")) as reader:
+        offsets = [pos for pos, _ in reader._packets()]
+    cut.write_bytes(data[: offsets[10]])
+    _expect(TruncatedFileError, cut, offsets[10], match="before dataTablePosition")
+
+
 def test_garbage_and_lying_header(tmp_path):
     out = tmp_path / "garbage.aedat4"
     out.write_bytes(bytes(range(256)) * 4)

@@ -313,7 +313,9 @@ class Aedat4Reader(EventReader):
                 )
             self.geometry = Geometry(info["width"], info["height"])
         self._data_start = start + size
-        self._data_end = data_table if 0 <= data_table <= self._file_size else self._file_size
+        # dv writes dataTablePosition = -1 first and patches it on close: -1 means "read to the end"
+        # (an interrupted recording); a position past the end means the file was cut.
+        self._data_end = data_table if data_table >= 0 else self._file_size
         if data_table >= 0 and data_table < self._data_start:
             raise EventFormatError(f"dataTablePosition {data_table} points inside the header", path, start)
         self.metadata = {
@@ -331,13 +333,15 @@ class Aedat4Reader(EventReader):
         while pos < self._data_end:
             head = fh.read(8)
             if len(head) < 8:
-                raise TruncatedFileError("file ends inside a packet header", path, pos)
+                what = "inside a packet header" if head else f"before dataTablePosition {self._data_end}"
+                raise TruncatedFileError(f"file ends {what}", path, pos)
             sid, size = struct.unpack("<ii", head)
             if size <= 0 or size > _MAX_PACKET:
                 raise EventFormatError(f"packet size {size} is invalid", path, pos)
-            if pos + 8 + size > self._data_end:
+            end = min(self._data_end, self._file_size)
+            if pos + 8 + size > end:
                 raise TruncatedFileError(
-                    f"packet of {size} bytes runs past the end of the packet data ({self._data_end})", path, pos
+                    f"packet of {size} bytes runs past the end of the packet data (byte {end})", path, pos
                 )
             if sid == self.stream_id:
                 data = fh.read(size)
