@@ -246,6 +246,16 @@ def test_events_outside_the_declared_geometry(tmp_path):
     assert err.offset > len(MAGIC)
 
 
+def test_negative_or_missing_sensor_size(tmp_path):
+    out = tmp_path / "size.aedat4"
+    _raw_file(out, [_event_packet(_words([1], [1], [1], [5]))], geometry=Geometry(10, 10))
+    data = out.read_bytes()
+    out.write_bytes(data.replace(b'"sizeX" type="int">10<', b'"sizeX" type="int">-1<'))
+    _expect(GeometryError, out, match="sizeX")
+    out.write_bytes(data.replace(b'"sizeY" type="int">10<', b'"sizeY" type="int">xx<'))
+    _expect(EventFormatError, out, match="non-integer")
+
+
 def test_time_going_backwards(tmp_path):
     out = tmp_path / "back.aedat4"
     _raw_file(out, [_event_packet(_words([1, 2], [3, 4], [0, 1], [30, 40])),

@@ -236,12 +236,13 @@ def convert_words(words: np.ndarray, out: np.ndarray, width: int, height: int, l
 
 
 class Aedat4Reader(EventReader):
-    """Streams the events of one AEDAT 4.0 events stream, one packet (or a few) per block.
+    """Streams the events of one AEDAT 4.0 events stream in blocks of about ``block_events`` events.
 
     ``stream_id`` picks the events stream when a file has several (stereo rigs); by default the
     lowest-numbered ``EVTS`` stream. Geometry comes from the stream's ``sizeX``/``sizeY``; a
     caller-given geometry overrides it. Every event is checked against the geometry and for
     non-decreasing time (dv requires both), raising EventFormatError with the packet's offset.
+    ``prefetch`` packets are decompressed ahead in one worker thread (0: no thread).
     """
 
     format_name = "aedat4"
@@ -306,7 +307,7 @@ class Aedat4Reader(EventReader):
         self.stream_id = stream_id
         info = streams[stream_id]
         if self.geometry is None:
-            if not info["width"] or not info["height"]:
+            if not info["width"] or not info["height"] or info["width"] <= 0 or info["height"] <= 0:
                 raise GeometryError(
                     f"events stream {stream_id} declares no positive sizeX/sizeY; pass the geometry explicitly",
                     path, start + xml_at,
