@@ -1,16 +1,19 @@
 """Numba kernels behind :mod:`eventclip.frames.accumulate`; the plain-numpy reference lives there.
 
 The kernels read the events' raw bytes: in EVENT_DTYPE each event is 16 bytes and its first
-8 bytes hold ``x`` (u2), ``y`` (u2) and ``p`` (i2), so one little-endian int64 load gives all
+8 bytes hold ``x`` (u2), ``y`` (u2) and ``p`` (i2), so one little-endian 64-bit load gives all
 three and the loop touches one word per event. The loop body has no branches: the counts index
-is clamped to a trash slot (so a bad x/y can never write outside the buffer) and an OR-reduced
-flag tells the caller afterwards whether any event lay outside the geometry.
+is clamped to a trash slot (so a bad x/y can never write outside the buffer), and an OR of
+``(width-1-x) | (height-1-y)``, negative exactly when some event is outside, tells the caller
+afterwards. Indices are unsigned so numba emits no negative-index wraparound code in the loop.
 """
 
 from __future__ import annotations
 
 import numba
 import numpy as np
+
+_U16 = np.uint64(0xFFFF)
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
@@ -23,19 +26,23 @@ def count_windows(words: np.ndarray, offsets: np.ndarray, width: int, height: in
     to the second plane of each window. Returns True when some event lay outside the geometry:
     the counts are then meaningless and the caller raises.
     """
-    plane = width * height
-    channels = 2 if per_polarity else 1
-    on_stride = plane if per_polarity else 0
-    trash = counts.shape[0] - 1
-    bad = False
+    plane = np.uint64(width * height)
+    channels = np.uint64(2 if per_polarity else 1)
+    on_stride = plane if per_polarity else np.uint64(0)
+    trash = np.uint64(counts.shape[0] - 1)
+    w_u = np.uint64(width)
+    w_max = np.int64(width - 1)
+    h_max = np.int64(height - 1)
+    one = np.uint32(1)
+    acc = np.int64(0)
     for b in range(offsets.shape[0] - 1):
-        base = b * channels * plane
-        for i in range(offsets[b], offsets[b + 1]):
-            w = words[2 * i]
-            x = w & 0xFFFF
-            y = (w >> 16) & 0xFFFF
-            p = (w >> 32) & 0xFFFF
-            on = ((p - 1) & 0xFFFF) < 0x7FFF
-            bad |= (x >= width) | (y >= height)
-            counts[min(base + y * width + x + on * on_stride, trash)] += 1
-    return bad
+        base = np.uint64(b) * channels * plane
+        for i in range(np.uint64(offsets[b]), np.uint64(offsets[b + 1])):
+            w = np.uint64(words[np.uint64(2) * i])
+            x = w & _U16
+            y = (w >> np.uint64(16)) & _U16
+            p = (w >> np.uint64(32)) & _U16
+            on = np.uint64(((p - np.uint64(1)) & _U16) < np.uint64(0x7FFF))
+            acc |= (w_max - np.int64(x)) | (h_max - np.int64(y))
+            counts[min(base + y * w_u + x + on * on_stride, trash)] += one
+    return acc < 0
