@@ -195,6 +195,9 @@ def test_time_going_backwards_is_an_error_naming_the_event():
         w.push(_events([4]))
     with pytest.raises(EventOrderError, match="t_end_us"):
         w.push(_events([]), t_end_us=5)
+    w.push(_events([]), t_end_us=50)
+    with pytest.raises(EventOrderError, match="t_end_us=50"):
+        w.push(_events([49]))
 
 
 def test_wrong_dtype_is_refused():

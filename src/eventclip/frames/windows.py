@@ -67,6 +67,7 @@ class _Windower(ABC):
         self._tail = np.zeros(0, dtype=EVENT_DTYPE)
         self._last_t: int | None = None
         self._known_us: int | None = None
+        self._t_end_seen: int | None = None
         self._n_seen = 0
 
     def _append(self, events: np.ndarray, t_end_us: int | None) -> np.ndarray:
@@ -77,6 +78,11 @@ class _Windower(ABC):
                 raise EventOrderError(
                     f"event {self._n_seen} (t={int(t[0])} µs) is earlier than the previous chunk's last event "
                     f"(t={self._last_t} µs); windows need time-ordered events"
+                )
+            if self._t_end_seen is not None and t[0] < self._t_end_seen:
+                raise EventOrderError(
+                    f"event {self._n_seen} (t={int(t[0])} µs) comes after a chunk whose t_end_us={self._t_end_seen} "
+                    f"said the stream was complete before that time"
                 )
             back = np.flatnonzero(t[1:] < t[:-1])
             if back.size:
@@ -95,6 +101,7 @@ class _Windower(ABC):
                     f"t={self._last_t} µs; t_end_us must be greater than every pushed timestamp"
                 )
             self._known_us = int(t_end_us) if self._known_us is None else max(self._known_us, int(t_end_us))
+            self._t_end_seen = self._known_us
         if len(self._tail) == 0:
             return events
         if len(events) == 0:
