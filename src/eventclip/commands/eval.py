@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     scale = card.logit_multiplier
 
     def embed(samples, what):
-        return protocols.embed_samples(samples, encoder, rep, ds, args.batch,
+        return protocols.embed_samples(samples, encoder, rep, ds.geometry, ds.slice, args.batch,
                                        lambda i, n: print(f"\r  {what}: {i}/{n} samples", end="", flush=True))
 
     if args.kind == "zero-shot":

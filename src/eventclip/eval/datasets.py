@@ -63,12 +63,14 @@ per sample, seed of the class draw and of the per-sample slices."""
 
 @dataclass(frozen=True)
 class Sample:
-    """One labelled sample: a file, a class index and optionally a span [t_start_us, t_end_us) in it."""
+    """One labelled sample: a file, a class index, optionally a span [t_start_us, t_end_us) in it and
+    the paired image (folder datasets), which retrieval uses."""
 
     path: Path
     label: int
     t_start_us: int | None = None
     t_end_us: int | None = None
+    image: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -130,7 +132,7 @@ class EvalDataset:
         """The same dataset with only the classes in ``keep`` (indices), relabelled 0..len(keep)-1."""
         new = {old: i for i, old in enumerate(keep)}
         def sub(samples: list[Sample]) -> list[Sample]:
-            return [Sample(s.path, new[s.label], s.t_start_us, s.t_end_us) for s in samples if s.label in new]
+            return [Sample(s.path, new[s.label], s.t_start_us, s.t_end_us, s.image) for s in samples if s.label in new]
         cands = None if self.candidates is None else [new[c] for c in self.candidates if c in new]
         return EvalDataset(self.name, self.root, [self.classes[i] for i in keep], [self.texts[i] for i in keep],
                            sub(self.train), sub(self.test), self.geometry, self.slice, cands,
@@ -390,7 +392,7 @@ def load_folder_dataset(root: str | Path, val_per_class: int = 1, seed: int = 0)
 
     ds = load_folder(root)
     train_items, test_items = split_items(ds.items, val_per_class, seed)
-    conv = lambda items: [Sample(it.events, it.label) for it in items]  # noqa: E731
+    conv = lambda items: [Sample(it.events, it.label, image=it.image) for it in items]  # noqa: E731
     return EvalDataset("folder", Path(root), ds.classes, ds.texts, conv(train_items), conv(test_items), ds.geometry,
                        notes={"split": f"trainer's split: {val_per_class} sample(s) per class held out (seed {seed})"})
 

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from eventclip.errors import ConfigError
-from eventclip.eval.datasets import EvalDataset, Sample, read_sample
+from eventclip.eval.datasets import EvalDataset, EventSlice, Sample, read_sample
+from eventclip.events import Geometry
 from eventclip.eval.metrics import classification_metrics, mean_std, top_k_accuracy
 from eventclip.model.classify import as_numpy
 from eventclip.model.heads import LinearProbe, TipAdapter, ZeroShotHead
@@ -36,23 +37,25 @@ class Embedded:
     empty: int = 0
 
 
-def embed_samples(samples: Sequence[Sample], encoder: Any, representation: Any, ds: EvalDataset,
-                  batch_size: int = 32, progress: Callable[[int, int], None] | None = None) -> Embedded:
-    """Encode every sample's sliced events as one frame; batches share the dataset's geometry."""
+def embed_samples(samples: Sequence[Sample], encoder: Any, representation: Any, geometry: Geometry | None,
+                  event_slice: EventSlice, batch_size: int = 32,
+                  progress: Callable[[int, int], None] | None = None) -> Embedded:
+    """Encode every sample's sliced events as one frame. ``geometry`` (width, height) is for files that
+    do not carry it; the samples of one batch must share their geometry."""
     out, empty = [], 0
     for start in range(0, len(samples), batch_size):
         batch = samples[start:start + batch_size]
-        events_list, geometry = [], None
+        events_list, batch_geometry = [], None
         for i, sample in enumerate(batch):
-            events, geo = read_sample(sample, ds.geometry)
-            if geometry is not None and geo != geometry:
-                raise ConfigError(f"{sample.path}: geometry {geo} differs from {geometry} of the other samples; "
-                                  "the dataset's files disagree about the sensor size")
-            geometry = geo
-            events = ds.slice(events, start + i)
+            events, geo = read_sample(sample, geometry)
+            if batch_geometry is not None and geo != batch_geometry:
+                raise ConfigError(f"{sample.path}: geometry {geo} differs from {batch_geometry} of the other "
+                                  "samples; pass the sensor geometry so that all files agree")
+            batch_geometry = geo
+            events = event_slice(events, start + i)
             empty += len(events) == 0
             events_list.append(events)
-        out.append(as_numpy(encoder.encode(representation(events_list, geometry))))
+        out.append(as_numpy(encoder.encode(representation(events_list, batch_geometry))))
         if progress is not None:
             progress(min(start + batch_size, len(samples)), len(samples))
     if empty:
