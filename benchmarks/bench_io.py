@@ -2,10 +2,10 @@
 
 Generates once (cached under --cache, default out/bench_io) a file of at least --events events per
 format by tiling a real recording in time (the recordings beside the project) or, without them,
-from synthetic events; then decodes each file with every decoder, --repeat times, in this one
-process, and prints median seconds, Mev/s and our speed relative to each peer. Never asserts.
+from synthetic events; then decodes each file with every decoder, --repeat times round-robin, in this
+one process, and prints median seconds, Mev/s and our speed relative to each peer. Never asserts.
 
-    python benchmarks/bench_io.py --events 20000000 --repeat 3
+    python benchmarks/bench_io.py --events 20000000 --repeat 5
 """
 
 from __future__ import annotations
@@ -122,21 +122,23 @@ def run(formats: list[str], n_events: int, repeat: int, cache: Path) -> None:
     rows = []
     for fmt in formats:
         path, note = make_file(fmt, n_events, cache)
-        results = {}
-        for name, fn in decoders(fmt).items():
+        fns = decoders(fmt)
+        for fn in fns.values():
             fn(path)  # warm-up: numba cache load, page cache, lazy imports
-            times, n = [], 0
-            for _ in range(repeat):
+        times: dict[str, list[float]] = {name: [] for name in fns}
+        counts: dict[str, int] = {}
+        for _ in range(repeat):  # round-robin, so load changes on a shared machine hit every decoder alike
+            for name, fn in fns.items():
                 t0 = time.perf_counter()
-                n = fn(path)
-                times.append(time.perf_counter() - t0)
-            results[name] = (statistics.median(times), n)
+                counts[name] = fn(path)
+                times[name].append(time.perf_counter() - t0)
+        results = {name: (statistics.median(times[name]), counts[name]) for name in fns}
         ours = results["eventclip read_events"][0]
         for name, (sec, n) in results.items():
             rows.append((fmt, name, n, sec, n / sec / 1e6, sec / ours))
         print(f"# {fmt}: {path.name} ({path.stat().st_size / 2**20:.0f} MiB, {note})")
     print()
-    print(f"| format | decoder | events | median s | Mev/s | eventclip speed-up (peer s / our s) |")
+    print("| format | decoder | events | median s | Mev/s | eventclip speed-up (peer s / our s) |")
     print("|---|---|---:|---:|---:|---:|")
     for fmt, name, n, sec, mev, ratio in rows:
         print(f"| {fmt} | {name} | {n:,} | {sec:.3f} | {mev:.1f} | {ratio:.2f}x |")
@@ -145,7 +147,7 @@ def run(formats: list[str], n_events: int, repeat: int, cache: Path) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--events", type=int, default=20_000_000, help="events per generated file (default 20M)")
-    ap.add_argument("--repeat", type=int, default=3, help="timed runs per decoder (median reported)")
+    ap.add_argument("--repeat", type=int, default=5, help="timed runs per decoder (median reported)")
     ap.add_argument("--formats", default="evt3,evt2,dat,hdf5", help="comma list of evt3, evt2, dat, hdf5")
     ap.add_argument("--cache", type=Path, default=ROOT / "out" / "bench_io", help="where generated files are kept")
     args = ap.parse_args()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 
@@ -105,7 +106,8 @@ class EventStream:
         return self.reader.metadata
 
     @property
-    def path(self):
+    def path(self) -> Path:
+        """The file being read."""
         return self.reader.path
 
     def __iter__(self) -> Iterator[EventChunk]:

@@ -412,6 +412,8 @@ def encode_evt3(x, y, p, t, out, state):
 
     Runs of events with the same time, row and polarity and increasing columns inside a 12-pixel
     span become VECT_BASE_X + VECT_12 words; other events become ADDR_X words. Event order is kept.
+    A vector continues from the previous vector's base only when nothing but vector words came
+    in between: some decoders (faery) also move the base on ADDR_X, so we never rely on it.
     """
     k = 0
     cur = state[W_HIGH]
@@ -440,10 +442,12 @@ def encode_evt3(x, y, p, t, out, state):
             out[k] = (0x6 << 12) | (ti & 0xFFF)
             k += 1
             last_t = ti
+            bx = -1
         if yi != cy:
             out[k] = yi
             k += 1
             cy = yi
+            bx = -1
         # Gather a run for one vector word: same t, y, p; increasing x within [start, start + 12).
         start = xi
         if bp == pi and bx >= 0 and bx <= xi and xi < bx + 12:
@@ -472,6 +476,7 @@ def encode_evt3(x, y, p, t, out, state):
             out[k] = (0x2 << 12) | (pi << 11) | xi
             k += 1
             i += 1
+            bx = -1
     state[W_HIGH] = cur
     state[W_LAST_T] = last_t
     state[W_Y] = cy

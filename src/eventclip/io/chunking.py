@@ -83,5 +83,5 @@ def chunk_by_time(
             yield EventChunk(_concat(pending), geometry, span_end, dict(meta or {}, t_start_us=span_start))
             pending = []
             span_start = span_end
-    if span_start is not None and (pending and sum(len(p) for p in pending)):
+    if span_start is not None and any(len(p) for p in pending):
         yield EventChunk(_concat(pending), geometry, span_start + delta_t_us, dict(meta or {}, t_start_us=span_start))

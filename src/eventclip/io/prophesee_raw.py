@@ -38,14 +38,10 @@ TRIGGER_DTYPE = np.dtype([("t", "<i8"), ("id", "<i2"), ("p", "<i2")])
 """External trigger events: time (µs), trigger channel id, edge value (0 falling, 1 rising)."""
 
 MAX_COORD = 2048
-TRIGGER_BLOCK = 1 << 16
-"""Trigger events buffered per decoder call; the kernel returns early when the buffer fills."""
 """EVT 2.x/3.0 addresses are 11 bits: sensors up to 2048x2048."""
 
-
-def _events_view(cap: int) -> tuple[np.ndarray, np.ndarray]:
-    out = np.empty(cap, dtype=EVENT_DTYPE)
-    return out, out.view(np.int64).reshape(cap, 2)
+TRIGGER_BLOCK = 1 << 16
+"""Trigger events buffered per decoder call; the kernel returns early when the buffer fills."""
 
 
 class _RawReader(EventReader):
