@@ -230,7 +230,7 @@ def convert_words(words: np.ndarray, out: np.ndarray, width: int, height: int, l
     if _kernel is None:
         import numba
 
-        _kernel = numba.njit(nogil=True)(_convert_words_py)
+        _kernel = numba.njit(nogil=True, cache=True)(_convert_words_py)
     status, index = _kernel(words, out, np.int64(width), np.int64(height), np.int64(last_t))
     return int(status), int(index)
 

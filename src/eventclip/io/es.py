@@ -118,7 +118,7 @@ def _decode_dvs(data: bytes, t0: int, width: int, height: int):
     if _kernel is None:
         import numba
 
-        _kernel = numba.njit(cache=False, nogil=True)(_decode_dvs_py)
+        _kernel = numba.njit(nogil=True, cache=True)(_decode_dvs_py)
     arr = np.frombuffer(data, dtype=np.uint8)
     out = np.empty((len(arr) // 5 + 1, 4), dtype=np.int64)
     k, consumed, t, status, bad_at = _kernel(arr, np.int64(t0), np.int64(width), np.int64(height), out)
