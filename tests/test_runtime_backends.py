@@ -37,7 +37,7 @@ PROMPTS = ["sparklers at night", "a dog", "Café &amp; résumé ²"]
 def exported(tmp_path_factory):
     model = EventClip.from_clip(SMALL, seed=3, with_image_encoder=False)
     pkg = model.save_pretrained(tmp_path_factory.mktemp("pkg") / "m")
-    export_onnx(pkg, recording=recording(REC))
+    export_onnx(pkg, int8=True, recording=recording(REC))
     windows, geometry = recording_windows(recording(REC), 33_000, max_windows=4)
     rep = model.representation.model_copy(update={"input_size": model.input_size})
     return pkg, rep(windows, geometry)
@@ -112,3 +112,22 @@ def test_onnxruntime_backend_runs_without_torch_or_open_clip(exported, tmp_path)
     assert result == {"backend": "onnxruntime", "loaded": []}
     np.testing.assert_allclose(np.load(tmp_path / "img.npy"), np.load(tmp_path / "want_img.npy"), atol=1e-5)
     np.testing.assert_allclose(np.load(tmp_path / "txt.npy"), np.load(tmp_path / "want_txt.npy"), atol=1e-5)
+
+
+def test_config_fields_reach_the_backends_that_have_them(exported, tmp_path):
+    pkg, x = exported
+    choice = select(pkg, precision="int8", threads=1)
+    assert choice.backend.name == "onnxruntime" and choice.backend.config.precision == "int8"
+    assert choice.backend.encode(x).shape == (len(x), 48)
+    bare = EventClip.from_pretrained(pkg).save_pretrained(tmp_path / "bare")
+    with pytest.raises(BackendError, match="torch: backend 'torch' config: precision"):
+        select(bare, precision="int8")
+
+
+def test_bad_config_field_is_named(exported):
+    from eventclip.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="precision"):
+        select(exported[0], "onnxruntime", precision="int4")
+    with pytest.raises(ConfigError, match="thraeds"):
+        select(exported[0], "onnxruntime", thraeds=2)

@@ -24,7 +24,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from eventclip._optional import MissingDependencyError, available
-from eventclip.errors import EventclipError
+from eventclip.errors import ConfigError, EventclipError
 
 log = logging.getLogger(__name__)
 
@@ -146,26 +146,23 @@ _CLASSES = {
 BACKEND_NAMES = ("auto", *_CLASSES)
 
 
-def create(name: str, **config: Any) -> Backend:
-    """A backend by name with its config fields; MissingDependencyError names the pip extra."""
+def _backend_class(name: str) -> type:
     if name not in _CLASSES:
         raise BackendError(f"unknown backend {name!r}; choose one of {', '.join(BACKEND_NAMES)}")
     module_name, cls_name = _CLASSES[name]
-    module = importlib.import_module(module_name)
-    return getattr(module, cls_name)(**config)
+    return getattr(importlib.import_module(module_name), cls_name)
 
 
-def _cuda_available() -> bool:
-    """CUDA is usable, asked without importing torch when ONNX Runtime can answer."""
-    if available("onnxruntime"):
-        import onnxruntime
+def create(name: str, **config: Any) -> Backend:
+    """A backend by name with its config fields; an invalid field raises ConfigError naming it."""
+    from pydantic import ValidationError
 
-        return "CUDAExecutionProvider" in onnxruntime.get_available_providers()
-    if available("torch"):
-        import torch
-
-        return torch.cuda.is_available()
-    return False
+    cls = _backend_class(name)
+    try:
+        return cls(**config)
+    except ValidationError as exc:
+        fields = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"backend {name!r} config: {fields} (fields: {', '.join(cls.config_class.model_fields)})") from exc
 
 
 def select(path: str | Path, backend: str = "auto", **config: Any) -> Choice:
@@ -174,7 +171,8 @@ def select(path: str | Path, backend: str = "auto", **config: Any) -> Choice:
     ``auto`` tries TensorRT (needs the ``tensorrt`` package, a GPU and a matching engine in
     ``<bundle>/engines/``), then ONNX Runtime on CUDA, then ONNX Runtime on CPU (needs an ONNX
     export), then PyTorch (needs the ``torch`` extra and the package weights). It logs the choice
-    and why each faster option was skipped. A named backend is loaded or fails with a clear error.
+    and why each faster option was skipped; ``config`` fields go to the backends that have them
+    (e.g. ``precision``, ``threads``). A named backend is loaded or fails with a clear error.
     """
     if backend != "auto":
         if backend in _EXTRAS and not available(backend):
@@ -195,8 +193,9 @@ def select(path: str | Path, backend: str = "auto", **config: Any) -> Choice:
         if reason:
             skipped.append(f"{name}: {reason}")
             continue
-        chosen = create(name, **config)
+        fields = _backend_class(name).config_class.model_fields
         try:
+            chosen = create(name, **{k: v for k, v in config.items() if k in fields})
             chosen.load(path)
         except EventclipError as exc:
             skipped.append(f"{name}: {exc}")
@@ -210,7 +209,11 @@ def select(path: str | Path, backend: str = "auto", **config: Any) -> Choice:
 def _why_not_tensorrt(path: Path) -> str:
     if not available("tensorrt"):
         return "package not installed (pip install 'eventclip[tensorrt]')"
-    if not _cuda_available():
+    if not available("torch"):
+        return "the TensorRT backend uses torch for CUDA memory and streams (pip install 'eventclip[torch]')"
+    import torch
+
+    if not torch.cuda.is_available():
         return "no CUDA device"
     try:
         bundle = find_bundle(path)

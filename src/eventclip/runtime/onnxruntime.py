@@ -68,6 +68,7 @@ def _to_numpy(x: Any) -> np.ndarray:
 class OnnxRuntimeBackend:
     """Backend over ``event_encoder.<precision>.onnx`` and ``text_encoder.onnx`` of a bundle."""
 
+    config_class = OnnxRuntimeConfig
     name = "onnxruntime"
 
     def __init__(self, **config: Any) -> None:

@@ -103,6 +103,7 @@ def read_sidecar(engine: Path) -> dict:
 class TensorRTBackend:
     """Backend over a TensorRT engine; ``encode_device`` keeps CUDA tensors on the GPU end to end."""
 
+    config_class = TensorRTConfig
     name = "tensorrt"
 
     def __init__(self, **config: Any) -> None:

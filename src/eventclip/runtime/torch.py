@@ -30,6 +30,7 @@ class TorchConfig(BaseModel):
 class TorchBackend:
     """Backend over ``EventClip.from_pretrained(package)``."""
 
+    config_class = TorchConfig
     name = "torch"
 
     def __init__(self, **config: Any) -> None:
