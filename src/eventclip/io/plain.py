@@ -19,6 +19,7 @@ byte offset (or line) of the first bad event.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -418,13 +419,15 @@ class CsvReader(EventReader):
         if lines and lines[-1] == b"":
             lines.pop()
         n = len(lines)
-        flat = np.array(b",".join(lines).split(b","), dtype=object) if n else np.empty(0, dtype=object)
-        if len(flat) == 4 * n:
-            try:
-                values = flat.astype(np.int64).reshape(n, 4)
+        try:
+            # numpy's C parser; it skips blank lines, so a row count other than n falls through to the
+            # line-by-line pass below, which names the offending line.
+            values = np.loadtxt(io.BytesIO(data), delimiter=",", dtype=np.int64, ndmin=2, comments=None,
+                                encoding=None)
+            if values.shape == (n, 4):
                 return values
-            except (ValueError, OverflowError):
-                pass
+        except (ValueError, OverflowError):
+            pass
         pos = base
         for k, line in enumerate(lines):
             fields = line.strip().split(b",")
@@ -487,7 +490,9 @@ class CsvWriter(_CheckedWriter):
         if len(events):
             cols = np.stack([events["x"].astype(np.int64), events["y"].astype(np.int64),
                              events["p"].astype(np.int64), events["t"]], axis=1)
-            np.savetxt(self._fh, cols, fmt="%d", delimiter=",")
+            for start in range(0, len(cols), 65536):
+                part = cols[start : start + 65536]
+                self._fh.write(("%d,%d,%d,%d\n" * len(part)) % tuple(part.ravel().tolist()))
 
     def close(self) -> None:
         if not self._closed:
