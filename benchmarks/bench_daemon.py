@@ -124,6 +124,7 @@ def run_daemon(package: Path, prompts: Path, backend: str, rate: float, seconds:
     engine = ClassifierEngine(package, open_encoder(package, backend), prompts)
     source = SyntheticCamera(SyntheticConfig(rate_ev_s=rate, seconds=seconds, chunk_us=chunk_us))
     source.open()
+    engine.warm_up(source.geometry)
     publisher = Publisher(cfg.publish, source.sensor_id)
     sub = zmq.Context.instance().socket(zmq.SUB)
     sub.setsockopt_string(zmq.SUBSCRIBE, "eventclip/labels")
@@ -160,7 +161,7 @@ def run_daemon(package: Path, prompts: Path, backend: str, rate: float, seconds:
     publisher.close()
     rss.append(rss_mb())
     c = pipe.metrics.counters
-    lat = np.asarray(latencies[2:] or [float("nan")])  # skip warm-up windows
+    lat = np.asarray(latencies or [float("nan")])
     return {
         "rate_target": rate, "rate_in": c.events_in / elapsed, "reader_lost": c.events_lost_reader,
         "late_chunks": source.late_chunks, "backlog_peak": max(backlog), "windows": c.windows_closed,
@@ -179,6 +180,10 @@ def run_sequential(package: Path, prompts: Path, backend: str, rate: float, seco
     clf = build_classifier(package, open_encoder(package, backend), load_prompts(prompts))
     source = SyntheticCamera(SyntheticConfig(rate_ev_s=rate, seconds=seconds, chunk_us=window_us))
     source.open()
+    from eventclip.events import empty_events
+    from eventclip.frames.windows import Window
+
+    clf([Window(0, window_us, empty_events())], GEOMETRY)  # warm-up, as the daemon does before READY
     windower = make_windower(window_us)
     n = 0
     per_window = []

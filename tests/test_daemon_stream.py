@@ -336,7 +336,8 @@ def test_process_ready_watchdog_sighup_and_sigterm(package, prompts, tmp_path):
     coll = Collector(endpoint)
     proc = _daemon(
         ["--config", str(config), "--sensor", "replay", "--input", str(recording(SPINNER)), "--prompts", str(prompts),
-         "--model", str(package), "--backend", "onnxruntime", "--publish", endpoint, "--window-us", "5000"],
+         "--model", str(package), "--backend", "onnxruntime", "--publish", endpoint, "--window-us", "5000",
+         "--wait-for-subscribers", "1"],
         {"NOTIFY_SOCKET": sock_path, "WATCHDOG_USEC": "1000000", "EVENTCLIP_CACHE": str(tmp_path / "cache")},
     )
     try:

@@ -60,6 +60,19 @@ class ClassifierEngine:
         clf = self.classifier  # one read: a concurrent reload swaps the whole object
         return clf.results(windows, embeddings)
 
+    def warm_up(self, geometry: Geometry) -> None:
+        """Run one empty window through frames, encoder and heads before the stream starts.
+
+        Why: the first call pays for JIT compilation (numba kernels), lazy allocations and backend
+        graph optimisation (hundreds of ms); doing it before READY keeps it out of the latency
+        of the first real windows.
+        """
+        from eventclip.events import empty_events
+        from eventclip.frames.windows import Window
+
+        window = Window(0, self.window_us, empty_events())
+        self.classifier.results([window], self.encode(self.model_input([window], geometry)))
+
     @property
     def anomaly_threshold(self) -> float:
         return float(self.classifier.anomaly_threshold)

@@ -127,11 +127,30 @@ def run(cfg: DaemonConfig, on_labels: Any = None) -> int:
     from eventclip.daemon.pipeline import Pipeline
     from eventclip.daemon.publish import Publisher
 
+    stop_requested = threading.Event()
+    running: list[Pipeline] = []
+
+    def on_stop(signum: int, frame: object) -> None:
+        log.info("signal %s: stopping", signal.Signals(signum).name)
+        stop_requested.set()
+        if running:
+            running[0].request_stop()
+
+    def on_hup(signum: int, frame: object) -> None:
+        if running:
+            threading.Thread(target=running[0].reload_prompts, name="eventclipd-reload", daemon=True).start()
+        else:
+            log.info("SIGHUP before the stream started: the prompts file is read at start-up anyway")
+
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGINT, on_stop)
+    signal.signal(signal.SIGHUP, on_hup)
     notifier = Notifier()
     notifier.status("loading model")
     engine = load_engine(cfg, notifier)
     source = sensors.create(source_config(cfg), on_status=lambda state, detail: log.info("sensor %s: %s", state, detail))
     source.open()
+    engine.warm_up(source.geometry)
     publisher = Publisher(cfg.publish, cfg.sensor_id or source.sensor_id or source.name, cfg.topic_prefix,
                           cfg.encoding, cfg.send_hwm, cfg.curve)
     log.info("publishing on %s", publisher.endpoint)
@@ -147,20 +166,14 @@ def run(cfg: DaemonConfig, on_labels: Any = None) -> int:
     pipeline = Pipeline(source, make_windower(window_us), engine, publisher, cfg, notifier, metrics,
                         window_us=window_us)
 
-    def on_stop(signum: int, frame: object) -> None:
-        log.info("signal %s: stopping", signal.Signals(signum).name)
-        pipeline.request_stop()
-
-    def on_hup(signum: int, frame: object) -> None:
-        threading.Thread(target=pipeline.reload_prompts, name="eventclipd-reload", daemon=True).start()
-
-    signal.signal(signal.SIGTERM, on_stop)
-    signal.signal(signal.SIGINT, on_stop)
-    signal.signal(signal.SIGHUP, on_hup)
+    running.append(pipeline)
     stop_metrics = None
     try:
         if cfg.metrics_port:
             stop_metrics = serve_prometheus(cfg.metrics_port, cfg.metrics_addr, lambda: pipeline.last_stats)
+        if stop_requested.is_set():
+            log.info("stopped before the stream started")
+            return 0
         pipeline.start()
         notifier.ready(f"streaming {source.name}: {window_us} µs windows, backend {engine.backend_name}")
         log.info("ready: %s, %d µs windows, backend %s, publishing on %s",
