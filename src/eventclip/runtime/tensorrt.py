@@ -165,7 +165,8 @@ class TensorRTBackend:
 
         The engine reads ``x``'s memory in place (made contiguous float32 on the device if it is not)
         and runs on ``stream`` (default: torch's current stream), so work queued earlier on that
-        stream, such as the frame accumulation, is ordered before it without a sync.
+        stream, such as the frame accumulation, is ordered before it without a sync; a different
+        ``stream`` first waits for the current one. The result is ready once ``stream`` reaches it.
         """
         torch = require("torch", "torch", "device tensors for TensorRT")
         if self._context is None:
@@ -179,7 +180,11 @@ class TensorRTBackend:
         if not lo <= batch <= hi:
             raise BackendError(f"batch {batch} is outside the engine's profile [{lo}, {hi}]; rebuild with --batch "
                                f"{lo},{max(lo, min(hi, batch))},{max(hi, batch)}")
-        stream = stream or torch.cuda.current_stream(x.device)
+        current = torch.cuda.current_stream(x.device)
+        stream = stream or current
+        if stream != current:  # x was produced on the current stream: order the engine after it, keep x alive
+            stream.wait_stream(current)
+            x.record_stream(stream)
         with torch.cuda.stream(stream):
             if not self._context.set_input_shape(self._input, tuple(x.shape)):
                 raise BackendError(f"engine rejects input shape {tuple(x.shape)}")
