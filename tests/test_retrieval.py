@@ -85,6 +85,9 @@ def test_paired_recall_on_constructed_embeddings():
         assert table[d]["R@1"] == 1.0, d
     assert table["event-text"]["chance_R@1"] == pytest.approx(0.25)
     assert table["event-event"]["chance_R@1"] == pytest.approx(2 / 11)
+    single = paired_recall(events[:7], labels[:7], centres, directions=["event-event"])["event-event"]
+    assert single["queries"] == 6 and single["no_relevant"] == 1 and single["gallery"] == 6  # class 2 has one
+    assert single["R@1"] == 1.0
     no_images = paired_recall(events, labels, centres)
     assert set(no_images["skipped"]) == {"event-image", "image-event"}
     md = markdown_table(no_images)

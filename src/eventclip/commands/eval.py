@@ -154,7 +154,8 @@ def run(args: argparse.Namespace) -> int:
     write_json(out / "report.json", report)
     metrics = result.get("metrics", result)
     if "confusion" in metrics:
-        confusion_png(out / "confusion.png", np.array(metrics["confusion"]), metrics["classes"],
+        text_of = dict(zip(ds.classes, ds.texts))
+        confusion_png(out / "confusion.png", np.array(metrics["confusion"]), [text_of[c] for c in metrics["classes"]],
                       f"{args.dataset} {args.kind}" + (f" (k={metrics['k']}, seed 0)" if "k" in metrics else ""))
     print("\n".join(summary_lines(report)))
     print(f"wrote {out / 'report.json'} and {out / 'confusion.png'}")

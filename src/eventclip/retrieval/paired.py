@@ -7,8 +7,9 @@ Directions and what counts as a hit:
 * ``event-event``: a recording finds another recording of its class (itself excluded);
 * ``event-image`` / ``image-event``: a recording finds its own paired image, and back (exact pairs).
 
-Each row also gives the chance level of R@1 (the expected hit rate of a random ranking) so small
-collections can be read honestly.
+Queries with no relevant gallery item at all (a class with one recording, in event-event) are
+left out of the recall and counted in ``no_relevant``. Each row also gives the chance level of R@1
+(the expected hit rate of a random ranking) so small collections can be read honestly.
 """
 
 from __future__ import annotations
@@ -19,16 +20,21 @@ from typing import Any
 import numpy as np
 
 from eventclip.model.heads import unit
-from eventclip.retrieval.metrics import recall_at_k
+from eventclip.retrieval.metrics import ranks_of_first_relevant
 
 DIRECTIONS = ("event-text", "text-event", "event-event", "event-image", "image-event")
 
 
 def _row(sim: np.ndarray, qk: np.ndarray, gk: np.ndarray, ks: Sequence[int], exclude_self: bool = False) -> dict[str, Any]:
+    """Recall over the queries that have at least one relevant gallery item; the others are counted
+    under ``no_relevant`` (e.g. a class with a single recording has no event->event partner)."""
     rel = (gk[None, :] == qk[:, None]).sum(axis=1) - (1 if exclude_self else 0)
     size = sim.shape[1] - (1 if exclude_self else 0)
-    chance = float(np.mean(np.minimum(rel, size) / max(size, 1)))
-    return {**recall_at_k(sim, qk, gk, ks, exclude_self), "queries": int(sim.shape[0]), "gallery": int(size),
+    keep = rel > 0
+    ranks = ranks_of_first_relevant(sim, qk, gk, exclude_self)[keep]
+    recall = {f"R@{k}": float((ranks < k).mean()) if keep.any() else float("nan") for k in ks}
+    chance = float(np.mean(rel[keep] / max(size, 1))) if keep.any() else float("nan")
+    return {**recall, "queries": int(keep.sum()), "no_relevant": int((~keep).sum()), "gallery": int(size),
             "chance_R@1": chance}
 
 
@@ -68,6 +74,10 @@ def markdown_table(table: dict[str, Any], ks: Sequence[int] = (1, 5, 10)) -> str
     lines = [head, "|" + "---|" * (4 + len(ks))]
     for d, row in table.items():
         if d == "skipped":
+            continue
+        if row["queries"] == 0:
+            lines.append(f"| {d} | 0 | {row['gallery']} | " + " | ".join("–" for _ in ks)
+                         + f" | no query has a relevant item ({row['no_relevant']} without) |")
             continue
         cells = " | ".join(f"{100 * row[f'R@{k}']:.1f}" for k in ks)
         lines.append(f"| {d} | {row['queries']} | {row['gallery']} | {cells} | {100 * row['chance_R@1']:.1f} |")
