@@ -57,7 +57,7 @@ class SyntheticCamera(Source):
         super().__init__(config)
         self._closed = threading.Event()
         rng = np.random.default_rng(0)
-        n = 4_000_000
+        n = max(4_000_000, int(config.rate_ev_s * config.chunk_us / 1e6))
         self._pool = np.empty(n, dtype=EVENT_DTYPE)
         self._pool["x"] = rng.integers(0, GEOMETRY.width, n)
         self._pool["y"] = rng.integers(0, GEOMETRY.height, n)
@@ -191,7 +191,7 @@ def run_sequential(package: Path, prompts: Path, backend: str, rate: float, seco
     cfg = source.config
     per_chunk = int(round(cfg.rate_ev_s * cfg.chunk_us / 1e6))
     for k in range(int(seconds * 1e6 / window_us)):
-        ev = np.resize(source._pool, per_chunk)
+        ev = source._pool[:per_chunk].copy()
         ev["t"] = k * window_us + (np.arange(per_chunk, dtype=np.int64) * window_us) // per_chunk
         for w in windower.push(ev, (k + 1) * window_us):
             t = time.perf_counter()
@@ -251,15 +251,18 @@ def main() -> None:
               f"{r['late_chunks']} | {r['windows_s']:.1f} | {r['dropped']} | {r['p50']:.1f} | {r['p99']:.1f} | "
               f"{r['gapless']} | {r['rss'][0]:.0f}→{r['rss'][-1]:.0f} (max {max(r['rss']):.0f}) | {r['backend']} |",
               flush=True)
-    seq = run_sequential(package, prompts, args.backend, rates[0], min(seconds, 10.0), args.window_us)
-    ours = results[0]["rate_in"]
+    sustained = [r for r in results if r["rate_in"] >= 0.95 * r["rate_target"] and r["dropped"] == 0
+                 and r["reader_lost"] == 0] or results[:1]
+    best = max(sustained, key=lambda r: r["rate_in"])
+    seq = run_sequential(package, prompts, args.backend, best["rate_target"], min(seconds, 10.0), args.window_us)
+    ours = best["rate_in"]
     print()
     print("| path | Mev/s | windows/s | per-window ms (p50) | ratio to ours |")
     print("|---|---|---|---|---|")
-    print(f"| ours: eventclipd pipeline, paced at {rates[0] / 1e6:g} Mev/s | {ours / 1e6:.1f} | "
-          f"{results[0]['windows_s']:.1f} | {results[0]['p50']:.1f} (close→publish) | 1.00 |")
-    print(f"| sequential classify path, one thread, unpaced | {seq['rate'] / 1e6:.1f} | {seq['windows_s']:.1f} | "
-          f"{seq['p50']:.1f} (frames+encode+heads) | {seq['rate'] / ours:.2f} |")
+    print(f"| ours: eventclipd pipeline, highest rate sustained ({best['rate_target'] / 1e6:g} Mev/s paced) | "
+          f"{ours / 1e6:.1f} | {best['windows_s']:.1f} | {best['p50']:.1f} (close→publish) | 1.00 |")
+    print(f"| sequential classify path, one thread, unpaced, same window size | {seq['rate'] / 1e6:.1f} | "
+          f"{seq['windows_s']:.1f} | {seq['p50']:.1f} (frames+encode+heads) | {seq['rate'] / ours:.2f} |")
     if args.minutes:
         print("\nRSS samples (MB, every ~1 s):", " ".join(f"{m:.0f}" for m in results[0]["rss"]))
 

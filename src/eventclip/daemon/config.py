@@ -66,7 +66,7 @@ class DaemonConfig(BaseModel):
     drop_policy: DropPolicy = "drop_oldest"
     keep_every_n: int = Field(default=2, gt=1)
     """With ``keep_every_nth``: while the queue is half full or more, admit only every Nth window."""
-    max_pending_events: int = Field(default=500_000_000, gt=0)
+    max_pending_events: int = Field(default=100_000_000, gt=0)
     """Events the reader may hand to windowing before it counts reader-side loss (memory bound)."""
 
     publish: str = "tcp://127.0.0.1:5556"
