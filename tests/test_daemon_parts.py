@@ -318,3 +318,25 @@ def test_prometheus_endpoint_serves_the_stats_snapshot() -> None:
     assert 'eventclipd_socket_dropped_total{topic="labels"} 3.0' in text
     assert 'eventclipd_queue_depth{queue="windows"} 2.0' in text
     assert 'eventclipd_latency_ms{quantile="p99"} 4.0' in text and 'quantile="p90"' not in text
+
+
+def test_sensor_outages_are_forwarded_on_status_once_the_stream_runs() -> None:
+    from eventclip.daemon.main import SensorStatus
+
+    pub = Publisher("tcp://127.0.0.1:*", "cam0")
+    sub = _sub(pub.endpoint, "eventclip/status")
+    try:
+        assert pub.wait_for_subscribers(1, 5.0)
+        cb = SensorStatus(pub)
+        for state, detail in [("online", "opened"), ("reconnecting", "usb unplugged"), ("online", "back"),
+                              ("offline", "closed")]:
+            cb(state, detail)
+        got = []
+        while sub.poll(300):
+            msg = json.loads(sub.recv_multipart()[1])
+            got.append((msg["state"], msg["detail"]))
+        # start and stop belong to the pipeline; the outage and the recovery come from the sensor
+        assert got == [("reconnecting", "sensor: usb unplugged"), ("online", "sensor: back")]
+    finally:
+        sub.close()
+        pub.close()

@@ -54,6 +54,11 @@ class DaemonConfig(BaseModel):
     """Model package folder; default: the bundled default model."""
     backend: Literal["auto", "tensorrt", "onnxruntime", "torch"] = "auto"
 
+    head: str = "zero_shot"
+    """``zero_shot`` (the prompts' classes) or a few-shot head saved in the package (``probe``, ``tip``)."""
+    anomaly_ema: float | None = Field(default=None, gt=0, le=1)
+    """Smooth the anomaly score over windows with this EMA factor (None: raw per-window score)."""
+
     window_us: int | None = Field(default=None, gt=0)
     """Window length in µs; default: the model card's representation.window_us."""
     top_k: int | None = Field(default=None, gt=0)

@@ -28,10 +28,12 @@ class ClassifierEngine:
     """Stages of one model package + prompts file; :meth:`reload_prompts` swaps heads atomically."""
 
     def __init__(self, package: Path, encoder: Any, prompts_path: Path, top_k: int | None = None,
-                 backend_name: str | None = None) -> None:
+                 backend_name: str | None = None, head: str = "zero_shot", anomaly_ema: float | None = None) -> None:
         self.package = Path(package)
         self.encoder = encoder
         self.top_k = top_k
+        self.head = head
+        self.anomaly_ema = anomaly_ema
         self.backend_name = backend_name or f"{getattr(encoder, 'name', type(encoder).__name__)}:" \
                                             f"{getattr(encoder, 'device', 'cpu')}"
         self.prompts_path = Path(prompts_path)
@@ -43,7 +45,8 @@ class ClassifierEngine:
         from eventclip.model.classify import build_classifier
         from eventclip.model.prompts import load_prompts
 
-        return build_classifier(self.package, self.encoder, load_prompts(path), top_k=self.top_k)
+        return build_classifier(self.package, self.encoder, load_prompts(path), top_k=self.top_k, head=self.head,
+                                ema_alpha=self.anomaly_ema)
 
     def model_input(self, windows: Sequence[Any], geometry: Geometry) -> np.ndarray:
         """(B, 3, S, S) float32 frames of a micro-batch, by the model card's representation."""
@@ -110,7 +113,7 @@ def load_engine(cfg: DaemonConfig, notifier: Notifier | None = None) -> Classifi
     t0 = time.monotonic()
     try:
         encoder = open_encoder(package, cfg.backend)
-        engine = ClassifierEngine(package, encoder, cfg.prompts, cfg.top_k)
+        engine = ClassifierEngine(package, encoder, cfg.prompts, cfg.top_k, head=cfg.head, anomaly_ema=cfg.anomaly_ema)
     finally:
         stop.set()
         if keeper is not None:

@@ -115,6 +115,28 @@ def source_config(cfg: DaemonConfig) -> dict[str, Any]:
     return out
 
 
+class SensorStatus:
+    """A source's ``on_status`` callback: logs every state, and publishes the camera's own events.
+
+    The pipeline publishes ``online`` at start and ``offline`` at exit itself; from the sensor we
+    forward ``reconnecting`` and ``error`` (camera unplugged, driver failure) and the ``online``
+    that follows a reconnection, so subscribers see the outage as it happens.
+    """
+
+    def __init__(self, publisher: Any) -> None:
+        self.publisher = publisher
+        self.outage = False
+
+    def __call__(self, state: str, detail: str) -> None:
+        log.info("sensor %s: %s", state, detail)
+        if state in ("reconnecting", "error"):
+            self.outage = True
+            self.publisher.send("status", state=state, detail=f"sensor: {detail}")
+        elif state == "online" and self.outage:
+            self.outage = False
+            self.publisher.send("status", state="online", detail=f"sensor: {detail}")
+
+
 def run(cfg: DaemonConfig, on_labels: Any = None) -> int:
     """Run the daemon until the stream ends or a signal stops it; return the exit status.
 
@@ -148,11 +170,16 @@ def run(cfg: DaemonConfig, on_labels: Any = None) -> int:
     notifier = Notifier()
     notifier.status("loading model")
     engine = load_engine(cfg, notifier)
-    source = sensors.create(source_config(cfg), on_status=lambda state, detail: log.info("sensor %s: %s", state, detail))
-    source.open()
-    engine.warm_up(source.geometry)
-    publisher = Publisher(cfg.publish, cfg.sensor_id or source.sensor_id or source.name, cfg.topic_prefix,
-                          cfg.encoding, cfg.send_hwm, cfg.curve)
+    publisher = Publisher(cfg.publish, cfg.sensor_id or cfg.sensor, cfg.topic_prefix, cfg.encoding, cfg.send_hwm,
+                          cfg.curve)
+    try:
+        source = sensors.create(source_config(cfg), on_status=SensorStatus(publisher))
+        source.open()
+        engine.warm_up(source.geometry)
+    except BaseException:
+        publisher.close()
+        raise
+    publisher.sensor_id = cfg.sensor_id or source.sensor_id or source.name
     log.info("publishing on %s", publisher.endpoint)
     printer = None
     if on_labels is not None:
