@@ -153,13 +153,21 @@ def test_replay_publishes_one_schema_valid_labels_message_per_window_equal_to_cl
     endpoint = _free_endpoint()
     cfg = load_config(None, {"sensor": "replay", "input": path, "speed": 0, "prompts": prompts, "model": package,
                              "backend": "onnxruntime", "window_us": 5000, "publish": endpoint,
-                             "wait_for_subscribers": 1, "log_format": "text"})
+                             "wait_for_subscribers": 2, "log_format": "text"})
     coll = Collector(endpoint)
+    example = subprocess.Popen([sys.executable, str(Path(__file__).parents[1] / "examples" / "subscriber.py"),
+                                endpoint], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert run(cfg) == 0
         assert coll.done.wait(10)
+        example_out, example_err = example.communicate(timeout=30)
     finally:
         coll.close()
+        if example.poll() is None:
+            example.kill()
+    assert example.returncode == 0, example_err
+    example_lines = example_out.splitlines()
+    assert example_lines[-1].startswith("status: offline") and "lost" not in example_out
     _schema_check(coll)
     labels = coll.topic("labels")
     _assert_gapless(labels)
@@ -169,6 +177,7 @@ def test_replay_publishes_one_schema_valid_labels_message_per_window_equal_to_cl
     classifier = build_classifier(package, open_encoder(package, "onnxruntime"), load_prompts(prompts))
     expected = list(classify_file(path, classifier, 5000))
     assert len(labels) == len(expected) > 5
+    assert sum(" µs " in line for line in example_lines) == len(labels)  # the example saw every window
     for got, want in zip(labels, expected):
         assert (got["t_start_us"], got["t_end_us"], got["n_events"]) == (want.t_start_us, want.t_end_us, want.n_events)
         assert [lab["label"] for lab in got["labels"]] == [name for name, _ in want.labels]
