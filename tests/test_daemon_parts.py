@@ -340,3 +340,29 @@ def test_sensor_outages_are_forwarded_on_status_once_the_stream_runs() -> None:
     finally:
         sub.close()
         pub.close()
+
+
+# ---- systemd unit -----------------------------------------------------------------------------
+
+
+def test_systemd_unit_verifies_and_is_a_notify_service_with_watchdog(tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+
+    unit = (Path(__file__).parents[1] / "systemd" / "eventclipd.service").read_text()
+    for line in ("Type=notify", "WatchdogSec=", "ExecReload=/bin/kill -HUP $MAINPID", "NoNewPrivileges=yes",
+                 "DeviceAllow=char-usb_device rw"):
+        assert line in unit
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze not installed")
+    # the unit as installed points at /opt/eventclip/venv; check everything else against a real binary
+    copy = tmp_path / "eventclipd.service"
+    copy.write_text(unit.replace("/opt/eventclip/venv/bin/eventclipd", shutil.which("true") or "/bin/true"))
+    done = subprocess.run([analyze, "verify", str(copy)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stderr.strip() == "", done.stderr
+
+
+def test_example_config_file_is_valid() -> None:
+    cfg = load_config(Path(__file__).parents[1] / "systemd" / "eventclipd.yaml", {})
+    assert cfg.sensor == "prophesee" and cfg.publish == "tcp://127.0.0.1:5556" and cfg.log_format == "json"
