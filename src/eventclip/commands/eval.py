@@ -84,6 +84,7 @@ def _subset(ds, card, which: str):
 
 def run(args: argparse.Namespace) -> int:
     import dataclasses
+    import sys
     import time
     from pathlib import Path
 
@@ -115,20 +116,19 @@ def run(args: argparse.Namespace) -> int:
     scale = card.logit_multiplier
 
     def embed(samples, what):
-        return protocols.embed_samples(samples, encoder, rep, ds.geometry, ds.slice, args.batch,
-                                       lambda i, n: print(f"\r  {what}: {i}/{n} samples", end="", flush=True))
+        progress = None
+        if sys.stderr.isatty():
+            progress = lambda i, n: print(f"\r  {what}: {i}/{n} samples", end="" if i < n else "\n",  # noqa: E731
+                                          file=sys.stderr, flush=True)
+        return protocols.embed_samples(samples, encoder, rep, ds.geometry, ds.slice, args.batch, progress)
 
     if args.kind == "zero-shot":
         samples = {"test": ds.test, "train": ds.train, "all": ds.train + ds.test}[args.split]
         test = embed(samples, args.split)
-        print()
         result = protocols.zero_shot(test, text, ds, scale)
         empty = {args.split: test.empty}
     else:
-        train, test = embed(ds.train, "train"), None
-        print()
-        test = embed(ds.test, "test")
-        print()
+        train, test = embed(ds.train, "train"), embed(ds.test, "test")
         empty = {"train": train.empty, "test": test.empty}
         if args.kind == "few-shot":
             result = protocols.few_shot(train, test, text, ds, scale, args.shots, args.seeds, args.head)
