@@ -447,3 +447,24 @@ def test_demo_replays_the_bundled_sample_and_prints_labels(package, tmp_path, mo
     label_lines = [line for line in out if "spinning disk 1.00" in line]
     assert out[0].startswith("status: online") and out[-1].startswith("status: offline")
     assert len(label_lines) == len(out) - 2 >= 3
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
+def test_torch_frames_path_gives_the_numpy_path_labels(package, prompts, backend):
+    """The device-tensor path (used on CUDA) checked on the CPU against the numpy/numba path."""
+    from eventclip.daemon.engine import ClassifierEngine
+    from eventclip.frames.windows import iter_windows
+    from eventclip.io import open_events
+    from eventclip.model.classify import open_encoder
+
+    encoder = open_encoder(package, backend)
+    numpy_path = ClassifierEngine(package, encoder, prompts, frames="numpy")
+    torch_path = ClassifierEngine(package, encoder, prompts, frames="torch")
+    assert numpy_path.frames_device is None and torch_path.frames_device == "cpu"
+    stream = open_events(recording(SPINNER), delta_t_us=5000)
+    windows = list(iter_windows(stream, "delta_t", delta_t_us=5000))[:6]
+    got, want = ([e.classify(windows, e.encode(e.model_input(windows, stream.geometry))) for e in (torch_path,
+                                                                                                 numpy_path)])
+    assert [r.labels[0][0] for r in got] == [r.labels[0][0] for r in want]
+    np.testing.assert_allclose([p for r in got for _, p in r.labels], [p for r in want for _, p in r.labels],
+                               atol=1e-4)

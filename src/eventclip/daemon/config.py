@@ -54,6 +54,10 @@ class DaemonConfig(BaseModel):
     """Model package folder; default: the bundled default model."""
     backend: Literal["auto", "tensorrt", "onnxruntime", "torch"] = "auto"
 
+    frames: Literal["auto", "numpy", "torch"] = "auto"
+    """Where frames are built: ``numpy`` (numba on the CPU), ``torch`` (on the encoder's device, so
+    a CUDA backend gets device tensors with no host round trip); ``auto`` = torch when the backend
+    runs on CUDA, else numpy."""
     head: str = "zero_shot"
     """``zero_shot`` (the prompts' classes) or a few-shot head saved in the package (``probe``, ``tip``)."""
     anomaly_ema: float | None = Field(default=None, gt=0, le=1)

@@ -28,7 +28,8 @@ class ClassifierEngine:
     """Stages of one model package + prompts file; :meth:`reload_prompts` swaps heads atomically."""
 
     def __init__(self, package: Path, encoder: Any, prompts_path: Path, top_k: int | None = None,
-                 backend_name: str | None = None, head: str = "zero_shot", anomaly_ema: float | None = None) -> None:
+                 backend_name: str | None = None, head: str = "zero_shot", anomaly_ema: float | None = None,
+                 frames: str = "auto") -> None:
         self.package = Path(package)
         self.encoder = encoder
         self.top_k = top_k
@@ -39,6 +40,11 @@ class ClassifierEngine:
         self.prompts_path = Path(prompts_path)
         self.classifier = self._build(self.prompts_path)
         self.window_us: int = int(self.classifier.representation.window_us)
+        device = str(getattr(encoder, "device", "cpu"))
+        self.frames_device: str | None = None
+        self._tensor_input = getattr(encoder, "name", "") in ("torch", "tensorrt")
+        if frames == "torch" or (frames == "auto" and device.startswith("cuda") and self._tensor_input):
+            self.frames_device = device if device.startswith("cuda") else "cpu"
         self._reload_lock = threading.Lock()
 
     def _build(self, path: Path):
@@ -48,14 +54,26 @@ class ClassifierEngine:
         return build_classifier(self.package, self.encoder, load_prompts(path), top_k=self.top_k, head=self.head,
                                 ema_alpha=self.anomaly_ema)
 
-    def model_input(self, windows: Sequence[Any], geometry: Geometry) -> np.ndarray:
-        """(B, 3, S, S) float32 frames of a micro-batch, by the model card's representation."""
-        return self.classifier.representation([w.events for w in windows], geometry)
+    def model_input(self, windows: Sequence[Any], geometry: Geometry) -> Any:
+        """(B, 3, S, S) float32 frames of a micro-batch, by the model card's representation.
+
+        numpy on the CPU path; a torch tensor on the encoder's device on the torch/CUDA path (one
+        batched accumulation launch, no copy back to the host before the encoder).
+        """
+        rep = self.classifier.representation
+        if self.frames_device is None:
+            return rep([w.events for w in windows], geometry)
+        from eventclip.frames.accumulate import stack_windows
+
+        events, offsets = stack_windows([w.events for w in windows])
+        return rep.model_input_torch(rep.frames_torch(events, geometry, offsets, device=self.frames_device))
 
     def encode(self, x: np.ndarray) -> np.ndarray:
         """(B, D) unit embeddings from the backend."""
         from eventclip.model.classify import as_numpy
 
+        if self.frames_device is not None and not self._tensor_input:
+            x = as_numpy(x)  # torch frames, but a backend that takes numpy (ONNX Runtime)
         return as_numpy(self.encoder.encode(x))
 
     def classify(self, windows: Sequence[Any], embeddings: np.ndarray) -> list:
@@ -113,7 +131,8 @@ def load_engine(cfg: DaemonConfig, notifier: Notifier | None = None) -> Classifi
     t0 = time.monotonic()
     try:
         encoder = open_encoder(package, cfg.backend)
-        engine = ClassifierEngine(package, encoder, cfg.prompts, cfg.top_k, head=cfg.head, anomaly_ema=cfg.anomaly_ema)
+        engine = ClassifierEngine(package, encoder, cfg.prompts, cfg.top_k, head=cfg.head, anomaly_ema=cfg.anomaly_ema,
+                                  frames=cfg.frames)
     finally:
         stop.set()
         if keeper is not None:
