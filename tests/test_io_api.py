@@ -171,3 +171,16 @@ def test_convert_streams_and_cleans_up(tmp_path, capsys):
         from eventclip.io.convert import convert
 
         convert(src, src)
+
+
+def test_read_events_returns_the_metavision_layout(tmp_path):
+    """Several decoded blocks joined must keep EVENT_DTYPE (16 bytes), not numpy's packed 14-byte dtype."""
+    from eventclip.events import EVENT_DTYPE, Geometry, make_events
+    from eventclip.io import read_events, write_events
+
+    n = 300_000
+    ev = make_events(np.arange(n) % 640, np.arange(n) % 480, np.arange(n) % 2, np.arange(n) * 3)
+    write_events(tmp_path / "a.raw", ev, Geometry(640, 480), format="evt3")
+    got = read_events(tmp_path / "a.raw").events
+    assert got.dtype == EVENT_DTYPE and got.dtype.itemsize == 16
+    np.testing.assert_array_equal(got, ev)

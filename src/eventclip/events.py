@@ -87,6 +87,21 @@ def as_events(arr: np.ndarray) -> np.ndarray:
     return make_events(arr["x"], arr["y"], arr[pol].astype(np.int16), arr["t"])
 
 
+def concat_events(parts) -> np.ndarray:
+    """Join event arrays into one EVENT_DTYPE array.
+
+    Why not ``np.concatenate``: it drops EVENT_DTYPE's 2 padding bytes and returns a packed 14-byte
+    dtype, which no longer matches the Metavision layout the rest of the code (and the SDK) expects.
+    """
+    parts = list(parts)
+    out = np.empty(sum(len(p) for p in parts), dtype=EVENT_DTYPE)
+    i = 0
+    for part in parts:
+        out[i : i + len(part)] = part
+        i += len(part)
+    return out
+
+
 def check_geometry(events: np.ndarray, geometry: Geometry) -> None:
     """Raise ValueError naming the first event outside ``geometry``."""
     if len(events) == 0:

@@ -33,7 +33,7 @@ from eventclip.daemon.metrics import Metrics, percentiles
 from eventclip.daemon.notify import Notifier
 from eventclip.daemon.publish import Publisher
 from eventclip.daemon.queues import END, EventInbox, WindowQueue
-from eventclip.events import Geometry
+from eventclip.events import Geometry, concat_events
 from eventclip.sensors.base import Source
 
 log = logging.getLogger(__name__)
@@ -140,7 +140,7 @@ class ChunkCoalescer:
         if not self._pending:
             return []
         chunks, self._pending = self._pending, []
-        events = chunks[0].events if len(chunks) == 1 else np.concatenate([c.events for c in chunks])
+        events = chunks[0].events if len(chunks) == 1 else concat_events(c.events for c in chunks)
         return windower.push(events, chunks[-1].t_end_us)
 
 
@@ -322,7 +322,6 @@ class Pipeline:
             for w in windows:
                 c.windows_closed += 1
                 self.windows.put(_Item(w, now))
-            c.windows_dropped = self.windows.dropped
             stage.idle()
             if chunk is END:
                 self.windows.put(END)
@@ -343,7 +342,6 @@ class Pipeline:
                 return
 
     def _encode(self, stage: _Stage) -> None:
-        c = self.metrics.counters
         while True:
             got = _get(self.frames_q, self._abort)
             if got is END:
@@ -352,8 +350,6 @@ class Pipeline:
             batch, x = got
             stage.busy()
             emb = self.engine.encode(x)
-            c.windows_encoded += len(batch)
-            c.batches += 1
             stage.idle()
             if not _put(self.embed_q, (batch, emb), self._abort):
                 return

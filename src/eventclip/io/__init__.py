@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from eventclip.events import EVENT_DTYPE, EventChunk, Geometry
+from eventclip.events import EVENT_DTYPE, EventChunk, Geometry, concat_events
 from eventclip.io.base import FORMATS, EventReader, EventWriter, FormatSpec, PathLike, register_format
 from eventclip.io.chunking import chunk_blocks, chunk_by_count, chunk_by_time
 from eventclip.io.detect import detect_format, get_format, known_formats, writable_format
@@ -173,7 +173,7 @@ def read_events(
             events = read_all()
         else:
             blocks = [chunk.events for chunk in stream]
-            events = np.concatenate(blocks) if blocks else np.empty(0, dtype=EVENT_DTYPE)
+            events = concat_events(blocks)
         return EventChunk(events, stream.geometry, None, {"format": stream.format, **stream.metadata})
 
 

@@ -24,7 +24,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from eventclip.errors import ConfigError
-from eventclip.events import EventChunk, Geometry, empty_events
+from eventclip.events import EventChunk, Geometry, concat_events, empty_events
 from eventclip.sensors.base import Source, SourceConfig, StatusCallback, register
 
 ClockFn = Callable[[], float]
@@ -103,7 +103,7 @@ def slice_by_time(
 
 def _window(origin_us: int, chunk_us: int, index: int, parts: list[np.ndarray]) -> tuple[int, int, np.ndarray]:
     t0 = origin_us + index * chunk_us
-    events = np.concatenate(parts) if parts else empty_events()
+    events = concat_events(parts)
     return t0, t0 + chunk_us, events
 
 
