@@ -17,7 +17,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from eventclip.events import Geometry
-from eventclip.frames.accumulate import Roi, Variant, event_frames, event_frames_torch, stack_windows
+from eventclip.frames.accumulate import Variant, event_frames, event_frames_torch, stack_windows
 from eventclip.frames.errors import FramesError
 
 if TYPE_CHECKING:
