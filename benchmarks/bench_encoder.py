@@ -1,7 +1,7 @@
 """Encoder backends side by side: PyTorch eager vs ONNX Runtime FP32 vs ONNX Runtime dynamic INT8.
 
 Runs in one process on the same real frames (windows of a real recording), per model and batch
-size, and prints median latency, the speed-up over PyTorch, and INT8's agreement with PyTorch
+size, timing the three in turns, and prints median latency, the speed-up over PyTorch, and INT8's agreement with PyTorch
 (cosine, top-1 zero-shot label over a fixed vocabulary). Never asserts a speed.
 
     python benchmarks/bench_encoder.py                      # ViT-B/32 (random weights) + default model
@@ -21,15 +21,19 @@ import numpy as np
 RECORDINGS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "recordings"
 
 
-def _median_ms(fn, x, repeats: int, warmup: int = 3) -> float:
-    for _ in range(warmup):
-        fn(x)
-    times = []
+def _medians_ms(fns: list, x: np.ndarray, repeats: int, warmup: int = 3) -> list[float]:
+    """Median ms per call of each function, timed in turns (one call of each per round), so load
+    changes on a shared machine hit every backend alike."""
+    for fn in fns:
+        for _ in range(warmup):
+            fn(x)
+    times: list[list[float]] = [[] for _ in fns]
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn(x)
-        times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
+        for fn, out in zip(fns, times):
+            t0 = time.perf_counter()
+            fn(x)
+            out.append((time.perf_counter() - t0) * 1e3)
+    return [statistics.median(t) for t in times]
 
 
 def _load(name: str):
@@ -117,9 +121,7 @@ def main() -> None:
 
             for b in (int(v) for v in args.batches.split(",")):
                 x = np.ascontiguousarray(np.resize(frames, (b, *frames.shape[1:])))
-                t_torch = _median_ms(torch_encode, x, args.repeats)
-                t_fp32 = _median_ms(fp32.encode, x, args.repeats)
-                t_int8 = _median_ms(int8.encode, x, args.repeats)
+                t_torch, t_fp32, t_int8 = _medians_ms([torch_encode, fp32.encode, int8.encode], x, args.repeats)
                 rows.append(f"{label:<24}{b:>6}{t_torch:>10.1f}{t_fp32:>13.1f}{t_int8:>13.1f}"
                             f"{t_torch / t_fp32:>7.2f}x{t_torch / t_int8:>7.2f}x")
             vocab = _vocabulary(rec)
