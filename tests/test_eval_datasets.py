@@ -22,6 +22,7 @@ from eventclip.eval.datasets import (
     DVSGESTURE_CLASSES,
     NIMAGENET_PAPER,
     EventSlice,
+    SampleReader,
     load_dataset,
     read_sample,
 )
@@ -204,7 +205,7 @@ def test_asldvs_mat_files(tmp_path):
     assert info.value.path == str(bad)
 
 
-def test_dvsgesture_spans_and_official_split(tmp_path):
+def test_dvsgesture_spans_and_official_split(tmp_path, monkeypatch):
     base = tmp_path / "DvsGesture"
     ev = events_for(3, 2000, 128, 128)
     t = ev["t"]
@@ -221,6 +222,15 @@ def test_dvsgesture_spans_and_official_split(tmp_path):
                                                                       (10, spans[1][1], spans[1][2])]
     events, geo = read_sample(ds.test[0], ds.geometry)
     assert geo == Geometry(128, 128) and same(events, ev[100:600])
+    import eventclip.io
+
+    calls = []
+    real = eventclip.io.read_events
+    monkeypatch.setattr(eventclip.io, "read_events", lambda *a, **k: calls.append(a) or real(*a, **k))
+    reader = SampleReader(ds.geometry)
+    spans = [reader(s)[0] for s in ds.train + ds.test]
+    assert len(calls) == 2  # one decode per recording, not per span
+    assert same(spans[3], ev[700:1500]) and same(spans[0], ev[100:600])
     (base / "user24_led_labels.csv").write_text("class,startTime_usec,endTime_usec\n12,5,9\n")
     with pytest.raises(ConfigError, match="line 2"):
         load_dataset("dvsgesture", tmp_path)

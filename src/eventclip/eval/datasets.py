@@ -139,20 +139,43 @@ class EvalDataset:
                            {**self.notes, "classes": why})
 
 
+def _read_file(path: Path, geometry: Geometry | None) -> tuple[np.ndarray, Geometry]:
+    if path.suffix.lower() == ".mat":
+        return read_asl_mat(path), geometry or DAVIS240_GEOMETRY
+    from eventclip.io import read_events
+
+    chunk = read_events(path, geometry=geometry)
+    return as_events(chunk.events), chunk.geometry
+
+
+def _cut(events: np.ndarray, sample: Sample) -> np.ndarray:
+    if sample.t_start_us is None:
+        return events
+    lo, hi = np.searchsorted(events["t"], [sample.t_start_us, sample.t_end_us])
+    return events[lo:hi]
+
+
 def read_sample(sample: Sample, geometry: Geometry | None) -> tuple[np.ndarray, Geometry]:
     """Decode one sample's events (EVENT_DTYPE) and the sensor geometry; the span, if any, is cut out."""
-    if sample.path.suffix.lower() == ".mat":
-        events = read_asl_mat(sample.path)
-        geometry = geometry or DAVIS240_GEOMETRY
-    else:
-        from eventclip.io import read_events
+    events, geometry = _read_file(sample.path, geometry)
+    return _cut(events, sample), geometry
 
-        chunk = read_events(sample.path, geometry=geometry)
-        events, geometry = as_events(chunk.events), chunk.geometry
-    if sample.t_start_us is not None:
-        lo, hi = np.searchsorted(events["t"], [sample.t_start_us, sample.t_end_us])
-        events = events[lo:hi]
-    return events, geometry
+
+class SampleReader:
+    """:func:`read_sample` that keeps the last decoded file, so the labelled spans of one recording
+    (DVS128 Gesture: about a dozen per file) decode it once when read in order."""
+
+    def __init__(self, geometry: Geometry | None) -> None:
+        self.geometry = geometry
+        self._path: Path | None = None
+        self._decoded: tuple[np.ndarray, Geometry] | None = None
+
+    def __call__(self, sample: Sample) -> tuple[np.ndarray, Geometry]:
+        if sample.path != self._path or self._decoded is None:
+            self._decoded = _read_file(sample.path, self.geometry)
+            self._path = sample.path
+        events, geometry = self._decoded
+        return _cut(events, sample), geometry
 
 
 def read_asl_mat(path: Path) -> np.ndarray:

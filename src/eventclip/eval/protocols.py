@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from eventclip.errors import ConfigError
-from eventclip.eval.datasets import EvalDataset, EventSlice, Sample, read_sample
+from eventclip.eval.datasets import EvalDataset, EventSlice, Sample, SampleReader
 from eventclip.events import Geometry
 from eventclip.eval.metrics import classification_metrics, mean_std, top_k_accuracy
 from eventclip.model.classify import as_numpy
@@ -43,11 +43,12 @@ def embed_samples(samples: Sequence[Sample], encoder: Any, representation: Any, 
     """Encode every sample's sliced events as one frame. ``geometry`` (width, height) is for files that
     do not carry it; the samples of one batch must share their geometry."""
     out, empty = [], 0
+    read = SampleReader(geometry)
     for start in range(0, len(samples), batch_size):
         batch = samples[start:start + batch_size]
         events_list, batch_geometry = [], None
         for i, sample in enumerate(batch):
-            events, geo = read_sample(sample, geometry)
+            events, geo = read(sample)
             if batch_geometry is not None and geo != batch_geometry:
                 raise ConfigError(f"{sample.path}: geometry {geo} differs from {batch_geometry} of the other "
                                   "samples; pass the sensor geometry so that all files agree")
