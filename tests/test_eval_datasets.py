@@ -177,6 +177,24 @@ def test_cifar10dvs_aedat2_split_by_number(tmp_path):
         load_dataset("cifar10dvs", tmp_path)
 
 
+def test_cifar10dvs_aedat4_rerelease(tmp_path):
+    from eventclip.io import write_events
+
+    base = tmp_path / "CIFAR10DVS"
+    written = {}
+    for c, name in enumerate(CIFAR10DVS_CLASSES):
+        for n in range(2):
+            ev = events_for(c + 20 * n, 25, 128, 128)
+            path = base / name / f"cifar10_{name}_{n}.aedat4"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_events(path, ev, Geometry(128, 128))
+            written[path] = ev
+    ds = load_dataset("cifar10dvs", tmp_path)
+    assert len(ds.train) == len(ds.test) == 10 and all(s.path.stem.endswith("_1") for s in ds.test)
+    events, geo = read_sample(ds.test[4], ds.geometry)
+    assert geo == Geometry(128, 128) and same(events, written[ds.test[4].path])
+
+
 def test_asldvs_mat_files(tmp_path):
     import scipy.io
 

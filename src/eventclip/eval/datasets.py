@@ -18,9 +18,9 @@ Layouts (``ROOT`` is what the user passes as ``--root``):
   present. Protocol ``paper`` (Jeong et al.): 100 classes drawn with a fixed seed, 20 of them held
   out; zero-shot is scored on the held-out classes' validation samples against those 20 names,
   each sample a random 30,000-event slice (seeded per sample, so results repeat).
-* ``cifar10dvs``: ``ROOT/<class>/cifar10_<class>_<n>.aedat`` (Li et al. 2017; jAER AEDAT 2.0 from
-  a DVS128). No official split: the usual one by number, first 90 % of each class (by ``n``) to
-  ``train``, the last 10 % to ``test``.
+* ``cifar10dvs``: ``ROOT[/CIFAR10DVS]/<class>/cifar10_<class>_<n>.aedat`` (Li et al. 2017; jAER
+  AEDAT 2.0 from a DVS128), or the ``.aedat4`` re-release tonic downloads. No official split: the
+  usual one by number, first 90 % of each class (by ``n``) to ``train``, the last 10 % to ``test``.
 * ``asldvs``: ``ROOT/<letter>/<letter>_<n>.mat`` (Bi et al. 2019; MATLAB files with ``x``, ``y``,
   ``ts`` in µs and ``pol``; DAVIS240C, 240x180). Read with scipy. No official split: per-class
   shuffle with seed 0, 20 % to ``test``.
@@ -338,8 +338,9 @@ def load_nimagenet(root: str | Path, protocol: str = "standard") -> EvalDataset:
 
 
 def load_cifar10dvs(root: str | Path, train_fraction: float = 0.9) -> EvalDataset:
-    """CIFAR10-DVS (jAER AEDAT 2.0, DVS128); split by sample number, first 90 % of each class to train."""
-    root = Path(root)
+    """CIFAR10-DVS (jAER AEDAT 2.0 ``.aedat``, or the AEDAT 4 ``.aedat4`` re-release that tonic downloads;
+    DVS128); split by sample number, first 90 % of each class to train."""
+    root = _first_existing(Path(root), "CIFAR10DVS")
     train, test = [], []
     for label, name in enumerate(CIFAR10DVS_CLASSES):
         folder = root / name
@@ -348,8 +349,8 @@ def load_cifar10dvs(root: str | Path, train_fraction: float = 0.9) -> EvalDatase
         def number(p: Path) -> int:
             m = re.search(r"(\d+)$", p.stem)
             return int(m.group(1)) if m else -1
-        files = sorted(_files(folder, "*.aedat"), key=lambda p: (number(p), p.name))
-        n_train = int(round(train_fraction * len(files)))
+        files = sorted(_files(folder, "*.aedat") + _files(folder, "*.aedat4"), key=lambda p: (number(p), p.name))
+        n_train = min(int(round(train_fraction * len(files))), len(files) - 1) if len(files) > 1 else len(files)
         train += [Sample(f, label) for f in files[:n_train]]
         test += [Sample(f, label) for f in files[n_train:]]
     return EvalDataset("cifar10dvs", root, list(CIFAR10DVS_CLASSES), list(CIFAR10DVS_CLASSES), train, test,
