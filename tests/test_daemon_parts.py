@@ -366,3 +366,26 @@ def test_systemd_unit_verifies_and_is_a_notify_service_with_watchdog(tmp_path: P
 def test_example_config_file_is_valid() -> None:
     cfg = load_config(Path(__file__).parents[1] / "systemd" / "eventclipd.yaml", {})
     assert cfg.sensor == "prophesee" and cfg.publish == "tcp://127.0.0.1:5556" and cfg.log_format == "json"
+
+
+def test_listen_command_prints_messages_and_reports_gaps() -> None:
+    import subprocess
+    import sys
+
+    pub = Publisher("tcp://127.0.0.1:*", "cam0")
+    proc = subprocess.Popen([sys.executable, "-m", "eventclip.cli", "listen", pub.endpoint, "--topic", "eventclip/status",
+                             "--pretty"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert pub.wait_for_subscribers(1, 30.0)
+        _status(pub, 0)
+        pub._seq["status"] += 3  # as if three messages were lost on the way
+        _status(pub, 4)
+        pub.send("status", state="offline", detail="bye")
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        pub.close()
+    assert proc.returncode == 0, err
+    assert out.splitlines() == ["status: online n0", "# eventclip/status: 3 message(s) lost before seq 4",
+                                "status: online n4", "status: offline bye"]

@@ -24,10 +24,7 @@ class Counters:
     events_lost_reader: int = 0  # reader
     events_windowed: int = 0  # windowing
     windows_closed: int = 0  # windowing
-    windows_dropped: int = 0  # windowing (drop policy)
-    windows_encoded: int = 0  # encoder
     windows_published: int = 0  # publisher
-    batches: int = 0  # encoder
 
 
 @dataclass
