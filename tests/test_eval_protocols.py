@@ -128,3 +128,20 @@ def test_eval_cli_zero_shot_few_shot_linear_probe_on_fake_nmnist(tmp_path, tiny_
     assert main(["eval", "zero-shot", "--dataset", "nmnist", "--root", str(root), "--model", str(tiny_package),
                  "--subset", "unseen", "--out", str(tmp_path / "x")]) == 2
     assert "unseen_classes" in capsys.readouterr().err
+
+
+def test_eval_cli_nimagenet_paper_protocol(tmp_path, tiny_package):
+    from tests.test_eval_datasets import write_nimagenet_npz
+
+    root = tmp_path / "nin"
+    for i in range(100):
+        w = f"n{i:08d}"
+        write_nimagenet_npz(root / "extracted_train" / w / "a.npz", events_for(i, 40, 640, 480))
+        write_nimagenet_npz(root / "extracted_val" / w / "b.npz", events_for(500 + i, 40, 640, 480))
+    out = tmp_path / "paper"
+    assert main(["eval", "zero-shot", "--dataset", "nimagenet", "--root", str(root), "--model", str(tiny_package),
+                 "--protocol", "paper", "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["result"]["n_samples"] == 20 and len(report["result"]["classes"]) == 20
+    assert report["result"]["classes"] == report["notes"]["protocol"]["held_out_classes"]
+    assert report["event_slice"]["n_events"] == 30_000 and "--protocol paper" in report["command"]
