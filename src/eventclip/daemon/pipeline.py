@@ -243,10 +243,13 @@ class Pipeline:
                     break
         self._abort.set()
         self.source.close()
+        deadline = time.monotonic() + 0.5  # stages poll the abort flag every _POLL_S
         for stage in self._stages:
-            stage.thread.join(1.0)
+            stage.thread.join(max(0.0, deadline - time.monotonic()))
+            if stage.thread.is_alive():
+                log.warning("stage %s still busy at exit (its thread is abandoned)", stage.name)
         self._done.set()
-        self._heartbeat.join(1.0)
+        self._heartbeat.join(0.5)
         self._send_stats()
         detail = "error: " + self.error if self.error else ("stopped" if self._stopping.is_set() else "end of stream")
         self.publisher.send("status", state="offline", detail=detail)
