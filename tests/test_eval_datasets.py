@@ -206,7 +206,7 @@ def test_asldvs_mat_files(tmp_path):
             path.parent.mkdir(parents=True, exist_ok=True)
             shuffled = np.random.default_rng(i).permutation(len(ev))
             scipy.io.savemat(path, {"x": ev["x"][shuffled, None].astype(np.float64),
-                                    "y": ev["y"][shuffled, None].astype(np.float64),
+                                    "y": 179 - ev["y"][shuffled, None].astype(np.float64),  # from the bottom
                                     "ts": ev["t"][shuffled, None].astype(np.float64),
                                     "pol": ev["p"][shuffled, None].astype(np.float64)})
             written[path] = ev

@@ -22,7 +22,8 @@ Layouts (``ROOT`` is what the user passes as ``--root``):
   AEDAT 2.0 from a DVS128), or the ``.aedat4`` re-release tonic downloads. No official split: the
   usual one by number, first 90 % of each class (by ``n``) to ``train``, the last 10 % to ``test``.
 * ``asldvs``: ``ROOT/<letter>/<letter>_<n>.mat`` (Bi et al. 2019; MATLAB files with ``x``, ``y``,
-  ``ts`` in µs and ``pol``; DAVIS240C, 240x180). Read with scipy. No official split: per-class
+  ``ts`` in µs and ``pol``; DAVIS240C, 240x180; y counted from the bottom, flipped to eventclip's
+  top-row origin as tonic does). Read with scipy. No official split: per-class
   shuffle with seed 0, 20 % to ``test``.
 * ``dvsgesture``: ``ROOT[/DvsGesture]/userNN_<lighting>.aedat`` (AEDAT 3.1) with
   ``userNN_<lighting>_labels.csv`` (``class,startTime_usec,endTime_usec``, classes 1-11) and the
@@ -179,7 +180,8 @@ class SampleReader:
 
 
 def read_asl_mat(path: Path) -> np.ndarray:
-    """One ASL-DVS sample: MATLAB arrays ``x``, ``y``, ``ts`` (µs) and ``pol`` -> events sorted by time."""
+    """One ASL-DVS sample: MATLAB arrays ``x``, ``y`` (from the bottom row), ``ts`` (µs) and ``pol`` ->
+    events sorted by time, y from the top row."""
     from eventclip._optional import require
     from eventclip.io.errors import EventFormatError
 
@@ -194,14 +196,16 @@ def read_asl_mat(path: Path) -> np.ndarray:
     cols = {k: np.asarray(mat[k]).ravel() for k in ("x", "y", "ts", "pol")}
     if len({len(v) for v in cols.values()}) != 1:
         raise EventFormatError(f"x, y, ts, pol have different lengths {[len(v) for v in cols.values()]}", path, 0)
-    events = np.empty(len(cols["x"]), dtype=EVENT_DTYPE)
-    events["x"], events["y"], events["t"] = cols["x"], cols["y"], cols["ts"]
-    events["p"] = cols["pol"] > 0
-    bad = (events["x"] >= DAVIS240_GEOMETRY.width) | (events["y"] >= DAVIS240_GEOMETRY.height)
+    x, y = cols["x"].astype(np.int64), cols["y"].astype(np.int64)
+    bad = (x < 0) | (y < 0) | (x >= DAVIS240_GEOMETRY.width) | (y >= DAVIS240_GEOMETRY.height)
     if bad.any():
         i = int(np.argmax(bad))
-        raise EventFormatError(f"event {i} at (x={int(events['x'][i])}, y={int(events['y'][i])}) lies outside "
-                               f"the DAVIS240 sensor {DAVIS240_GEOMETRY}", path, 0)
+        raise EventFormatError(f"event {i} at (x={int(x[i])}, y={int(y[i])}) lies outside the DAVIS240 sensor "
+                               f"{DAVIS240_GEOMETRY}", path, 0)
+    events = np.empty(len(x), dtype=EVENT_DTYPE)
+    # The files count y from the bottom row; eventclip's y = 0 is the top row (tonic flips it the same way).
+    events["x"], events["y"], events["t"] = x, DAVIS240_GEOMETRY.height - 1 - y, cols["ts"]
+    events["p"] = cols["pol"] > 0
     return events[np.argsort(events["t"], kind="stable")]
 
 
