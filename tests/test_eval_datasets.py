@@ -152,6 +152,9 @@ def test_nimagenet_lists_synsets_and_paper_protocol(tmp_path):
     start = int(np.searchsorted(big["t"], cut["t"][0]))
     assert same(cut, big[start:start + 30_000])
     assert len(sl(events_for(0, 10, 4, 4), 0)) == 10
+    keys = [s.key() for s in paper.test]
+    assert keys == [s.key() for s in again.test] and len(set(keys)) == len(keys)
+    assert not same(sl(big, keys[0]), sl(big, keys[1]))  # each sample draws its own slice
     with pytest.raises(ConfigError, match="protocol"):
         load_dataset("nimagenet", tmp_path, protocol="other")
     with pytest.raises(ConfigError, match="only for nimagenet"):

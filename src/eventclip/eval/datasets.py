@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import csv
 import re
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,6 +74,10 @@ class Sample:
     t_end_us: int | None = None
     image: Path | None = None
 
+    def key(self) -> int:
+        """A stable 32-bit id from the class folder, file name and span: seeds this sample's random slice."""
+        return zlib.crc32(f"{self.path.parent.name}/{self.path.name}@{self.t_start_us}".encode())
+
 
 @dataclass(frozen=True)
 class EventSlice:
@@ -80,7 +85,8 @@ class EventSlice:
 
     ``window_us``: the centred window of that length (µs), as the trainer evaluates. ``n_events``:
     a contiguous run of that many events starting at a random index drawn from ``seed`` and the
-    sample's position, so the same sample always gets the same slice.
+    sample's :meth:`Sample.key`, so the same sample always gets the same slice, whatever else is
+    evaluated with it.
     """
 
     window_us: int | None = None
@@ -95,13 +101,13 @@ class EventSlice:
             if value is not None and value <= 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be > 0, got {value}")
 
-    def __call__(self, events: np.ndarray, index: int) -> np.ndarray:
+    def __call__(self, events: np.ndarray, key: int) -> np.ndarray:
         if self.window_us is not None:
             from eventclip.train.data import time_window
 
             return time_window(events, self.window_us, None)
         if self.n_events is not None and len(events) > self.n_events:
-            start = int(np.random.default_rng([self.seed, index]).integers(0, len(events) - self.n_events + 1))
+            start = int(np.random.default_rng([self.seed, key]).integers(0, len(events) - self.n_events + 1))
             return events[start:start + self.n_events]
         return events
 

@@ -47,13 +47,13 @@ def embed_samples(samples: Sequence[Sample], encoder: Any, representation: Any, 
     for start in range(0, len(samples), batch_size):
         batch = samples[start:start + batch_size]
         events_list, batch_geometry = [], None
-        for i, sample in enumerate(batch):
+        for sample in batch:
             events, geo = read(sample)
             if batch_geometry is not None and geo != batch_geometry:
                 raise ConfigError(f"{sample.path}: geometry {geo} differs from {batch_geometry} of the other "
                                   "samples; pass the sensor geometry so that all files agree")
             batch_geometry = geo
-            events = event_slice(events, start + i)
+            events = event_slice(events, sample.key())
             empty += len(events) == 0
             events_list.append(events)
         out.append(as_numpy(encoder.encode(representation(events_list, batch_geometry))))
