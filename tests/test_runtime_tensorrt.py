@@ -10,7 +10,6 @@ import pytest
 from eventclip._optional import MissingDependencyError, available
 from eventclip.exporters.tensorrt import EngineBuildError, parse_batch
 from eventclip.runtime.tensorrt import EngineMismatchError, TensorRTBackend, check_sidecar, read_sidecar, rebuild_hint
-from tests.conftest import recording
 
 H200 = {"tensorrt_version": "10.13.3.9", "gpu_name": "NVIDIA H200", "compute_capability": "9.0"}
 SIDECAR = {**H200, "precision": "fp16", "batch": [1, 8, 32], "model_hash": "abc",
@@ -89,7 +88,9 @@ def test_fp16_engine_builds_runs_on_device_tensors_and_matches_ort(tmp_path):
     from eventclip.model.clip import EventClip
     from eventclip.runtime.onnxruntime import OnnxRuntimeBackend
 
-    rec = recording("prophesee_evt2_spinner_excerpt_gen3_640x480.raw")
+    from eventclip.data import sample_recording_path
+
+    rec = sample_recording_path()  # shipped in the repository, so a bare GPU machine has it too
     cfg = {"embed_dim": 64, "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "patch_size": 8},
            "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2}}
     pkg = EventClip.from_clip(cfg, seed=0, with_image_encoder=False).save_pretrained(tmp_path / "pkg")
