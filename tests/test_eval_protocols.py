@@ -116,6 +116,17 @@ def test_eval_cli_zero_shot_few_shot_linear_probe_on_fake_nmnist(tmp_path, tiny_
     assert len(res["shots"]["2"]["top1"]["values"]) == 2 and res["shots"]["2"]["n_samples"] == 20
     assert (out / "confusion.png").is_file()
 
+    out = tmp_path / "zs_prompts"
+    assert main(["eval", "zero-shot", "--dataset", "nmnist", "--root", str(root), "--model", str(tiny_package),
+                 "--prompts", str(Path(__file__).parents[1] / "zero_shot_prompts" / "nmnist.yaml"), "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["prompts_file"].endswith("nmnist.yaml") and "--prompts" in report["command"]
+    assert report["templates"][0] == "a photo of the digit {}."
+    (tmp_path / "few.yaml").write_text("classes: ['0', '1']\n")
+    assert main(["eval", "zero-shot", "--dataset", "nmnist", "--root", str(root), "--model", str(tiny_package),
+                 "--prompts", str(tmp_path / "few.yaml"), "--out", str(out)]) == 2
+    assert "'2'" in capsys.readouterr().err
+
     out = tmp_path / "lp"
     assert main(["eval", "linear-probe", "--dataset", "nmnist", "--root", str(root), "--model", str(tiny_package),
                  "--out", str(out)]) == 0

@@ -41,8 +41,11 @@ def add_parser(subparsers) -> None:
     p.add_argument("--split", choices=("test", "train", "all"), default="test", help="zero-shot: samples to score")
     p.add_argument("--window-us", type=int, default=None, help="one centred window of this many µs per sample")
     p.add_argument("--n-events", type=int, default=None, help="one random run of this many events per sample")
-    p.add_argument("--templates", nargs="+", default=None,
-                   help="prompt templates with {} (default: the training templates)")
+    words = p.add_mutually_exclusive_group()
+    words.add_argument("--templates", nargs="+", default=None,
+                       help="prompt templates with {} around the class texts (default: the training templates)")
+    words.add_argument("--prompts", default=None, help="prompts YAML whose class names are the dataset's "
+                       "(e.g. zero_shot_prompts/nmnist.yaml): its templates and synonyms replace the class texts")
     p.add_argument("--backend", default="auto", help="auto, torch, onnxruntime or tensorrt")
     p.add_argument("--batch", type=int, default=32, help="samples per encoder call")
     p.add_argument("--out", default=None, help="report folder (default eval-<dataset>-<kind>)")
@@ -64,6 +67,8 @@ def command_line(args: argparse.Namespace) -> str:
             parts += [f"--{opt.replace('_', '-')}", str(getattr(args, opt))]
     if args.templates:
         parts += ["--templates", *args.templates]
+    if args.prompts:
+        parts += ["--prompts", args.prompts]
     parts += ["--backend", args.backend, "--out", str(args.out)]
     return shlex.join(parts)
 
@@ -111,8 +116,15 @@ def run(args: argparse.Namespace) -> int:
     elif args.dataset == "folder":
         ds.slice = EventSlice(window_us=rep.window_us)
     encoder = open_encoder(args.model, args.backend)
-    templates = args.templates or list(PROMPT_TEMPLATES)
-    text = protocols.class_text_embeddings(encoder.encode_text, ds.texts, templates)
+    if args.prompts:
+        from eventclip.model.prompts import load_prompts
+
+        prompt_set = load_prompts(args.prompts)
+        templates = prompt_set.templates
+        text = protocols.prompt_file_embeddings(encoder.encode_text, prompt_set, ds.classes, args.prompts)
+    else:
+        templates = args.templates or list(PROMPT_TEMPLATES)
+        text = protocols.class_text_embeddings(encoder.encode_text, ds.texts, templates)
     scale = card.logit_multiplier
 
     def embed(samples, what):
@@ -145,6 +157,7 @@ def run(args: argparse.Namespace) -> int:
         "event_slice": {**dataclasses.asdict(ds.slice), "description": ds.slice.describe()},
         "empty_samples": empty,
         "templates": templates,
+        "prompts_file": str(Path(args.prompts).resolve()) if args.prompts else None,
         "class_texts": dict(zip(ds.classes, ds.texts)),
         "model": {"path": str(Path(args.model).resolve()), "name": card.name, "hash": card.model_hash,
                   "files": card.files, "logit_multiplier": scale, "backend": encoder.name},

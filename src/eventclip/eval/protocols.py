@@ -75,6 +75,20 @@ def class_text_embeddings(encode_text: Callable[[list[str]], Any], texts: Sequen
     return embed_prompts(prompts, lambda p: as_numpy(encode_text(p))).classes
 
 
+def prompt_file_embeddings(encode_text: Callable[[list[str]], Any], prompts: Any, classes: Sequence[str],
+                           source: str) -> np.ndarray:
+    """(C, D) text embeddings for ``classes`` from a prompts file (its templates and synonyms), in the
+    dataset's class order; every dataset class must be in the file (extra file classes are unused)."""
+    from eventclip.model.prompts import embed_prompts
+
+    missing = [c for c in classes if c not in prompts.labels]
+    if missing:
+        raise ConfigError(f"{source}: classes {missing[:8]}{'...' if len(missing) > 8 else ''} of the dataset have no "
+                          "entry in the prompts file (names must match the dataset's class names)")
+    emb = embed_prompts(prompts, lambda p: as_numpy(encode_text(p)))
+    return emb.classes[[emb.labels.index(c) for c in classes]]
+
+
 def _candidates(ds: EvalDataset) -> list[int]:
     return list(range(len(ds.classes))) if ds.candidates is None else list(ds.candidates)
 
