@@ -100,7 +100,6 @@ def check_model(label, model, work: Path, batches: list[int], repeats: int, trt_
             ms = cuda_median_ms(lambda x=x: enc16(x), repeats)
         entry.setdefault("latency_ms", {}).setdefault("torch_fp16", {})[b] = ms
         rows.append(f"{label:<22}{'torch eager fp16':<20}{b:>6}{ms:>10.3f}")
-    del enc16
     if not trt_ok:
         return rows
 
@@ -135,7 +134,6 @@ def check_model(label, model, work: Path, batches: list[int], repeats: int, trt_
 
 def zero_copy_check(backend, rep, windows, geometry, bundle) -> dict:
     """Events on the GPU -> counts/frames/model input on the GPU -> engine; vs numba frames -> ORT FP32."""
-    import torch
 
     from eventclip.frames.accumulate import events_to_torch, stack_windows
     from eventclip.runtime.onnxruntime import OnnxRuntimeBackend
