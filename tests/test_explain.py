@@ -143,3 +143,15 @@ def test_explain_cli_writes_the_png(tmp_path, capsys):
     assert main(["explain", str(tmp_path / "rec.raw"), "--model", str(folder), "--prompts", str(tmp_path / "p.yaml"),
                  "--out", str(out), "--at-us", "999999"]) == 2
     assert "--at-us" in capsys.readouterr().err
+
+
+def test_shipped_default_model_and_sample_recording():
+    from eventclip.data import default_model_path, sample_recording_path
+    from eventclip.io import read_events
+
+    model = EventClip.from_pretrained(default_model_path())
+    chunk = read_events(sample_recording_path())
+    window = chunk.events[chunk.events["t"] < chunk.events["t"][0] + model.representation.window_us]
+    exp = explain_events(model, window, chunk.geometry, PromptSet(classes=["aubergine", "chestnut", "the letter a"]))
+    assert exp.relevance.shape == exp.frame.shape == chunk.geometry.shape
+    assert exp.relevance.min() >= 0 and exp.relevance.max() == pytest.approx(1.0)
