@@ -30,7 +30,7 @@ from typing import Literal
 
 import numpy as np
 
-from eventclip.events import EVENT_DTYPE, EventChunk
+from eventclip.events import EVENT_DTYPE, EventChunk, concat_events
 from eventclip.frames.accumulate import as_event_array
 from eventclip.frames.errors import EventOrderError, WindowConfigError
 
@@ -64,13 +64,34 @@ class _Windower(ABC):
     """Shared chunk handling: validation, time-order checks and the carried-over tail."""
 
     def __init__(self) -> None:
-        self._tail = np.zeros(0, dtype=EVENT_DTYPE)
+        self._parts: list[np.ndarray] = []
         self._last_t: int | None = None
         self._known_us: int | None = None
         self._t_end_seen: int | None = None
         self._n_seen = 0
 
+    @property
+    def _tail(self) -> np.ndarray:
+        """The carried-over events, joined once (pushes that close no window only queue their chunk)."""
+        if len(self._parts) != 1:
+            self._parts = [concat_events(self._parts)]
+        return self._parts[0]
+
+    @_tail.setter
+    def _tail(self, events: np.ndarray) -> None:
+        self._parts = [events] if len(events) else []
+
     def _append(self, events: np.ndarray, t_end_us: int | None) -> np.ndarray:
+        """Validate and queue a chunk, then return every carried event joined."""
+        self._accept(events, t_end_us)
+        return self._tail
+
+    def _accept(self, events: np.ndarray, t_end_us: int | None) -> None:
+        """Validate a chunk's time order and queue it without copying what is already queued.
+
+        Why: cameras deliver ~1 ms chunks; re-joining the open window on every push would copy
+        it once per chunk (quadratic in the window's event count).
+        """
         events = as_event_array(events)
         if len(events):
             t = events["t"]
@@ -102,14 +123,8 @@ class _Windower(ABC):
                 )
             self._known_us = int(t_end_us) if self._known_us is None else max(self._known_us, int(t_end_us))
             self._t_end_seen = self._known_us
-        if len(self._tail) == 0:
-            return events
-        if len(events) == 0:
-            return self._tail
-        joined = np.empty(len(self._tail) + len(events), dtype=EVENT_DTYPE)
-        joined[: len(self._tail)] = self._tail
-        joined[len(self._tail) :] = events
-        return joined
+        if len(events):
+            self._parts.append(events)
 
     @abstractmethod
     def push(self, events: np.ndarray, t_end_us: int | None = None) -> list[Window]:
@@ -146,21 +161,26 @@ class _GridWindower(_Windower):
         return out
 
     def push(self, events: np.ndarray, t_end_us: int | None = None) -> list[Window]:
-        buf = self._append(events, t_end_us)
-        if self.t0_us is None:
-            if len(buf) == 0:
+        first_new = len(self._parts) == 0
+        self._accept(events, t_end_us)
+        if not self._parts:
+            if self.t0_us is None:
                 return []
-            self.t0_us = int(buf["t"][0]) // self.stride_us * self.stride_us
-        if len(buf) and buf["t"][0] < self.t0_us:
-            raise EventOrderError(
-                f"event at t={int(buf['t'][0])} µs is before the first window's start t0_us={self.t0_us}; "
-                f"pass an earlier t0_us or drop those events first"
-            )
+        else:
+            head_t = int(self._parts[0]["t"][0])
+            if self.t0_us is None:
+                self.t0_us = head_t // self.stride_us * self.stride_us
+            if first_new and head_t < self.t0_us:
+                raise EventOrderError(
+                    f"event at t={head_t} µs is before the first window's start t0_us={self.t0_us}; "
+                    f"pass an earlier t0_us or drop those events first"
+                )
         if self._known_us is None:
-            self._tail = buf
             return []
         k_stop = max(self._k, (self._known_us - self.t0_us - self.length_us) // self.stride_us + 1)
-        return self._emit(buf, k_stop)
+        if k_stop == self._k:
+            return []
+        return self._emit(self._tail, k_stop)
 
     def flush(self) -> list[Window]:
         if self.t0_us is None or self._known_us is None:
@@ -168,7 +188,7 @@ class _GridWindower(_Windower):
         last = self._last_t if self._last_t is not None else self._known_us - 1
         k_stop = max(self._k, (max(last, self._known_us - 1) - self.t0_us) // self.stride_us + 1)
         out = self._emit(self._tail, k_stop)
-        self._tail = np.zeros(0, dtype=EVENT_DTYPE)
+        self._parts = []
         return out
 
 
