@@ -143,7 +143,7 @@ def run_daemon(package: Path, prompts: Path, backend: str, rate: float, seconds:
 
     receiver = threading.Thread(target=receive, daemon=True)
     receiver.start()
-    pipe = Pipeline(source, make_windower(window_us), engine, publisher, cfg, window_us=window_us)
+    pipe = Pipeline(source, make_windower(window_us), engine, publisher, cfg)
     rss, backlog = [rss_mb()], [0]
     t0 = time.monotonic()
     pipe.start()

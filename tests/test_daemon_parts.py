@@ -271,33 +271,6 @@ def test_notify_abstract_socket_and_foreign_watchdog_pid() -> None:
 # ---- chunk coalescing ahead of the windower ----------------------------------------------------
 
 
-def test_coalescer_closes_the_same_windows_at_the_same_chunk_as_direct_pushes() -> None:
-    import numpy as np
-
-    from eventclip.daemon.pipeline import ChunkCoalescer
-    from eventclip.events import EventChunk, Geometry, make_events
-    from eventclip.frames.windows import DurationWindower
-
-    rng = np.random.default_rng(1)
-    t = np.sort(rng.integers(1_000, 400_000, 20_000))
-    ev = make_events(rng.integers(0, 64, t.size), rng.integers(0, 48, t.size), rng.integers(0, 2, t.size), t)
-    edges = np.arange(0, 410_000, 1_000)  # 1 ms chunks, some empty
-    chunks = [EventChunk(ev[(t >= a) & (t < b)], Geometry(64, 48), t_end_us=int(b)) for a, b in zip(edges, edges[1:])]
-    direct, joined = DurationWindower(33_000), DurationWindower(33_000)
-    coalescer = ChunkCoalescer(33_000)
-    for chunk in chunks:
-        want = direct.push(chunk.events, chunk.t_end_us)
-        got = coalescer.add(chunk, joined)
-        assert [(w.t_start, w.t_end) for w in got] == [(w.t_start, w.t_end) for w in want]
-        for a, b in zip(got, want):
-            assert np.array_equal(a.events, b.events)
-    rest = coalescer.drain(joined) + joined.flush()
-    assert [(w.t_start, w.n_events) for w in rest] == [(w.t_start, w.n_events) for w in direct.flush()]
-
-
-# ---- Prometheus endpoint ----------------------------------------------------------------------
-
-
 def test_prometheus_endpoint_serves_the_stats_snapshot() -> None:
     import urllib.request
 

@@ -141,7 +141,7 @@ def _pipeline(cfg, engine, publisher, **kw):
     source = sensors.create(source_config(cfg))
     source.open()
     window_us = cfg.window_us or engine.window_us
-    return Pipeline(source, make_windower(window_us), engine, publisher, cfg, window_us=window_us, **kw)
+    return Pipeline(source, make_windower(window_us), engine, publisher, cfg, **kw)
 
 
 def test_replay_publishes_one_schema_valid_labels_message_per_window_equal_to_classify(package, prompts):

@@ -190,8 +190,7 @@ def run(cfg: DaemonConfig, on_labels: Any = None) -> int:
                     publisher.subscriber_count, cfg.wait_for_subscribers, cfg.wait_timeout_s)
     metrics = Metrics()
     window_us = cfg.window_us or engine.window_us
-    pipeline = Pipeline(source, make_windower(window_us), engine, publisher, cfg, notifier, metrics,
-                        window_us=window_us)
+    pipeline = Pipeline(source, make_windower(window_us), engine, publisher, cfg, notifier, metrics)
 
     running.append(pipeline)
     stop_metrics = None

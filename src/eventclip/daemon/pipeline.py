@@ -33,7 +33,7 @@ from eventclip.daemon.metrics import Metrics, percentiles
 from eventclip.daemon.notify import Notifier
 from eventclip.daemon.publish import Publisher
 from eventclip.daemon.queues import END, EventInbox, WindowQueue
-from eventclip.events import Geometry, concat_events
+from eventclip.events import Geometry
 from eventclip.sensors.base import Source
 
 log = logging.getLogger(__name__)
@@ -103,47 +103,6 @@ class _Stage:
         self.busy_since = None
 
 
-class ChunkCoalescer:
-    """Joins short camera chunks and hands them to the windower once a window boundary is crossed.
-
-    Why: a camera delivers ~1 ms chunks, a window is ~33-50 ms, and a windower that carries the
-    open window's events across pushes re-copies them on every push (quadratic in chunks per
-    window: at 50 Mev/s, 50 ms windows and 1 ms chunks that is ~60 M event copies per window).
-    Pushing only when the stream passes a multiple of ``window_us`` (the windows' grid: t0 is the
-    first event's time floored to ``window_us``) closes every window at exactly the same chunk as
-    before, so latency is unchanged, and each event is copied a bounded number of times.
-    ``window_us`` None passes every chunk straight through.
-    """
-
-    def __init__(self, window_us: int | None) -> None:
-        self.window_us = window_us
-        self._pending: list = []
-        self._boundary: int | None = None
-
-    def add(self, chunk: Any, windower: Windower) -> list:
-        """Buffer ``chunk``; return the windows closed when it crosses a boundary, else []."""
-        if self.window_us is None:
-            return windower.push(chunk.events, chunk.t_end_us)
-        self._pending.append(chunk)
-        known = chunk.t_end_us
-        if known is None and len(chunk.events):
-            known = int(chunk.events["t"][-1]) + 1
-        if known is None:
-            return []
-        if self._boundary is None or known // self.window_us > self._boundary:
-            self._boundary = known // self.window_us
-            return self.drain(windower)
-        return []
-
-    def drain(self, windower: Windower) -> list:
-        """Push everything buffered (end of stream, or a boundary crossed)."""
-        if not self._pending:
-            return []
-        chunks, self._pending = self._pending, []
-        events = chunks[0].events if len(chunks) == 1 else concat_events(c.events for c in chunks)
-        return windower.push(events, chunks[-1].t_end_us)
-
-
 def _put(q: queue.Queue, item: Any, abort: threading.Event) -> bool:
     """Blocking put that gives up when the pipeline aborts; False then."""
     while not abort.is_set():
@@ -178,7 +137,6 @@ class Pipeline:
         notifier: Notifier | None = None,
         metrics: Metrics | None = None,
         stall_s: float = 30.0,
-        window_us: int | None = None,
     ) -> None:
         self.source = source
         self.windower = windower
@@ -191,7 +149,6 @@ class Pipeline:
         self.stall_s = wd / 1e6 if wd else stall_s
         self.geometry: Geometry | None = None
         self.inbox = EventInbox(config.max_pending_events)
-        self.coalescer = ChunkCoalescer(window_us)
         self.windows = WindowQueue(config.window_queue, config.drop_policy, config.keep_every_n)
         self.frames_q: queue.Queue = queue.Queue(maxsize=2)
         self.embed_q: queue.Queue = queue.Queue(maxsize=2)
@@ -317,10 +274,10 @@ class Pipeline:
                 continue
             stage.busy()
             if chunk is END:
-                windows = self.coalescer.drain(self.windower) + self.windower.flush()
+                windows = self.windower.flush()
             else:
                 c.events_windowed += len(chunk.events)
-                windows = self.coalescer.add(chunk, self.windower)
+                windows = self.windower.push(chunk.events, chunk.t_end_us)
             now = time.monotonic()
             for w in windows:
                 c.windows_closed += 1
