@@ -273,6 +273,7 @@ class MetricsLog:
     def write(self, row: dict[str, Any]) -> None:
         if _rank() != 0:
             return
+        log.info("%s", " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
         path = self.folder / f"metrics_{row['stage']}.csv"
         new = not path.exists()
         with open(path, "a", newline="") as f:
@@ -510,9 +511,3 @@ def train(recipe: Recipe, out: str | Path, *, resume: bool = False, dataset: Pai
     if _world() > 1:
         dist.barrier()
     return TrainResult(package, model, result)
-
-
-def recipe_dict(recipe: Recipe) -> dict[str, Any]:
-    """The recipe as plain data (for cards and logs)."""
-    return recipe.model_dump(mode="json")
-
