@@ -34,3 +34,8 @@ def sample_recording_path() -> Path:
 def sample_labels_path() -> Path:
     """JSON beside the sample: the ground-truth category of each time span (µs) of the sample recording."""
     return _existing(DATA_DIR / "sample" / "sample.json", "sample labels")
+
+
+def default_prompts_path() -> Path:
+    """Prompts YAML of the default model's 74 benchmark categories, with the templates it was trained with."""
+    return _existing(DATA_DIR / "default_prompts.yaml", "default prompts")
