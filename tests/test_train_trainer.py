@@ -93,6 +93,10 @@ def test_recipes_load_and_errors_name_the_field(tmp_path):
     assert r.stage2.epochs == 3 and r.loss_config().name == "ct+zs+kl"
     with pytest.raises(ConfigError, match="not found"):
         trainer.load_recipe("nope")
+    with pytest.raises(ConfigError, match="'losses'.*bogus"):
+        trainer.load_recipe("default", {"losses.bogus": 1}).loss_config()
+    with pytest.raises(ConfigError, match="'augment'"):
+        trainer.load_recipe("default", {"augment.flip": 1}).augment_config()
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\ndata: {}\nmodel: {}\nrepresentation: {}\nstage2: {epochs: 0, batch_size: 4, lr: 1}\n")
     with pytest.raises(ConfigError, match="stage2.epochs"):

@@ -76,16 +76,25 @@ class Recipe(BaseModel):
     stage1_augment: dict[str, Any] | None = Field(None, description="image augmentation of stage 1 (AugmentConfig)")
 
     def loss_config(self) -> LossConfig:
-        return LossConfig(**self.losses)
+        """The ``losses`` section as a LossConfig; a wrong key or value is a ConfigError naming it."""
+        try:
+            return LossConfig(**self.losses)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"recipe field 'losses': {exc} (keys: ct, zs, kl, pred, alpha, t_event, t_image, "
+                              f"t_zscl)") from exc
 
     def augment_config(self, stage: int = 2) -> AugmentConfig | None:
         """Stage 2's event+view augmentation, or stage 1's image augmentation (None when not set)."""
         if stage == 1 and self.stage1_augment is None:
             return None
-        a = dict(self.augment if stage == 2 else self.stage1_augment)
+        field = "augment" if stage == 2 else "stage1_augment"
+        a = dict(getattr(self, field))
         if "crop_scale" in a:
             a["crop_scale"] = tuple(a["crop_scale"])
-        return AugmentConfig(**a)
+        try:
+            return AugmentConfig(**a)
+        except TypeError as exc:
+            raise ConfigError(f"recipe field {field!r}: {exc} (see eventclip.train.augment.AugmentConfig)") from exc
 
 
 def load_recipe(name_or_path: str | Path, overrides: dict[str, Any] | None = None) -> Recipe:
@@ -107,10 +116,17 @@ def load_recipe(name_or_path: str | Path, overrides: dict[str, Any] | None = Non
             node = node.setdefault(p, {})
         node[leaf] = value
     try:
-        return Recipe.model_validate(data)
+        recipe = Recipe.model_validate(data)
     except ValidationError as exc:
         fields = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise ConfigError(f"{path}: invalid recipe: {fields}") from exc
+    try:
+        recipe.loss_config()
+        recipe.augment_config(1)
+        recipe.augment_config(2)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    return recipe
 
 
 def lr_at(epoch_float: float, stage: StageConfig) -> float:
