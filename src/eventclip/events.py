@@ -95,9 +95,14 @@ def concat_events(parts) -> np.ndarray:
     """
     parts = list(parts)
     out = np.empty(sum(len(p) for p in parts), dtype=EVENT_DTYPE)
+    raw = out.view(np.int64)
     i = 0
     for part in parts:
-        out[i : i + len(part)] = part
+        if part.dtype == EVENT_DTYPE and part.flags.c_contiguous:
+            # Same layout: copy the bytes (numpy's field-by-field structured copy is ~10x slower).
+            raw[2 * i : 2 * (i + len(part))] = part.view(np.int64)
+        else:
+            out[i : i + len(part)] = part
         i += len(part)
     return out
 

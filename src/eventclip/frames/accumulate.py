@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from eventclip.events import EVENT_DTYPE, Geometry, as_events
+from eventclip.events import EVENT_DTYPE, Geometry, as_events, concat_events
 from eventclip.frames.errors import EventOutsideGeometryError, FramesError
 
 if TYPE_CHECKING:
@@ -39,10 +39,7 @@ def stack_windows(events_list: Sequence[np.ndarray]) -> tuple[np.ndarray, np.nda
         return as_event_array(events_list[0]), offsets
     if len(events_list) == 0:
         return np.zeros(0, dtype=EVENT_DTYPE), offsets
-    out = np.empty(int(offsets[-1]), dtype=EVENT_DTYPE)
-    for start, stop, e in zip(offsets[:-1], offsets[1:], events_list):
-        out[start:stop] = as_event_array(e)
-    return out, offsets
+    return concat_events([as_event_array(e) for e in events_list]), offsets
 
 
 def as_event_array(events: np.ndarray) -> np.ndarray:
