@@ -3,10 +3,11 @@
 # Run from the repository root. Needs the benchmark folder and stage-1 checkpoint of the training run that
 # made the default model: `eventclip train --recipe default --out $RUN` writes $RUN/data and $RUN/stage1.pt.
 set -euo pipefail
-RUN=${RUN:-runs/final}
+MODEL=src/eventclip/data/default_model
+# The run folder is the --out of the training command recorded in the model card.
+RUN=${RUN:-$(python3 -c "import json, shlex; a = shlex.split(json.load(open('$MODEL/model.json'))['training']['command']); print(a[a.index('--out') + 1])")}
 OUT=docs/results
 DATA=$RUN/data
-MODEL=src/eventclip/data/default_model
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
 # Evaluation. Zero-shot on the 18 classes the model never trained on (all 6 recordings each);
