@@ -1,0 +1,44 @@
+"""The EVT 3.0 kernel's branch-free run over plain words against the plain-Python reference.
+
+Why a separate test: the kernel decodes runs of ADDR_Y/ADDR_X/VECT_BASE_X/TIME_LOW words without
+checks and undoes the run when a check fails afterwards. Uniform random words (the other random
+test) almost never make such runs, so these streams are mostly valid (small coordinates, rising
+time) with errors (outside the geometry, time going back, reserved types) appearing mid-run.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from eventclip.io import _evt_kernels as K
+from eventclip.io._evt_reference import reference_decode_evt3
+from tests.test_io_prophesee_raw import _check_kernel_vs_reference
+
+TYPES = np.array([0x0, 0x2, 0x2, 0x2, 0x3, 0x4, 0x5, 0x6, 0x6, 0x8, 0xA, 0x7])
+
+
+def _stream(rng: np.random.Generator, n: int) -> np.ndarray:
+    t = rng.choice(TYPES, n)
+    v = rng.integers(0, 0x1000, n)
+    v = np.where(np.isin(t, [0x0, 0x2, 0x3]), (v & 0x800) | rng.integers(0, 40, n), v)
+    v = np.where(t == 0x6, np.sort(rng.integers(0, 0x1000, n)), v)
+    v = np.where(t == 0x8, np.arange(n) // 50, v)
+    w = ((t << 12) | v).astype(np.uint16)
+    w[0] = 0x8000
+    return w
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_evt3_runs_with_errors_mid_run_match_reference(seed):
+    rng = np.random.default_rng(seed)
+    errors = 0
+    for _ in range(150):
+        words = _stream(rng, int(rng.integers(1, 300)))
+        width, height = int(rng.integers(20, 48)), int(rng.integers(20, 48))
+        try:
+            reference_decode_evt3(words, width, height)
+        except Exception:  # noqa: BLE001 - only counting that error cases occur
+            errors += 1
+        _check_kernel_vs_reference(K.decode_evt3, reference_decode_evt3, words, width, height)
+    assert 0 < errors < 150  # both valid and failing streams were exercised
