@@ -110,6 +110,8 @@ def count_events(
 
     Single-threaded on purpose: the daemon runs it beside the encoder, and one core already
     streams the events faster than a sensor produces them. Returns uint32 (B, H, W) or (B, 2, H, W).
+    The total count reads the events at about the speed of a bare pass over their bytes; per
+    polarity, it counts into uint16 with carries (:func:`_kernels.count_windows16`).
     """
     from eventclip.frames import _kernels
 
@@ -118,13 +120,26 @@ def count_events(
     b = len(off) - 1
     channels = 2 if per_polarity else 1
     plane = geometry.width * geometry.height
-    counts = np.zeros(b * channels * plane + 1, dtype=np.uint32)
-    if len(events):
-        events = np.ascontiguousarray(events)
-        if _kernels.count_windows(events.view(np.int64), off, geometry.width, geometry.height, per_polarity, counts):
-            _raise_outside(events, geometry)
     shape = (b, channels, geometry.height, geometry.width) if per_polarity else (b, geometry.height, geometry.width)
-    return counts[:-1].reshape(shape)
+    size = b * channels * plane + 1
+    events = np.ascontiguousarray(events)
+    if not per_polarity:
+        counts = np.zeros(size, dtype=np.uint32)
+        if len(events) and _kernels.count_windows(events.view(np.int64), off, geometry.width, geometry.height,
+                                                  False, counts):
+            _raise_outside(events, geometry)
+        return counts[:-1].reshape(shape)
+    # Two planes: uint16 counts (half the footprint, ~1.6x faster on 1280x720) plus carries.
+    counts16 = np.zeros(size, dtype=np.uint16)
+    carry = np.zeros(size, dtype=np.uint32)
+    flags = _kernels.count_windows16(events.view(np.int64), off, geometry.width, geometry.height, True, counts16,
+                                     carry) if len(events) else 0
+    if flags & 1:
+        _raise_outside(events, geometry)
+    counts = counts16[:-1].astype(np.uint32)
+    if flags & 2:
+        counts += carry[:-1] << np.uint32(16)
+    return counts.reshape(shape)
 
 
 def check_roi(roi: Roi | None, geometry: Geometry) -> Roi:
