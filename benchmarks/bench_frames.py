@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numba
 import numpy as np
 
 from eventclip.events import EVENT_DTYPE, Geometry
@@ -95,6 +96,16 @@ def dv_runner(ev: np.ndarray, geometry: Geometry, workdir: Path) -> Callable[[],
     return run
 
 
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def read_pass(words: np.ndarray) -> int:
+    """XOR of every event's first word: one read of the events with no counting, i.e. the
+    memory-bandwidth ceiling for any counting loop that starts from the 16-byte records."""
+    acc = np.uint64(0)
+    for i in range(words.shape[0] // 2):
+        acc ^= np.uint64(words[np.uint64(2 * i)])
+    return int(acc)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--events", type=int, default=20_000_000)
@@ -121,6 +132,9 @@ def main() -> None:
     slow.add("eventclip numpy reference")
     index = ev["y"].astype(np.int64) * g.width + ev["x"]
     runners["np.bincount (index precomputed)"] = lambda: np.bincount(index, minlength=g.width * g.height)
+    words = ev.view(np.int64)
+    read_pass(words)
+    runners["bare read of the 16-byte events (no counting)"] = lambda: read_pass(words)
 
     name = "tonic to_frame_numpy (np.add.at)"
     try:
