@@ -1,7 +1,8 @@
-"""The EVT 3.0 kernel's branch-free run over plain words against the plain-Python reference.
+"""The EVT 3.0 and EVT 2.0 kernels' check-once runs against the plain-Python references.
 
-Why a separate test: the kernel decodes runs of ADDR_Y/ADDR_X/VECT_BASE_X/TIME_LOW words without
-checks and undoes the run when a check fails afterwards. Uniform random words (the other random
+Why a separate test: the kernels decode runs of plain words (EVT 3.0: ADDR_Y/ADDR_X/VECT_BASE_X/
+TIME_LOW; EVT 2.0: CD words) with their checks OR-ed together and undo the run when the check
+fails afterwards. Uniform random words (the other random
 test) almost never make such runs, so these streams are mostly valid (small coordinates, rising
 time) with errors (outside the geometry, time going back, reserved types) appearing mid-run.
 """
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 
 from eventclip.io import _evt_kernels as K
-from eventclip.io._evt_reference import reference_decode_evt3
+from eventclip.io._evt_reference import reference_decode_evt2, reference_decode_evt3
 from tests.test_io_prophesee_raw import _check_kernel_vs_reference
 
 TYPES = np.array([0x0, 0x2, 0x2, 0x2, 0x3, 0x4, 0x5, 0x6, 0x6, 0x8, 0xA, 0x7])
@@ -41,4 +42,30 @@ def test_evt3_runs_with_errors_mid_run_match_reference(seed):
         except Exception:  # noqa: BLE001 - only counting that error cases occur
             errors += 1
         _check_kernel_vs_reference(K.decode_evt3, reference_decode_evt3, words, width, height)
+    assert 0 < errors < 150  # both valid and failing streams were exercised
+
+
+def _stream2(rng: np.random.Generator, n: int) -> np.ndarray:
+    typ = rng.choice(np.array([0x0, 0x1, 0x0, 0x1, 0x0, 0x1, 0x8, 0xA, 0xE]), n)
+    t_low = np.sort(rng.integers(0, 64, n))
+    x, y = rng.integers(0, 40, n), rng.integers(0, 40, n)
+    cd = (typ << 28) | (t_low << 22) | (x << 11) | y
+    other = (typ << 28) | np.where(typ == 0x8, np.arange(n) // 40, rng.integers(0, 1 << 22, n))
+    w = np.where(typ <= 1, cd, other).astype(np.uint32)
+    w[0] = 0x80000000
+    return w
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_evt2_runs_with_errors_mid_run_match_reference(seed):
+    rng = np.random.default_rng(100 + seed)
+    errors = 0
+    for _ in range(150):
+        words = _stream2(rng, int(rng.integers(1, 300)))
+        width, height = int(rng.integers(20, 48)), int(rng.integers(20, 48))
+        try:
+            reference_decode_evt2(words, width, height)
+        except Exception:  # noqa: BLE001 - only counting that error cases occur
+            errors += 1
+        _check_kernel_vs_reference(K.decode_evt2, reference_decode_evt2, words, width, height)
     assert 0 < errors < 150  # both valid and failing streams were exercised
