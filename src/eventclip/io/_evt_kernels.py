@@ -220,10 +220,6 @@ def decode_evt21(words, out, trig, state, width, height):
     return n, i, nt, err, i
 
 
-_EVT3_PLAIN = (1 << 0x0) | (1 << 0x2) | (1 << 0x3) | (1 << 0x6)
-"""EVT 3.0 word types decoded without branches once a time base exists: ADDR_Y, ADDR_X, VECT_BASE_X, TIME_LOW."""
-
-
 @njit(nogil=True, cache=True, boundscheck=False)
 def decode_evt3(words, out, trig, state, width, height):
     """Decode EVT 3.0 16-bit words. Returns (n_events, n_words_consumed, n_triggers, err_code, err_word).
@@ -231,13 +227,12 @@ def decode_evt3(words, out, trig, state, width, height):
     Time is TIME_HIGH (12 bits, counted across wraps) << 12 | TIME_LOW (12 bits); each word
     updates only its own half, as the specification says.
 
-    Why the two paths: in real recordings ~97 % of words are ADDR_Y, ADDR_X, VECT_BASE_X or
-    TIME_LOW in an irregular order, so a switch on the type mispredicts on most words. Once a
-    time base exists those four are decoded with selects: every one of them writes an event
-    record at ``out[n]`` and only ADDR_X advances ``n``. A bad ADDR_X (outside the geometry,
-    time backwards) and every other type go through the general path, which reports errors
-    exactly as before. Vector words write all their candidate slots and advance ``n`` by the
-    mask bits, unless a slot could lie outside the sensor (then bit by bit, as before).
+    Why the two paths: in real recordings ~90 % of words are ADDR_Y and ADDR_X in an irregular
+    order, so a switch on the type mispredicts on most words. Once a time base exists, runs of
+    those two are decoded without branches: every word writes an event record at ``out[n]`` and
+    only ADDR_X advances ``n``. Every other word goes through the general path, which also
+    reports errors exactly. Vector words write all their candidate slots and advance ``n`` by
+    the mask bits, unless a slot could lie outside the sensor (then bit by bit).
     """
     n = 0
     nt = 0
@@ -257,49 +252,45 @@ def decode_evt3(words, out, trig, state, width, height):
     t = (th << 12) | tl
     w_max = np.int64(width) - 1
     h_max = np.int64(height) - 1
-    slow = False
+    slow_until = 0
     while i < nw:
         if n + 12 > cap or nt >= tcap:
             break
-        if seen != 0 and not slow:
-            # A tight inner loop over the plain words (at most one event each, so ``stop`` keeps
-            # 12 free slots for a vector word afterwards); it leaves at any other word. Checks
-            # are OR-ed into ``bad`` (negative when an ADDR_X is outside the geometry or goes
-            # back in time) and looked at once after the run: then the run is undone and redone
-            # by the general path, which stops at the bad word with its exact error.
-            i0, n0, y0, tl0, last_t0, base_x0, pol0 = i, n, y, tl, last_t, base_x, pol
+        if seen != 0 and i >= slow_until:
+            # A tight inner loop over runs of ADDR_Y/ADDR_X words (at most one event each, so
+            # ``stop`` keeps 12 free slots for a vector word afterwards); it leaves at any other
+            # word. Time is constant within a run, so going back in time is checked once; the
+            # geometry checks are OR-ed into ``bad`` and looked at after the run. A failed run is
+            # undone and redone by the general path, which stops at the bad word with its exact error.
+            i0, n0, y0 = i, n, y
             stop = min(nw, i + (cap - 12 - n))
-            th12 = th << 12
             bad = np.int64(0)
+            any_x = np.int64(0)
             while i < stop:
                 w = np.int64(words[i])
                 typ = w >> 12
-                if (_EVT3_PLAIN >> typ) & 1 == 0:
+                if (typ | 0x2) != 0x2:
                     break
                 v = w & 0x7FF
-                m_x = -np.int64(typ == 0x2)
-                bad |= ((w_max - v) | (h_max - y) | (t - last_t)) & m_x
-                # All-ones masks and xor-selects instead of branches on the type.
-                m_y = -np.int64(typ == 0x0)
-                m_tl = -np.int64(typ == 0x6)
-                m_vb = -np.int64(typ == 0x3)
+                m_x = -(typ >> 1)  # all ones for ADDR_X (type 2), zero for ADDR_Y (type 0)
+                bad |= ((w_max - v) | (h_max - y)) & m_x
                 k = np.uint64(2 * n)
                 flat[k] = v | (y << 16) | (((w >> 11) & 1) << 32)
                 flat[k + np.uint64(1)] = t
                 n -= m_x
-                last_t ^= (last_t ^ t) & m_x
-                y ^= (y ^ v) & m_y
-                tl ^= (tl ^ (w & 0xFFF)) & m_tl
-                t = th12 | tl
-                base_x ^= (base_x ^ v) & m_vb
-                pol ^= (pol ^ ((w >> 11) & 1)) & m_vb
+                any_x |= m_x
+                y ^= (y ^ v) & ~m_x
                 i += 1
+            if any_x != 0:
+                bad |= t - last_t
             if bad < 0:
-                i, n, y, tl, last_t, base_x, pol = i0, n0, y0, tl0, last_t0, base_x0, pol0
-                t = th12 | tl
-                slow = True
-            elif i >= nw:
-                break
+                slow_until = i
+                i, n, y = i0, n0, y0
+            else:
+                if any_x != 0:
+                    last_t = t
+                if i >= nw:
+                    break
         w = np.int64(words[i])
         typ = w >> 12
         v = w & 0x7FF
