@@ -438,12 +438,10 @@ def test_demo_replays_the_bundled_sample_and_prints_labels(package, tmp_path, mo
     events = read_events(recording(SPINNER)).events[:20000]
     sample = tmp_path / "sample.raw"
     write_events(sample, events, (640, 480))
-    t0, t1 = int(events["t"][0]), int(events["t"][-1]) + 1
-    (tmp_path / "sample.json").write_text(json.dumps({"segments": [
-        {"t_start_us": t0, "t_end_us": t1, "label": "spin", "text": "spinning disk"}]}))
+    (tmp_path / "prompts.yaml").write_text(json.dumps({"classes": ["spinning disk"], "top_k": 3}))
     monkeypatch.setattr(data, "default_model_path", lambda: package)
     monkeypatch.setattr(data, "sample_recording_path", lambda: sample)
-    monkeypatch.setattr(data, "sample_labels_path", lambda: tmp_path / "sample.json")
+    monkeypatch.setattr(data, "default_prompts_path", lambda: tmp_path / "prompts.yaml")
     assert main(["--demo", "--backend", "onnxruntime", "--speed", "0", "--window-us", "500"]) == 0
     out = capsys.readouterr().out.splitlines()
     label_lines = [line for line in out if "spinning disk 1.00" in line]

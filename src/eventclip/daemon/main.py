@@ -71,7 +71,7 @@ def config_from_args(args: argparse.Namespace) -> DaemonConfig:
             "sensor": "replay",
             "input": data.sample_recording_path(),
             "model": data.default_model_path(),
-            "prompts": demo_prompts_path(),
+            "prompts": data.default_prompts_path(),
             "publish": "tcp://127.0.0.1:*",
             "wait_for_subscribers": 1,
             "log_format": "text",
@@ -81,27 +81,6 @@ def config_from_args(args: argparse.Namespace) -> DaemonConfig:
             if overrides.get(key) is None:
                 overrides[key] = value
     return load_config(args.config, overrides)
-
-
-def demo_prompts_path() -> Path:
-    """Prompts for ``--demo``: the bundled prompts file when there is one, else the sample's categories.
-
-    The sample recording's JSON names the category of each time span; a zero-shot prompt set over
-    those names is what the demo should be asked to tell apart. Written to a temporary file.
-    """
-    import json
-    import tempfile
-
-    from eventclip import data
-
-    bundled = getattr(data, "default_prompts_path", None)
-    if bundled is not None:
-        return Path(bundled())
-    info = json.loads(Path(data.sample_labels_path()).read_text(encoding="utf-8"))
-    names = list(dict.fromkeys(seg.get("text") or seg["label"] for seg in info["segments"]))
-    out = Path(tempfile.mkdtemp(prefix="eventclipd-demo-")) / "prompts.yaml"
-    out.write_text(json.dumps({"classes": names, "top_k": 3}), encoding="utf-8")
-    return out
 
 
 def source_config(cfg: DaemonConfig) -> dict[str, Any]:
