@@ -21,7 +21,11 @@ import numba
 import numpy as np
 
 from eventclip.events import EVENT_DTYPE, Geometry
-from eventclip.frames.accumulate import count_events, count_events_reference, count_events_torch
+from eventclip.frames.accumulate import (
+    count_events,
+    count_events_reference,
+    count_events_torch,
+)
 
 
 def synthetic_events(n: int, geometry: Geometry, seed: int = 0) -> np.ndarray:
