@@ -59,7 +59,7 @@ def test_train_writes_a_loadable_package_with_metrics(dataset, tmp_path):
     assert len(s2) == 1 and {"ct", "zs", "kl", "zero_shot_unseen_top1"} <= set(s2[0])
     assert all(np.isfinite(float(s2[0][k])) for k in ("loss", "ct", "zs", "kl"))
     # f_E was initialised from f_I and then trained: it must differ from the saved f_I copy in stage 1.
-    s1 = torch.load(tmp_path / "run" / "stage1.pt", weights_only=False)["model"]
+    s1 = torch.load(tmp_path / "run" / "stage1.pt", weights_only=True)["model"]
     fi = {k[len("image_encoder."):]: v for k, v in s1.items() if k.startswith("image_encoder.")}
     fe = model.event_encoder.state_dict()
     assert any(not torch.equal(fe[k], fi[k]) for k in fe)
@@ -67,16 +67,30 @@ def test_train_writes_a_loadable_package_with_metrics(dataset, tmp_path):
     assert model.encode_frames(x).shape == (2, 32)
 
 
+def test_metrics_are_mirrored_to_tensorboard_when_installed(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    log = trainer.MetricsLog(tmp_path)
+    log.write({"stage": "stage2", "epoch": 1, "loss": 0.5, "zero_shot_unseen_top1": 0.25})
+    log.write({"stage": "stage2", "epoch": 2, "loss": 0.25, "zero_shot_unseen_top1": 0.5})
+    acc = EventAccumulator(str(tmp_path / "tensorboard"))
+    acc.Reload()
+    assert [(e.step, e.value) for e in acc.Scalars("stage2/loss")] == [(1, 0.5), (2, 0.25)]
+    assert [e.value for e in acc.Scalars("stage2/zero_shot_unseen_top1")] == [0.25, 0.5]
+    assert len(_rows(tmp_path / "metrics_stage2.csv")) == 2
+
+
 def test_resume_continues_after_the_last_epoch(dataset, tmp_path):
     out = tmp_path / "run"
     trainer.train(tiny_recipe(dataset, stage1=None), out)
-    first = torch.load(out / "stage2.pt", weights_only=False)
+    first = torch.load(out / "stage2.pt", weights_only=True)
     assert first["epoch"] == 0
     longer = tiny_recipe(dataset, stage1=None, stage2={"epochs": 2, "batch_size": 4, "lr": 1e-3})
     trainer.train(longer, out, resume=True)
     rows = _rows(out / "metrics_stage2.csv")
     assert [r["epoch"] for r in rows] == ["1", "2"]
-    assert torch.load(out / "stage2.pt", weights_only=False)["epoch"] == 1
+    assert torch.load(out / "stage2.pt", weights_only=True)["epoch"] == 1
 
 
 def test_lr_schedule_warms_up_then_decays():

@@ -136,7 +136,7 @@ def run_ablation(recipe: Recipe, out: str | Path, seeds: list[int], stage1_from:
     metrics = MetricsLog(out)
     rng = np.random.default_rng(recipe.seed)
     if stage1_from is not None:
-        state = torch.load(Path(stage1_from) / "stage1.pt", weights_only=False, map_location="cpu")
+        state = torch.load(Path(stage1_from) / "stage1.pt", weights_only=True, map_location="cpu")
         model.load_state_dict(state["model"])
         model.event_encoder.load_state_dict(model.image_encoder.state_dict())
         model.freeze_clip()

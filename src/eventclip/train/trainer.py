@@ -302,6 +302,7 @@ class MetricsLog:
             for k, v in row.items():
                 if isinstance(v, float) and k != "epoch":
                     self.tb.add_scalar(f"{row['stage']}/{k}", v, step)
+            self.tb.flush()
 
 
 def _progress(iterable, desc: str, total: int):
@@ -346,7 +347,7 @@ def train_stage1(model, ds: PairedDataset, items: list[Item], batcher: Batcher, 
     ckpt = out / "stage1.pt"
     start = 0
     if resume and ckpt.is_file():
-        state = torch.load(ckpt, weights_only=False, map_location=device)
+        state = torch.load(ckpt, weights_only=True, map_location=device)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         rng.bit_generator.state = state["rng"]
@@ -403,7 +404,7 @@ def train_stage2(model, ds: PairedDataset, train_items: list[Item], val_items: l
     ckpt = out / "stage2.pt"
     start, result = 0, {}
     if resume and ckpt.is_file():
-        state = torch.load(ckpt, weights_only=False, map_location=device)
+        state = torch.load(ckpt, weights_only=True, map_location=device)
         model.event_encoder.load_state_dict(state["encoder"])
         opt.load_state_dict(state["opt"])
         rng.bit_generator.state = state["rng"]
