@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from eventclip._optional import MissingDependencyError, available
+from eventclip._optional import MissingDependencyError
 from eventclip.cli import main
 from eventclip.errors import ConfigError
 from eventclip.eval.datasets import EventSlice
@@ -50,17 +51,21 @@ def test_numpy_index_is_exact_cosine_and_round_trips(tmp_path):
         EmbeddingIndex.load(tmp_path / "bad.npz")
 
 
-def test_faiss_backend_is_guarded_or_agrees():
+def test_faiss_backend_agrees_with_exact_numpy_search():
+    pytest.importorskip("faiss")
     rng = np.random.default_rng(1)
     gallery, queries = rng.normal(size=(30, 6)), rng.normal(size=(3, 6))
     ids = [str(i) for i in range(30)]
-    if not available("faiss"):
-        with pytest.raises(MissingDependencyError, match=r"eventclip\[faiss\]"):
-            EmbeddingIndex(gallery, ids, "text", backend="faiss")
-        return
     exact = EmbeddingIndex(gallery, ids, "text").search(queries, 5)
     approx = EmbeddingIndex(gallery, ids, "text", backend="faiss").search(queries, 5)
     np.testing.assert_array_equal(exact.indices, approx.indices)
+    np.testing.assert_allclose(exact.scores, approx.scores, rtol=1e-5, atol=1e-6)
+
+
+def test_faiss_backend_without_faiss_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "faiss", None)  # makes `import faiss` raise ImportError
+    with pytest.raises(MissingDependencyError, match=r"eventclip\[faiss\]"):
+        EmbeddingIndex(np.eye(3), ["a", "b", "c"], "text", backend="faiss")
 
 
 def test_recall_at_k_by_hand():
