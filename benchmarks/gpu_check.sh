@@ -11,7 +11,7 @@
 # (machines without network). If neither works it still runs the PyTorch CUDA part and says so.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-PY=${PYTHON:-python3.11}
+PY=${PYTHON:-python3}
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
 start=$(date +%s)
 nvidia-smi --query-gpu=name,compute_cap,driver_version,memory.total --format=csv,noheader || true
