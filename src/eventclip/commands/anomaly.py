@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from eventclip.commands._recording import add_recording_options, parse_geometry
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
@@ -20,15 +22,11 @@ def add_parser(subparsers) -> None:
     fit.add_argument("--model", required=True, help="model package folder (the bank is written into it)")
     fit.add_argument("--quantile", type=float, default=0.95, help="normal quantile that scores 0.5 (default 0.95)")
     fit.add_argument("--k", type=int, default=1, help="nearest neighbours averaged (default 1)")
-    fit.add_argument("--window-us", type=int, default=None, help="window length in µs (default: the model card's)")
-    fit.add_argument("--backend", default="auto", help="auto, torch, onnxruntime or tensorrt")
-    fit.add_argument("--format", default=None, help="event file format, skipping detection")
-    fit.add_argument("--geometry", default=None, help="WIDTHxHEIGHT for files that do not say")
+    add_recording_options(fit)
     fit.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from eventclip.commands.classify import parse_geometry
     from eventclip.errors import ConfigError
     from eventclip.frames.preprocess import Representation
     from eventclip.model.card import ModelCard

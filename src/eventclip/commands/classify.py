@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from eventclip.commands._recording import add_recording_options, parse_geometry
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
@@ -17,30 +19,14 @@ def add_parser(subparsers) -> None:
     p.add_argument("--model", required=True, help="model package folder")
     p.add_argument("--prompts", default=None, help="prompts YAML (see zero_shot_prompts/README.md); needed for zero-shot")
     p.add_argument("--head", default="zero_shot", help="zero_shot (default) or a few-shot head in the package: probe, tip")
-    p.add_argument("--window-us", type=int, default=None, help="window length in µs (default: the model card's)")
     p.add_argument("--top-k", type=int, default=None, help="labels per window (default: the prompts file's top_k)")
     p.add_argument("--batch", type=int, default=16, help="windows per encoder call")
-    p.add_argument("--backend", default="auto", help="auto, torch, onnxruntime or tensorrt")
     p.add_argument("--ema", type=float, default=None, help="smooth the anomaly score with this EMA alpha in (0, 1]")
     p.add_argument("--no-bank", action="store_true", help="ignore the package's reference anomaly bank")
     p.add_argument("--cache-dir", default=None, help="text-embedding cache folder (default ~/.cache/eventclip/text)")
-    p.add_argument("--format", default=None, help="event file format, skipping detection (e.g. evt3, dat)")
-    p.add_argument("--geometry", default=None, help="WIDTHxHEIGHT for files that do not say")
     p.add_argument("--json", action="store_true", help="one JSON object per window and line")
+    add_recording_options(p)
     p.set_defaults(func=run)
-
-
-def parse_geometry(text: str | None) -> tuple[int, int] | None:
-    """'640x480' -> (640, 480); ConfigError naming the option otherwise."""
-    from eventclip.errors import ConfigError
-
-    if text is None:
-        return None
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError as exc:
-        raise ConfigError(f"--geometry must look like 640x480, got {text!r}") from exc
-    return w, h
 
 
 def _line(r) -> str:

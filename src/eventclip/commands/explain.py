@@ -47,7 +47,7 @@ def pick_window(path: str, window_us: int, at_us: int | None, **open_kw):
 
 
 def run(args: argparse.Namespace) -> int:
-    from eventclip.commands.classify import parse_geometry
+    from eventclip.commands._recording import parse_geometry
     from eventclip.errors import ConfigError
     from eventclip.explain.explain import explain_events
     from eventclip.explain.render import render_png

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from eventclip.commands._recording import add_recording_options, parse_geometry
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
@@ -25,10 +27,7 @@ def add_parser(subparsers) -> None:
                      "(default: folder names with the default templates)")
     fit.add_argument("--alpha", type=float, default=1.0, help="tip: weight of the cache term")
     fit.add_argument("--beta", type=float, default=5.5, help="tip: sharpness of the affinity exp(-beta(1-cos))")
-    fit.add_argument("--window-us", type=int, default=None, help="window length in µs (default: the model card's)")
-    fit.add_argument("--backend", default="auto", help="auto, torch, onnxruntime or tensorrt")
-    fit.add_argument("--format", default=None, help="event file format, skipping detection")
-    fit.add_argument("--geometry", default=None, help="WIDTHxHEIGHT for files that do not say")
+    add_recording_options(fit)
     fit.set_defaults(func=run)
 
 
@@ -37,7 +36,6 @@ def run(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from eventclip.commands.classify import parse_geometry
     from eventclip.errors import ConfigError
     from eventclip.frames.preprocess import Representation
     from eventclip.model.card import ModelCard

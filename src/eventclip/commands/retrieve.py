@@ -116,7 +116,7 @@ def _embed(modality: str, inputs: list[str], args) -> tuple:
 
 
 def _geometry(args):
-    from eventclip.commands.classify import parse_geometry
+    from eventclip.commands._recording import parse_geometry
     from eventclip.events import Geometry
 
     g = parse_geometry(args.geometry)
