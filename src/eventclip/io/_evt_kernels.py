@@ -422,6 +422,87 @@ def count_evt3(words):
     return n
 
 
+
+# ----------------------------------------------------------------------------------------------
+# Segment planning for parallel decoding. A file is cut into segments decoded at the same time;
+# each needs the decoder state at its first word. Every part of it is the value of the last word
+# of its kind before the segment (found by scanning backwards, a few words in real data), except
+# the TIME_HIGH wrap count, which depends on all earlier TIME_HIGH words: a segment is decoded as
+# if no wrap happened since the entry state, then shifted by whole wraps once the segment before
+# it is done (``decode_evt2``/``decode_evt3`` time is affine in the counter, so this is exact).
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _set_high(state, low, nbits):
+    """Set the counter to the value with low bits ``low`` in the entry state's wrap period; mark it seen."""
+    size = np.int64(1) << nbits
+    state[S_TIME_HIGH] = state[S_TIME_HIGH] - (state[S_TIME_HIGH] & (size - 1)) + low
+    state[S_SEEN_TIME_HIGH] = 1
+
+
+@njit(nogil=True, cache=True)
+def evt2_state_before(words, end, state):
+    """Set the TIME_HIGH counter in ``state`` (entry values for ``words[0]``) to its value before ``words[end]``,
+    up to whole wraps (see the section comment); left as on entry if no TIME_HIGH word precedes."""
+    i = end - 1
+    while i >= 0:
+        w = np.int64(words[i])
+        if (w >> 28) == 0x8:
+            _set_high(state, w & 0x0FFFFFFF, EVT2_HIGH_BITS)
+            return
+        i -= 1
+
+
+@njit(nogil=True, cache=True)
+def evt3_state_before(words, end, state):
+    """Set TIME_HIGH, TIME_LOW, row, vector base and polarity in ``state`` to their values before ``words[end]``.
+
+    ``state`` holds the values at ``words[0]`` on entry. Scans backwards to the last TIME_HIGH,
+    TIME_LOW, ADDR_Y and VECT_BASE_X words; the vector base then moves on by 12 (8) for every
+    VECT_12 (VECT_8) after that VECT_BASE_X, as in ``decode_evt3``. Kinds not found keep the entry
+    value; TIME_HIGH is exact up to whole wraps (see the section comment).
+    """
+    th = np.int64(-1)
+    tl = np.int64(-1)
+    y = np.int64(-1)
+    base = np.int64(-1)
+    pol = np.int64(-1)
+    moved = np.int64(0)
+    i = end - 1
+    while i >= 0 and (th < 0 or tl < 0 or y < 0 or base < 0):
+        w = np.int64(words[i])
+        typ = w >> 12
+        if typ == 0x8:
+            if th < 0:
+                th = w & 0xFFF
+        elif typ == 0x6:
+            if tl < 0:
+                tl = w & 0xFFF
+        elif typ == 0x0:
+            if y < 0:
+                y = w & 0x7FF
+        elif base < 0:
+            if typ == 0x4:
+                moved += 12
+            elif typ == 0x5:
+                moved += 8
+            elif typ == 0x3:
+                base = w & 0x7FF
+                pol = (w >> 11) & 1
+        i -= 1
+    if th >= 0:
+        _set_high(state, th, EVT3_HIGH_BITS)
+    if tl >= 0:
+        state[S_TIME_LOW] = tl
+    if y >= 0:
+        state[S_Y] = y
+    if base >= 0:
+        state[S_BASE_X] = base + moved
+        state[S_POL] = pol
+    else:
+        state[S_BASE_X] += moved
+
+
 # ----------------------------------------------------------------------------------------------
 # Encoders. Writer state: [time-high emitted (absolute, -1 none), last t, current y (-1 none),
 # vector base x (-1 none), vector polarity].

@@ -6,6 +6,15 @@ blocks of ``BLOCK_BYTES`` by the numba kernels in :mod:`eventclip.io._evt_kernel
 decoder state (time base, wrap count, row, vector base) carried from block to block, so memory
 stays bounded whatever the file size.
 
+EVT 2.0 and 3.0 blocks (and whole-file reads) are cut into segments decoded at the same time by
+``DECODE_THREADS`` threads (the kernels release the GIL): a first parallel pass counts each
+segment's events, which gives every segment its output offset; its entry state comes from the
+last words of each kind before it, and its times are shifted by whole TIME_HIGH wraps once the
+segment before it is done (see :func:`eventclip.io._evt_kernels.evt3_state_before`). When the
+segments do not join exactly (a bad word, events before the first TIME_HIGH, time going backwards
+across a seam) the block is decoded again in one piece, which reports the first problem in file
+order with its byte offset, so results and errors never depend on the number of threads.
+
 Timestamps are exact and unbounded: EVT 2.x time is TIME_HIGH (28 bits) << 6 | 6-bit low (34
 bits, ~4.8 h) and EVT 3.0 time is TIME_HIGH (12 bits) << 12 | TIME_LOW (12 bits) (24 bits,
 ~16.8 s); a TIME_HIGH that drops by more than half its range counts as a wrap and adds 2^34
@@ -17,7 +26,10 @@ External trigger events are kept in ``reader.triggers`` (fields t µs, id, p).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +46,12 @@ log = logging.getLogger(__name__)
 BLOCK_BYTES = 8 << 20
 """Bytes of event words decoded per block (8 MiB)."""
 
+DECODE_THREADS: int | None = None
+"""Threads decoding one EVT 2.0/3.0 block or file at once; None: one per CPU this process may use."""
+
+MIN_SEGMENT_WORDS = 1 << 18
+"""Fewest words worth a thread of their own (~1 ms of decoding); smaller inputs stay in one piece."""
+
 TRIGGER_DTYPE = np.dtype([("t", "<i8"), ("id", "<i2"), ("p", "<i2")])
 """External trigger events: time (µs), trigger channel id, edge value (0 falling, 1 rising)."""
 
@@ -44,6 +62,32 @@ TRIGGER_BLOCK = 1 << 16
 """Trigger events buffered per decoder call; the kernel returns early when the buffer fills."""
 
 
+def decode_threads() -> int:
+    """How many threads decode a block: ``DECODE_THREADS``, else the CPUs this process may run on."""
+    if DECODE_THREADS is not None:
+        return max(1, int(DECODE_THREADS))
+    return max(1, len(os.sched_getaffinity(0)))
+
+
+@lru_cache(maxsize=1)
+def _pool() -> ThreadPoolExecutor:
+    """Worker threads shared by all readers; the calling thread decodes the first segment itself."""
+    return ThreadPoolExecutor(max(1, (os.cpu_count() or 1) - 1), thread_name_prefix="eventclip-decode")
+
+
+def _run_all(fn: Callable, *columns: list) -> list:
+    """``[fn(*row) for row in zip(*columns)]``, the first row in this thread and the rest in the pool."""
+    rows = list(zip(*columns))
+    futures = [_pool().submit(fn, *row) for row in rows[1:]]
+    return [fn(*rows[0]), *(f.result() for f in futures)]
+
+
+def _trigger_array(trig: np.ndarray, nt: int) -> np.ndarray:
+    tr = np.empty(nt, dtype=TRIGGER_DTYPE)
+    tr["t"], tr["id"], tr["p"] = trig[:nt, 0], trig[:nt, 1], trig[:nt, 2]
+    return tr
+
+
 class _RawReader(EventReader):
     """Shared block loop of the three RAW decoders; subclasses set the word type and the kernel."""
 
@@ -51,6 +95,10 @@ class _RawReader(EventReader):
     word_dtype: np.dtype = np.dtype("<u4")
     events_per_word_estimate = 1
     max_events_per_word = 1
+    high_bits = 0
+    """Bits of the TIME_HIGH counter, for segment planning; 0: this encoding is decoded in one piece."""
+    low_bits = 0
+    """Bits of time below the TIME_HIGH counter (µs)."""
 
     def __init__(self, path: PathLike, geometry: Geometry | None = None) -> None:
         super().__init__(path, geometry)
@@ -94,7 +142,12 @@ class _RawReader(EventReader):
         raise NotImplementedError
 
     def _count(self, words: np.ndarray) -> int:  # pragma: no cover - abstract
-        """An upper bound on the CD events in ``words`` (exact unless some precede the first TIME_HIGH)."""
+        """An upper bound on the CD events in ``words`` (exact unless a word is bad or some precede the first
+        TIME_HIGH)."""
+        raise NotImplementedError
+
+    def _state_before(self, words: np.ndarray, end: int, state: np.ndarray) -> None:  # pragma: no cover - abstract
+        """Set ``state`` (entry values for ``words[0]``) to the decoder state at ``words[end]``, up to TIME_HIGH wraps."""
         raise NotImplementedError
 
     def _error(self, code: int, offset: int, word: int) -> EventFormatError:
@@ -141,9 +194,7 @@ class _RawReader(EventReader):
             n, used, nt, err, at = self._decode(words[pos:], block.view(np.int64).reshape(-1, 2), trig, state,
                                                 width, height)
             if nt:
-                tr = np.empty(nt, dtype=TRIGGER_DTYPE)
-                tr["t"], tr["id"], tr["p"] = trig[:nt, 0], trig[:nt, 1], trig[:nt, 2]
-                self._triggers.append(tr)
+                self._triggers.append(_trigger_array(trig, nt))
             if err:
                 offset = self.header.data_offset + (first_word + pos + at) * ws
                 raise self._error(err, offset, int(words[pos + at]))
@@ -153,6 +204,99 @@ class _RawReader(EventReader):
             filled += n
             if n:
                 yield block[:n]
+
+    def _segment_count(self, n_words: int, threads: int | None) -> int:
+        if not self.high_bits:
+            return 1
+        if threads is not None:
+            return max(1, min(int(threads), n_words))
+        return max(1, min(decode_threads(), n_words // MIN_SEGMENT_WORDS))
+
+    def _decode_segments(self, words: np.ndarray, state: np.ndarray, n_seg: int
+                         ) -> tuple[np.ndarray, list[np.ndarray]] | None:
+        """Decode ``words`` as ``n_seg`` segments at once, from decoder ``state`` (updated on success).
+
+        Returns (events, trigger arrays) in file order, or None when the segments do not join
+        exactly (an error in a segment, events before the first TIME_HIGH, time going backwards
+        across a seam); the caller then decodes in one piece, which reports the first problem.
+        """
+        bounds = [len(words) * k // n_seg for k in range(n_seg + 1)]
+        segs = [words[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+        counts = [int(c) for c in _run_all(self._count, segs)]
+        entries = []
+        for k, a in enumerate(bounds[:-1]):
+            entry = state.copy()  # its last event time stays a valid lower bound; seams are checked below
+            if k:
+                self._state_before(words, a, entry)
+            entries.append(entry)
+        assumed_high = [int(e[K.S_TIME_HIGH]) for e in entries]
+        starts = np.cumsum([0, *counts]).tolist()
+        out = np.empty(starts[-1] + self.max_events_per_word, dtype=EVENT_DTYPE)
+        dsts = [out[a:b] for a, b in zip(starts[:-2], starts[1:-1])] + [out[starts[-2]:]]
+        results = _run_all(self._decode_segment, segs, dsts, entries)
+        high, last_t = int(state[K.S_TIME_HIGH]), int(state[K.S_LAST_T])
+        triggers: list[np.ndarray] = []
+        for k, (n, ok, trig) in enumerate(results):
+            if not ok or n != counts[k]:
+                return None
+            shift = (high - assumed_high[k]) << self.low_bits  # whole wraps this segment could not see
+            if shift:
+                out["t"][starts[k]:starts[k + 1]] += shift
+                for tr in trig:
+                    tr["t"] += shift
+                entries[k][K.S_TIME_HIGH] += shift >> self.low_bits
+                if n:
+                    entries[k][K.S_LAST_T] += shift
+            if n and out["t"][starts[k]] < last_t:
+                return None
+            if n:
+                last_t = int(entries[k][K.S_LAST_T])
+            high = int(entries[k][K.S_TIME_HIGH])
+            triggers.extend(trig)
+        state[:] = entries[-1]
+        state[K.S_LAST_T] = last_t
+        return out[:starts[-1]], triggers
+
+    def _decode_segment(self, words: np.ndarray, dst: np.ndarray, state: np.ndarray
+                        ) -> tuple[int, bool, list[np.ndarray]]:
+        """Decode one segment into ``dst`` (sized by ``_scan``): (events, no error, trigger arrays).
+
+        The kernels need ``max_events_per_word`` free slots to go on, so the last few events of
+        a segment are decoded into a small spare buffer and copied, never past ``dst``.
+        """
+        width, height = self.geometry.width, self.geometry.height
+        flat = dst.view(np.int64).reshape(-1, 2)
+        trig = np.empty((min(len(words), TRIGGER_BLOCK), 3), dtype=np.int64)
+        parts: list[np.ndarray] = []
+        pos = filled = 0
+        while pos < len(words):
+            room = len(flat) - filled
+            spare = None if room >= self.max_events_per_word else np.empty((room + self.max_events_per_word, 2),
+                                                                           dtype=np.int64)
+            n, used, nt, err, _ = self._decode(words[pos:], flat[filled:] if spare is None else spare, trig, state,
+                                               width, height)
+            if nt:
+                parts.append(_trigger_array(trig, nt))
+            if err:
+                return filled, False, parts
+            if spare is not None:
+                flat[filled:filled + n] = spare[:n]
+            pos += used
+            filled += n
+        return filled, True, parts
+
+    def _decode_block(self, words: np.ndarray, first_word: int, state: np.ndarray, threads: int | None = None
+                      ) -> Iterator[np.ndarray]:
+        """Decode one block (segments at once where possible, else in one piece), yielding event arrays."""
+        if self.high_bits:
+            got = self._decode_segments(words, state, self._segment_count(len(words), threads))
+            if got is not None:
+                events, triggers = got
+                self._triggers.extend(triggers)
+                if len(events):
+                    yield events
+                return
+        yield from self._decode_words(words, first_word, state)
 
     def _finish(self, state: np.ndarray, tail: int) -> None:
         self.metadata["events_before_time_base"] = int(state[K.S_SKIPPED])
@@ -179,23 +323,31 @@ class _RawReader(EventReader):
                 raw = np.fromfile(fh, dtype=self.word_dtype, count=min(block_words, n_words - done))
                 if len(raw) == 0:
                     break
-                yield from self._decode_words(self._words(raw), done, state)
+                yield from self._decode_block(self._words(raw), done, state)
                 done += len(raw)
         self._finish(state, tail)
 
-    def read_all(self) -> np.ndarray:
+    def read_all(self, threads: int | None = None) -> np.ndarray:
         """Decode the whole file into one array: count the events first, then decode in place (no copies).
 
+        ``threads`` (EVT 2.0/3.0) sets the number of segments decoded at once (default: see
+        ``decode_threads``, one piece for files under ``MIN_SEGMENT_WORDS`` words per thread).
         The words are memory-mapped for this short whole-file read; streaming iteration reads
         copies instead, so a file truncated by another process mid-stream raises, not SIGBUS.
         """
         start, n_words, tail = self._layout()
         words = self._words(map_words(self.path, self.word_dtype, start, n_words))
-        out = np.empty(int(self._count(words)) + self.max_events_per_word, dtype=EVENT_DTYPE)
         state = K.new_decoder_state()
-        n = sum(len(b) for b in self._decode_words(words, 0, state, out))
+        got = self._decode_segments(words, state, self._segment_count(n_words, threads)) if self.high_bits else None
+        if got is None:
+            state = K.new_decoder_state()
+            out = np.empty(self._count(words) + self.max_events_per_word, dtype=EVENT_DTYPE)
+            events = out[:sum(len(b) for b in self._decode_words(words, 0, state, out))]
+        else:
+            events, triggers = got
+            self._triggers.extend(triggers)
         self._finish(state, tail)
-        return out[:n]
+        return events
 
 
 class Evt2Reader(_RawReader):
@@ -208,8 +360,14 @@ class Evt2Reader(_RawReader):
     def _decode(self, words, out, trig, state, width, height):
         return K.decode_evt2(words, out, trig, state, width, height)
 
+    high_bits = K.EVT2_HIGH_BITS
+    low_bits = 6
+
     def _count(self, words: np.ndarray) -> int:
-        return K.count_evt2(words)
+        return int(K.count_evt2(words))
+
+    def _state_before(self, words: np.ndarray, end: int, state: np.ndarray) -> None:
+        K.evt2_state_before(words, end, state)
 
 
 class Evt21Reader(_RawReader):
@@ -241,7 +399,7 @@ class Evt21Reader(_RawReader):
         return K.decode_evt21(words, out, trig, state, width, height)
 
     def _count(self, words: np.ndarray) -> int:
-        return K.count_evt21(words)
+        return int(K.count_evt21(words))
 
 
 class Evt3Reader(_RawReader):
@@ -256,8 +414,14 @@ class Evt3Reader(_RawReader):
     def _decode(self, words, out, trig, state, width, height):
         return K.decode_evt3(words, out, trig, state, width, height)
 
+    high_bits = K.EVT3_HIGH_BITS
+    low_bits = 12
+
     def _count(self, words: np.ndarray) -> int:
-        return K.count_evt3(words)
+        return int(K.count_evt3(words))
+
+    def _state_before(self, words: np.ndarray, end: int, state: np.ndarray) -> None:
+        K.evt3_state_before(words, end, state)
 
 
 class _RawWriter(EventWriter):

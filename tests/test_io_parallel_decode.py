@@ -1,0 +1,178 @@
+"""Segment-parallel EVT 2.0/3.0 decoding gives exactly the sequential result, errors included.
+
+Why: ``read_all`` and the streaming blocks cut the words into segments decoded at the same time,
+each from an entry state rebuilt from the words before it and shifted by TIME_HIGH wraps
+afterwards. Any slip there (a row, a vector base, a wrap, a seam where time goes back) would
+change events silently, so every case here compares ``threads=1`` (one piece) with many segment
+counts, up to one segment per word, which puts a boundary at every word (inside vectors, between
+a VECT_BASE_X and its VECT_12, right after a TIME_HIGH wrap, ...).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import eventclip.io.prophesee_raw as raw
+from eventclip.io import open_events, read_events, write_events
+from eventclip.io._raw_header import read_header
+from eventclip.io.errors import EventFormatError
+from eventclip.io.prophesee_raw import Evt2Reader, Evt3Reader
+from tests._io_helpers import event_streams, same_events
+from tests.conftest import recording
+from tests.test_evt_fast_path import _stream, _stream2
+
+READERS = {"evt3": Evt3Reader, "evt2": Evt2Reader}
+WORD = {"evt3": "<u2", "evt2": "<u4"}
+REAL = [("evt3", "prophesee_evt3_driving_gen41_1280x720.raw"),
+        ("evt3", "prophesee_evt3_pedestrians_first5000_gen41_1280x720.raw"),
+        ("evt2", "prophesee_evt2_sparklers_gen3_640x480.raw"),
+        ("evt2", "prophesee_evt2_spinner_excerpt_gen3_640x480.raw")]
+
+
+def _outcome(fmt, path, threads):
+    """What reading gives: ("ok", events, triggers, skipped) or ("error", type, message, offset)."""
+    reader = READERS[fmt](path)
+    try:
+        events = reader.read_all(threads=threads)
+    except EventFormatError as exc:
+        return ("error", type(exc), str(exc), exc.offset)
+    return ("ok", events, reader.triggers.tolist(), reader.metadata["events_before_time_base"])
+
+
+def _same(a, b) -> bool:
+    if a[0] != b[0]:
+        return False
+    if a[0] == "error":
+        return a == b
+    return same_events(a[1], b[1]) and a[2:] == b[2:]
+
+
+def _raw_file(tmp_path, fmt, words, geometry=(48, 48), name="w.raw"):
+    path = tmp_path / name
+    head = f"% evt {'3.0' if fmt == 'evt3' else '2.0'}\n% geometry {geometry[0]}x{geometry[1]}\n% end\n".encode()
+    path.write_bytes(head + np.asarray(words, dtype=WORD[fmt]).tobytes())
+    return path
+
+
+def _check_all_splits(fmt, path, counts):
+    ref = _outcome(fmt, path, 1)
+    for n in counts:
+        got = _outcome(fmt, path, n)
+        assert _same(got, ref), f"{path.name}: {n} segments differ from one piece"
+    return ref
+
+
+@pytest.mark.parametrize(("fmt", "name"), REAL)
+def test_real_recordings_same_in_any_number_of_segments(fmt, name):
+    path = recording(name)
+    ref = _check_all_splits(fmt, path, [2, 3, 7, 64])
+    assert ref[0] == "ok" and len(ref[1]) > 1000
+
+
+@pytest.mark.parametrize(("fmt", "name"), [REAL[0], REAL[3]])
+def test_real_recordings_streamed_in_parallel_blocks(monkeypatch, fmt, name):
+    path = recording(name)
+    whole = READERS[fmt](path).read_all(threads=1)
+    monkeypatch.setattr(raw, "BLOCK_BYTES", 40_002)
+    monkeypatch.setattr(raw, "MIN_SEGMENT_WORDS", 1000)
+    monkeypatch.setattr(raw, "DECODE_THREADS", 3)
+    with open_events(path) as stream:
+        blocks = [c.events for c in stream]
+    assert len(blocks) > 10 and same_events(np.concatenate(blocks), whole)
+
+
+def _wrapping_evt3_words(rng, n):
+    """Mostly valid EVT 3.0 words whose TIME_HIGH steps by 700 (a wrap every ~6 TIME_HIGH words)."""
+    words = _stream(rng, n)
+    high = words >> 12 == 0x8
+    words[high] = 0x8000 | ((np.cumsum(high)[high] * 700 + 5) & 0xFFF)
+    return words
+
+
+def _wrapping_evt2_words(rng, n):
+    """Mostly valid EVT 2.0 words whose TIME_HIGH steps by 2^26 + 3 (a wrap every ~4 TIME_HIGH words)."""
+    words = _stream2(rng, n)
+    high = words >> 28 == 0x8
+    words[high] = 0x80000000 | ((np.cumsum(high)[high] * ((1 << 26) + 3)) & 0x0FFFFFFF)
+    return words.astype(np.uint32)
+
+
+@pytest.mark.parametrize("fmt", ["evt3", "evt2"])
+def test_random_streams_with_wraps_and_errors_every_boundary(tmp_path, fmt):
+    """Errors mid-stream (geometry, time back, reserved) and wraps, with a boundary at every word."""
+    rng = np.random.default_rng(7)
+    make = _wrapping_evt3_words if fmt == "evt3" else _wrapping_evt2_words
+    kinds = set()
+    for i in range(40):
+        words = make(rng, int(rng.integers(20, 160)))
+        geometry = (int(rng.integers(20, 48)), int(rng.integers(20, 48)))
+        path = _raw_file(tmp_path, fmt, words, geometry, name=f"r{i}.raw")
+        ref = _check_all_splits(fmt, path, [2, 3, 5, len(words) // 3, len(words)])
+        kinds.add(ref[0])
+    assert kinds == {"ok", "error"}
+
+
+def _evt3_with_error_in_second_half(tmp_path, bad_word):
+    """Valid words (rising TIME_HIGH, rows, a VECT_12), then past the middle one bad word.
+
+    Returns the path and the bad word's byte offset.
+    """
+    words = []
+    for k in range(8):
+        words += [0x8000 | (k + 1), 0x6005, 0x0002, 0x3004, 0x4FFF, 0x2003, 0x6007, 0x0003, 0x2001]
+    at = 9 * 6 + 8  # before the last ADDR_X of the 7th group
+    words.insert(at, bad_word)
+    path = _raw_file(tmp_path, "evt3", words, geometry=(32, 32))
+    return path, read_header(path).data_offset + 2 * at
+
+
+@pytest.mark.parametrize(("bad_word", "match"), [(0x9ABC, "reserved"), (0x2030, "outside"), (0x6000, "backwards")])
+def test_first_error_in_second_segment_has_its_offset(tmp_path, bad_word, match):
+    path, offset = _evt3_with_error_in_second_half(tmp_path, bad_word)
+    ref = _outcome("evt3", path, 1)
+    assert ref[0] == "error" and match in ref[2]
+    # A TIME_LOW going back is legal by itself; the error is at the event after it.
+    assert ref[3] == (offset + 2 if match == "backwards" else offset)
+    for n in (2, 3, 4, 9):
+        assert _same(_outcome("evt3", path, n), ref)
+
+
+def test_time_going_back_exactly_at_a_seam(tmp_path):
+    """The first event of segment 2 is earlier than the last of segment 1: only the seam check sees it."""
+    words = [0x8001, 0x6009, 0x0001, 0x2001, 0x2002, 0x6003, 0x2004, 0x2005]
+    path = _raw_file(tmp_path, "evt3", words, geometry=(8, 8))
+    ref = _outcome("evt3", path, 1)
+    assert ref[0] == "error" and "backwards" in ref[2] and ref[3] == read_header(path).data_offset + 2 * 6
+    for n in range(2, len(words) + 1):
+        assert _same(_outcome("evt3", path, n), ref)
+
+
+def test_events_before_first_time_high_are_counted_not_shifted(tmp_path):
+    words = [0x0001, 0x2001, 0x2002, 0x3000, 0x4003, 0x8001, 0x6002, 0x2003, 0x0002, 0x2004]
+    path = _raw_file(tmp_path, "evt3", words, geometry=(8, 8))
+    ref = _check_all_splits("evt3", path, range(2, len(words) + 1))
+    assert ref[0] == "ok" and ref[3] == 4 and len(ref[1]) == 2
+
+
+def test_triggers_after_wraps_in_a_later_segment(tmp_path):
+    """EXT_TRIGGER times in a segment that could not see earlier wraps are shifted like its events."""
+    words = []
+    for k in range(12):  # TIME_HIGH rising by 1500: a wrap every ~3 TIME_HIGH words, ~4 in all
+        words += [0x8000 | ((k * 1500) & 0xFFF), 0x6000 | k, 0x0001, 0x2002, 0xA100 | (k & 1)]
+    path = _raw_file(tmp_path, "evt3", words, geometry=(8, 8))
+    ref = _check_all_splits("evt3", path, [2, 5, len(words)])
+    assert ref[0] == "ok" and ref[1]["t"][-1] > 4 << 24 and len(ref[2]) == 12
+
+
+@settings(max_examples=25, deadline=None)
+@given(stream=event_streams(max_events=40), fmt=st.sampled_from(["evt3", "evt2"]), n=st.integers(2, 40))
+def test_written_streams_with_long_gaps(tmp_path_factory, stream, fmt, n):
+    """Files from our writers (long gaps > 2^24 µs, corners, times not starting at 0) in ``n`` segments."""
+    events, geometry = stream
+    path = tmp_path_factory.mktemp("par") / "x.raw"
+    write_events(path, events, geometry, format=fmt)
+    assert same_events(READERS[fmt](path).read_all(threads=n), events)
+    assert same_events(read_events(path).events, events)
