@@ -56,6 +56,48 @@ def _advance_high(cur_abs, new_low_bits, nbits):
     return base + new_low_bits
 
 
+_GUARD = np.int64(1) << 20
+_GUARDS = (_GUARD << 32) | _GUARD
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _swar_limits(width, height):
+    """``((width - 1 + G) << 32) | (height - 1 + G)`` with guard bit G = 2^20, for ``_swar_inside``.
+
+    Subtracting ``(x << 32) | y`` (x, y < 2^11) from it never borrows across the halves, and bit 20
+    of each half stays set exactly when the coordinate is inside, so one AND per word accumulates
+    both geometry checks of a whole run."""
+    return ((np.int64(width) - 1 + _GUARD) << 32) | (np.int64(height) - 1 + _GUARD)
+
+
+@njit(nogil=True, cache=True, boundscheck=False)
+def _evt2_run(words, flat, i, stop, n, th6, last_t, lim):
+    """Decode EVT 2.0 CD words from ``words[i]`` until ``stop`` or the first other word, unchecked.
+
+    Returns (i, n, last_t, bad): ``bad`` is True when an event of the run lay outside the sensor
+    or went back in time; the caller then undoes the run. A separate function so that its few
+    live values stay in registers (inside ``decode_evt2`` they were spilled to the stack).
+    """
+    inside = np.int64(-1)
+    back = np.int64(0)
+    while i < stop:
+        w = np.int64(words[np.uint64(i)])
+        if w >= 0x20000000:  # type > 1: not a CD word
+            break
+        x = (w >> 11) & 0x7FF
+        y = w & 0x7FF
+        t = th6 | ((w >> 22) & 0x3F)
+        inside &= lim - ((x << 32) | y)
+        back |= t - last_t
+        last_t = t
+        k = np.uint64(2 * n)
+        flat[k] = x | (y << 16) | ((w >> 28) << 32)
+        flat[k + np.uint64(1)] = t
+        n += 1
+        i += 1
+    return i, n, last_t, (inside & _GUARDS) != _GUARDS or back < 0
+
+
 @njit(nogil=True, cache=True, boundscheck=False)
 def decode_evt2(words, out, trig, state, width, height):
     """Decode EVT 2.0 32-bit words. Returns (n_events, n_words_consumed, n_triggers, err_code, err_word).
@@ -74,38 +116,20 @@ def decode_evt2(words, out, trig, state, width, height):
     nw = words.shape[0]
     err = 0
     flat = out.reshape(out.shape[0] * 2)
-    w_max = np.int64(width) - 1
-    h_max = np.int64(height) - 1
+    lim = _swar_limits(width, height)
     slow = False
     while i < nw:
         if n >= cap or nt >= trig.shape[0]:
             break
         if seen != 0 and not slow:
             i0, n0, last_t0 = i, n, last_t
-            stop = min(nw, i + (cap - n))
-            th6 = th << 6
-            bad = np.int64(0)
-            while i < stop:
-                w = np.int64(words[i])
-                typ = w >> 28
-                if typ > 1:
-                    break
-                x = (w >> 11) & 0x7FF
-                y = w & 0x7FF
-                t = th6 | ((w >> 22) & 0x3F)
-                bad |= (w_max - x) | (h_max - y) | (t - last_t)
-                last_t = t
-                k = np.uint64(2 * n)
-                flat[k] = x | (y << 16) | (typ << 32)
-                flat[k + np.uint64(1)] = t
-                n += 1
-                i += 1
-            if bad < 0:
+            i, n, last_t, bad = _evt2_run(words, flat, i, min(nw, i + (cap - n)), n, th << 6, last_t, lim)
+            if bad:
                 i, n, last_t = i0, n0, last_t0
                 slow = True
             elif i >= nw or n >= cap:
                 break
-        w = np.int64(words[i])
+        w = np.int64(words[np.uint64(i)])
         typ = w >> 28
         if typ <= 1:
             if seen == 0:
@@ -267,7 +291,7 @@ def decode_evt3(words, out, trig, state, width, height):
             bad = np.int64(0)
             any_x = np.int64(0)
             while i < stop:
-                w = np.int64(words[i])
+                w = np.int64(words[np.uint64(i)])
                 typ = w >> 12
                 if (typ | 0x2) != 0x2:
                     break
@@ -291,7 +315,7 @@ def decode_evt3(words, out, trig, state, width, height):
                     last_t = t
                 if i >= nw:
                     break
-        w = np.int64(words[i])
+        w = np.int64(words[np.uint64(i)])
         typ = w >> 12
         v = w & 0x7FF
         if typ == 0x0:
@@ -307,8 +331,8 @@ def decode_evt3(words, out, trig, state, width, height):
                     err = ERR_TIME_BACKWARDS
                     break
                 last_t = t
-                flat[2 * n] = v | (y << 16) | (((w >> 11) & 1) << 32)
-                flat[2 * n + 1] = t
+                flat[np.uint64(2 * n)] = v | (y << 16) | (((w >> 11) & 1) << 32)
+                flat[np.uint64(2 * n + 1)] = t
                 n += 1
         elif typ == 0x3:
             base_x = v
@@ -330,8 +354,8 @@ def decode_evt3(words, out, trig, state, width, height):
                     hi = (y << 16) | (pol << 32)
                     if base_x + nbits <= width:
                         for b in range(nbits):
-                            flat[2 * n] = (base_x + b) | hi
-                            flat[2 * n + 1] = t
+                            flat[np.uint64(2 * n)] = (base_x + b) | hi
+                            flat[np.uint64(2 * n + 1)] = t
                             n += (m >> b) & 1
                     else:
                         b = 0
@@ -341,8 +365,8 @@ def decode_evt3(words, out, trig, state, width, height):
                                 if x >= width:
                                     err = ERR_OUTSIDE_GEOMETRY
                                     break
-                                flat[2 * n] = x | hi
-                                flat[2 * n + 1] = t
+                                flat[np.uint64(2 * n)] = x | hi
+                                flat[np.uint64(2 * n + 1)] = t
                                 n += 1
                             m >>= 1
                             b += 1
