@@ -43,8 +43,13 @@ from eventclip.io.errors import EventFormatError, GeometryError, TruncatedFileEr
 
 log = logging.getLogger(__name__)
 
-BLOCK_BYTES = 8 << 20
-"""Bytes of event words decoded per block (8 MiB)."""
+BLOCK_BYTES = 2 << 20
+"""Bytes of event words decoded per block (2 MiB: ~1 M EVT 3.0 events, 8-16 MiB of output).
+
+Why this size: glibc serves blocks under its mmap threshold (at most 32 MiB) from memory that the
+consumer's freed chunks return, so a stream of such blocks pays no page faults after the first
+few (measured: 0 minor faults per 20 M-event pass, against ~3000 with 8 MiB blocks, whose 48 MiB
+outputs are fresh zero-filled maps every time)."""
 
 DECODE_THREADS: int | None = None
 """Threads decoding one EVT 2.0/3.0 block or file at once; None: one per CPU this process may use."""
