@@ -136,6 +136,7 @@ def run_daemon(package: Path, prompts: Path, backend: str, rate: float, seconds:
     sub.connect(publisher.endpoint)
     publisher.wait_for_subscribers(1, 5)
     latencies: list[float] = []
+    arrivals: list[float] = []
     seqs: list[int] = []
     stop = threading.Event()
 
@@ -144,6 +145,7 @@ def run_daemon(package: Path, prompts: Path, backend: str, rate: float, seconds:
             if sub.poll(100):
                 msg = json.loads(sub.recv_multipart()[1])
                 latencies.append(msg["latency_ms"])
+                arrivals.append(time.monotonic())
                 seqs.append(msg["seq"])
 
     receiver = threading.Thread(target=receive, daemon=True)
@@ -174,7 +176,17 @@ def run_daemon(package: Path, prompts: Path, backend: str, rate: float, seconds:
         "p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99)),
         "received": len(latencies), "gapless": seqs == list(range(len(seqs))),
         "rss": rss, "backend": engine.backend_name,
+        "p99_by_10s": p99_by_interval(np.asarray(arrivals) - t0, lat, 10.0),
     }
+
+
+def p99_by_interval(at_s: np.ndarray, lat_ms: np.ndarray, interval_s: float) -> list[float]:
+    """p99 latency (ms) of the windows published in each ``interval_s`` of the run: shows whether
+    the tail comes from start-up, from a few stalls, or all along."""
+    if len(at_s) != len(lat_ms) or not len(at_s):
+        return []
+    slot = (at_s // interval_s).astype(int)
+    return [float(np.percentile(lat_ms[slot == k], 99)) for k in range(slot.max() + 1) if np.any(slot == k)]
 
 
 def run_sequential(package: Path, prompts: Path, backend: str, rate: float, seconds: float, window_us: int) -> dict:
@@ -185,10 +197,9 @@ def run_sequential(package: Path, prompts: Path, backend: str, rate: float, seco
     clf = build_classifier(package, open_encoder(package, backend), load_prompts(prompts))
     source = SyntheticCamera(SyntheticConfig(rate_ev_s=rate, seconds=seconds, chunk_us=window_us))
     source.open()
-    from eventclip.events import empty_events
     from eventclip.frames.windows import Window
 
-    clf([Window(0, window_us, empty_events())], GEOMETRY)  # warm-up, as the daemon does before READY
+    clf([Window(0, window_us)], GEOMETRY)  # warm-up, as the daemon does before READY
     windower = make_windower(window_us)
     n = 0
     per_window = []
@@ -268,6 +279,8 @@ def main() -> None:
           f"{ours / 1e6:.1f} | {best['windows_s']:.1f} | {best['p50']:.1f} (close→publish) | 1.00 |")
     print(f"| sequential classify path, one thread, unpaced, same window size | {seq['rate'] / 1e6:.1f} | "
           f"{seq['windows_s']:.1f} | {seq['p50']:.1f} (frames+encode+heads) | {seq['rate'] / ours:.2f} |")
+    for r in results:
+        print(f"p99 ms per 10 s at {r['rate_target'] / 1e6:g} Mev/s:", " ".join(f"{v:.0f}" for v in r["p99_by_10s"]))
     if args.minutes:
         print("\nRSS samples (MB, every ~1 s):", " ".join(f"{m:.0f}" for m in results[0]["rss"]))
 

@@ -38,9 +38,9 @@ def pick_window(path: str, window_us: int, at_us: int | None, **open_kw):
             if w.t_start <= at_us < w.t_end:
                 best = w
                 break
-        elif best is None or len(w.events) > len(best.events):
-            best = type(w)(w.t_start, w.t_end, w.events.copy())
-    if best is None or len(best.events) == 0:
+        elif best is None or w.n_events > best.n_events:
+            best = type(w).of(w.t_start, w.t_end, w.events.copy())
+    if best is None or best.n_events == 0:
         where = f" at {at_us} µs" if at_us is not None else ""
         raise ConfigError(f"{path}: no events in a {window_us} µs window{where}; pick another --at-us")
     return geometry, best

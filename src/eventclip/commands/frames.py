@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         for w in iter_windows(stream, "delta_t", delta_t_us=rep.window_us):
             if args.max_frames is not None and written >= args.max_frames:
                 break
-            frame = rep.frames([w.events], stream.geometry)
+            frame = rep.frames([w.parts], stream.geometry)
             if args.model_view:
                 frame = rep.model_input(frame) * _std(rep) + _mean(rep)
             frame_to_image(frame[0], rep.variant, args.model_view).save(out / f"frame_{written:05d}_{w.t_start}.png")

@@ -62,10 +62,10 @@ class ClassifierEngine:
         """
         rep = self.classifier.representation
         if self.frames_device is None:
-            return rep([w.events for w in windows], geometry)
+            return rep([w.parts for w in windows], geometry)
         from eventclip.frames.accumulate import stack_windows
 
-        events, offsets = stack_windows([w.events for w in windows])
+        events, offsets = stack_windows([w.parts for w in windows])
         return rep.model_input_torch(rep.frames_torch(events, geometry, offsets, device=self.frames_device))
 
     def encode(self, x: np.ndarray) -> np.ndarray:
@@ -82,16 +82,18 @@ class ClassifierEngine:
         return clf.results(windows, embeddings)
 
     def warm_up(self, geometry: Geometry) -> None:
-        """Run one empty window through frames, encoder and heads before the stream starts.
+        """Run one window (one event at each sensor corner) through frames, encoder and heads before the stream starts.
 
-        Why: the first call pays for JIT compilation (numba kernels), lazy allocations and backend
-        graph optimisation (hundreds of ms); doing it before READY keeps it out of the latency
-        of the first real windows.
+        Why: the first call pays for JIT compilation and loading (numba kernels run only when a
+        window has events), lazy allocations and backend graph optimisation (hundreds of ms); doing
+        it before READY keeps it out of the latency of the first real windows.
         """
-        from eventclip.events import empty_events
+        from eventclip.events import make_events
         from eventclip.frames.windows import Window
 
-        window = Window(0, self.window_us, empty_events())
+        w, h = geometry.width - 1, geometry.height - 1
+        corners = make_events(np.array([0, w, 0, w]), np.array([0, 0, h, h]), np.array([0, 1, 0, 1]), np.zeros(4, int))
+        window = Window.of(0, self.window_us, corners)
         self.classifier.results([window], self.encode(self.model_input([window], geometry)))
 
     @property

@@ -9,13 +9,15 @@ operations in the same order so both backends agree to 1e-6.
 
 Batches: ``events`` holds the events of B windows back to back and ``offsets`` (B + 1 ints)
 marks where each window starts and ends: window b is ``events[offsets[b]:offsets[b+1]]``.
+``events`` may be one array or a sequence of arrays (:data:`Events`) standing for their
+concatenation: the pieces of chunks a stream arrived in, counted in place instead of joined.
 Counts are in events per pixel; frames are (B, H, W) or, per polarity, (B, 2, H, W) with
 channel 0 = OFF (p = 0) and channel 1 = ON (p > 0). H, W are sensor pixels (or the ROI's).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -28,18 +30,36 @@ if TYPE_CHECKING:
 
 Variant = Literal["paper", "authors", "polarity"]
 Roi = tuple[int, int, int, int]
+Events = np.ndarray | Sequence[np.ndarray]
+"""One event array, or time-ordered pieces of one stream that stand for their concatenation."""
 
 
-def stack_windows(events_list: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Concatenate per-window event arrays into one array plus offsets (B + 1 int64)."""
-    lengths = np.fromiter((len(e) for e in events_list), dtype=np.int64, count=len(events_list))
-    offsets = np.zeros(len(events_list) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    if len(events_list) == 1:
-        return as_event_array(events_list[0]), offsets
-    if len(events_list) == 0:
-        return np.zeros(0, dtype=EVENT_DTYPE), offsets
-    return concat_events([as_event_array(e) for e in events_list]), offsets
+def stack_windows(windows: Sequence[np.ndarray | Sequence[np.ndarray]]) -> tuple[list[np.ndarray], np.ndarray]:
+    """The events of B windows as one list of pieces (no copy) plus offsets (B + 1 int64) into their concatenation.
+
+    Each window is an event array or a sequence of them (e.g. :attr:`~eventclip.frames.windows.Window.parts`).
+    """
+    pieces: list[np.ndarray] = []
+    offsets = np.zeros(len(windows) + 1, dtype=np.int64)
+    for b, window in enumerate(windows):
+        parts = [window] if isinstance(window, np.ndarray) else list(window)
+        pieces.extend(as_event_array(p) for p in parts if len(p))
+        offsets[b + 1] = offsets[b] + sum(len(p) for p in parts)
+    return pieces, offsets
+
+
+def _pieces(events: Events) -> list[np.ndarray]:
+    """The non-empty pieces of ``events`` as contiguous EVENT_DTYPE arrays."""
+    parts = [events] if isinstance(events, np.ndarray) else list(events)
+    return [np.ascontiguousarray(as_event_array(p)) for p in parts if len(p)]
+
+
+def join_events(events: Events) -> np.ndarray:
+    """``events`` as one EVENT_DTYPE array (a copy only when it is in several pieces)."""
+    parts = _pieces(events)
+    if len(parts) == 1:
+        return parts[0]
+    return concat_events(parts) if parts else np.zeros(0, dtype=EVENT_DTYPE)
 
 
 def as_event_array(events: np.ndarray) -> np.ndarray:
@@ -81,13 +101,13 @@ def _raise_outside(events: np.ndarray, geometry: Geometry) -> None:
 
 
 def count_events_reference(
-    events: np.ndarray, geometry: Geometry, offsets: np.ndarray | Sequence[int] | None = None, *, per_polarity: bool = False
+    events: Events, geometry: Geometry, offsets: np.ndarray | Sequence[int] | None = None, *, per_polarity: bool = False
 ) -> np.ndarray:
     """Counts per pixel for each window with ``np.bincount``: the plain-numpy definition.
 
     Returns uint32 (B, H, W), or (B, 2, H, W) with ``per_polarity``.
     """
-    events = as_event_array(events)
+    events = join_events(events)
     off = _check_offsets(offsets, len(events))
     b = len(off) - 1
     if len(events) and ((events["x"] >= geometry.width).any() or (events["y"] >= geometry.height).any()):
@@ -104,7 +124,7 @@ def count_events_reference(
 
 
 def count_events(
-    events: np.ndarray, geometry: Geometry, offsets: np.ndarray | Sequence[int] | None = None, *, per_polarity: bool = False
+    events: Events, geometry: Geometry, offsets: np.ndarray | Sequence[int] | None = None, *, per_polarity: bool = False
 ) -> np.ndarray:
     """Counts per pixel for each window with the numba kernel (same result as the reference).
 
@@ -116,34 +136,52 @@ def count_events(
     """
     from eventclip.frames import _kernels
 
-    events = as_event_array(events)
     if max(geometry.width, geometry.height) > _kernels.MAX_SIDE:
         return count_events_reference(events, geometry, offsets, per_polarity=per_polarity)
-    off = _check_offsets(offsets, len(events))
+    parts = _pieces(events)
+    off = _check_offsets(offsets, sum(len(p) for p in parts))
     b = len(off) - 1
     channels = 2 if per_polarity else 1
     plane = geometry.width * geometry.height
     shape = (b, channels, geometry.height, geometry.width) if per_polarity else (b, geometry.height, geometry.width)
     size = _kernels.padded_size(b * channels, plane)
     used = b * channels * plane
-    events = np.ascontiguousarray(events)
+    # One kernel call per piece, over the windows it overlaps; the window index in the kernel is
+    # relative, so the counts it gets start at the piece's first window.
     if not per_polarity:
         counts = np.zeros(size, dtype=np.uint32)
-        if len(events) and _kernels.count_windows(events.view(np.int64), off, geometry.width, geometry.height,
-                                                  False, counts):
-            _raise_outside(events, geometry)
+        outside = False
+        for first, local, part in _piece_windows(parts, off):
+            outside |= _kernels.count_windows(part.view(np.int64), local, geometry.width, geometry.height, False,
+                                              counts[first * plane:])
+        if outside:
+            _raise_outside(join_events(parts), geometry)
         return counts[:used].reshape(shape)
     # Two planes: uint16 counts (half the footprint, ~1.6x faster on 1280x720) plus carries.
     counts16 = np.zeros(size, dtype=np.uint16)
     carry = np.zeros(size, dtype=np.uint32)
-    flags = _kernels.count_windows16(events.view(np.int64), off, geometry.width, geometry.height, True, counts16,
-                                     carry) if len(events) else 0
+    flags = 0
+    for first, local, part in _piece_windows(parts, off):
+        start = first * channels * plane
+        flags |= _kernels.count_windows16(part.view(np.int64), local, geometry.width, geometry.height, True,
+                                          counts16[start:], carry[start:])
     if flags & 1:
-        _raise_outside(events, geometry)
+        _raise_outside(join_events(parts), geometry)
     counts = counts16[:used].astype(np.uint32)
     if flags & 2:
         counts += carry[:used] << np.uint32(16)
     return counts.reshape(shape)
+
+
+def _piece_windows(parts: list[np.ndarray], offsets: np.ndarray) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """For each piece: the first window it touches and the window offsets relative to the piece."""
+    pos = 0
+    for part in parts:
+        n = len(part)
+        first = int(np.searchsorted(offsets, pos, side="right")) - 1
+        stop = int(np.searchsorted(offsets, pos + n, side="left"))
+        yield first, np.clip(offsets[first : stop + 1] - pos, 0, n), part
+        pos += n
 
 
 def check_roi(roi: Roi | None, geometry: Geometry) -> Roi:
@@ -216,7 +254,7 @@ def normalise_counts(
 
 
 def event_frames(
-    events: np.ndarray,
+    events: Events,
     geometry: Geometry,
     offsets: np.ndarray | Sequence[int] | None = None,
     *,
@@ -244,19 +282,27 @@ def event_frames(
     return normalise_counts(counts, variant, clip_percentile=clip_percentile)
 
 
-def events_to_torch(events: np.ndarray, device: str | torch.device = "cpu") -> torch.Tensor:
+def events_to_torch(events: Events, device: str | torch.device = "cpu") -> torch.Tensor:
     """The events' raw 16-byte records as an (N, 2) int64 tensor on ``device`` (one copy, no reformatting).
 
     Word 0 of each row packs x (bits 0-15), y (16-31) and p (32-47, signed); word 1 is t (µs).
+    Pieces are copied one by one into the tensor, so they are never joined on the host first.
     """
     import torch
 
-    events = np.ascontiguousarray(as_event_array(events))
-    return torch.from_numpy(events.view(np.int64).reshape(-1, 2)).to(device, non_blocking=True)
+    parts = _pieces(events)
+    if len(parts) == 1:
+        return torch.from_numpy(parts[0].view(np.int64).reshape(-1, 2)).to(device, non_blocking=True)
+    out = torch.empty((sum(len(p) for p in parts), 2), dtype=torch.int64, device=device)
+    pos = 0
+    for part in parts:
+        out[pos : pos + len(part)].copy_(torch.from_numpy(part.view(np.int64).reshape(-1, 2)), non_blocking=True)
+        pos += len(part)
+    return out
 
 
 def count_events_torch(
-    events: np.ndarray | torch.Tensor,
+    events: Events | torch.Tensor,
     geometry: Geometry,
     offsets: np.ndarray | Sequence[int] | torch.Tensor | None = None,
     *,
@@ -266,17 +312,17 @@ def count_events_torch(
 ) -> torch.Tensor:
     """Counts per pixel for each window with torch (one ``index_add_``); float32 on the events' device.
 
-    ``events`` is an event array (copied to ``device``, default CPU) or the tensor from
+    ``events`` is an event array or pieces (copied to ``device``, default CPU) or the tensor from
     :func:`events_to_torch`. Checking the geometry costs one device sync; ``check=False`` skips
     it for events the caller has already validated (the readers check x/y against the header):
     an out-of-range event then lands in a discarded bin instead of raising.
     """
     import torch
 
-    if isinstance(events, np.ndarray):
-        raw = events_to_torch(events, device or "cpu")
-    else:
+    if isinstance(events, torch.Tensor):
         raw = events if device is None else events.to(device)
+    else:
+        raw = events_to_torch(events, device or "cpu")
     n = raw.shape[0]
     if isinstance(offsets, torch.Tensor):
         off = offsets.to(device=raw.device, dtype=torch.int64)
@@ -359,7 +405,7 @@ def normalise_counts_torch(
 
 
 def event_frames_torch(
-    events: np.ndarray | torch.Tensor,
+    events: Events | torch.Tensor,
     geometry: Geometry,
     offsets: np.ndarray | Sequence[int] | torch.Tensor | None = None,
     *,

@@ -17,7 +17,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from eventclip.events import Geometry
-from eventclip.frames.accumulate import Variant, event_frames, event_frames_torch, stack_windows
+from eventclip.frames.accumulate import Events, Variant, event_frames, event_frames_torch, stack_windows
 from eventclip.frames.errors import FramesError
 
 if TYPE_CHECKING:
@@ -119,16 +119,19 @@ class Representation(BaseModel):
         return 2 if self.variant == "polarity" else 1
 
     def frames(
-        self, events_list: Sequence[np.ndarray], geometry: Geometry, hot_pixel_mask: np.ndarray | None = None
+        self, events_list: Sequence[Events], geometry: Geometry, hot_pixel_mask: np.ndarray | None = None
     ) -> np.ndarray:
-        """One frame per window: float32 (B, H, W), or (B, 2, H, W) for ``polarity`` (H, W of the ROI)."""
+        """One frame per window: float32 (B, H, W), or (B, 2, H, W) for ``polarity`` (H, W of the ROI).
+
+        Each window's events are an array or its pieces (:attr:`~eventclip.frames.windows.Window.parts`).
+        """
         events, offsets = stack_windows(events_list)
         return event_frames(events, geometry, offsets, variant=self.variant, clip_percentile=self.clip_percentile,
                             hot_pixel_mask=hot_pixel_mask, roi=self.roi)
 
     def frames_torch(
         self,
-        events: np.ndarray | torch.Tensor,
+        events: Events | torch.Tensor,
         geometry: Geometry,
         offsets: np.ndarray | Sequence[int] | torch.Tensor | None = None,
         hot_pixel_mask: np.ndarray | torch.Tensor | None = None,
@@ -180,7 +183,7 @@ class Representation(BaseModel):
         std = torch.tensor(self.std, dtype=torch.float32, device=dev)[None, :, None, None]
         return ((rgb - mean) / std).contiguous()
 
-    def __call__(self, events_list: Sequence[np.ndarray], geometry: Geometry,
+    def __call__(self, events_list: Sequence[Events], geometry: Geometry,
                  hot_pixel_mask: np.ndarray | None = None) -> np.ndarray:
         """Events of B windows -> model input (B, 3, S, S) float32."""
         return self.model_input(self.frames(events_list, geometry, hot_pixel_mask))

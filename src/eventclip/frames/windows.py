@@ -17,8 +17,10 @@ Four windowers share one interface, ``push(events, t_end_us=None) -> list[Window
 
 A window is closed once the stream is known complete past its end: an event at time t proves it
 for every time < t, and ``t_end_us`` (as in :class:`~eventclip.events.EventChunk`) proves it
-up to that time. Windows hold views into the pushed chunk (or into the one array that joined
-a carried-over tail with the new chunk), never per-window copies. All times are µs.
+up to that time. Windows hold views, never per-window copies: a time-grid window (duration,
+sliding) keeps the pieces of each chunk it covers (:attr:`Window.parts`), so a 50 ms window of a
+camera that delivers 1 ms chunks is 50 views, not a 40 MB join; the frames stage counts the pieces
+in place, and :attr:`Window.events` joins them only for callers that want one array. All times are µs.
 """
 
 from __future__ import annotations
@@ -26,27 +28,44 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
 
-from eventclip.events import EVENT_DTYPE, EventChunk, concat_events
+from eventclip.events import EVENT_DTYPE, EventChunk, concat_events, empty_events
 from eventclip.frames.accumulate import as_event_array
 from eventclip.frames.errors import EventOrderError, WindowConfigError
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Window:
-    """One window of events: [t_start, t_end) in µs of sensor time, events as a view where possible."""
+    """One window of events: [t_start, t_end) in µs of sensor time.
+
+    ``parts`` are the window's events as time-ordered, non-empty views into the chunks they arrived
+    in (their concatenation is the window); :attr:`events` is that concatenation as one array.
+    """
 
     t_start: int
     t_end: int
-    events: np.ndarray
+    parts: tuple[np.ndarray, ...] = ()
+
+    @classmethod
+    def of(cls, t_start: int, t_end: int, events: np.ndarray) -> Window:
+        """A window whose events are one array (a view is kept, not a copy)."""
+        return cls(t_start, t_end, (events,) if len(events) else ())
+
+    @cached_property
+    def events(self) -> np.ndarray:
+        """All the window's events as one EVENT_DTYPE array (joined on first use when in several parts)."""
+        if len(self.parts) == 1:
+            return self.parts[0]
+        return concat_events(self.parts) if self.parts else empty_events()
 
     @property
     def n_events(self) -> int:
         """How many events the window holds."""
-        return len(self.events)
+        return sum(len(p) for p in self.parts)
 
     @property
     def duration_us(self) -> int:
@@ -145,19 +164,43 @@ class _GridWindower(_Windower):
         self.t0_us = t0_us
         self._k = 0
 
-    def _emit(self, buf: np.ndarray, k_stop: int) -> list[Window]:
-        """Windows k in [self._k, k_stop) from ``buf`` (which starts at window self._k's events)."""
+    def _emit(self, k_stop: int) -> list[Window]:
+        """Windows k in [self._k, k_stop) cut from the queued chunks, then drop what no later window needs.
+
+        Each window gets the slices of the chunks it overlaps (views); chunks are never joined. A
+        chunk that straddles window edges is searched once for all the edges (one ``searchsorted``
+        per chunk and call, since numpy copies the strided ``t`` column to search it).
+        """
         assert self.t0_us is not None
-        ks = np.arange(self._k, k_stop, dtype=np.int64)
-        starts = self.t0_us + ks * self.stride_us
+        parts = self._parts
+        firsts = np.fromiter((int(p["t"][0]) for p in parts), dtype=np.int64, count=len(parts))
+        lasts = np.fromiter((int(p["t"][-1]) for p in parts), dtype=np.int64, count=len(parts))
+        starts = self.t0_us + np.arange(self._k, k_stop, dtype=np.int64) * self.stride_us
         ends = starts + self.length_us
-        t = buf["t"]
-        lo = np.searchsorted(t, starts, side="left")
-        hi = np.searchsorted(t, ends, side="left")
-        out = [Window(int(s), int(e), buf[a:b]) for s, e, a, b in zip(starts, ends, lo, hi)]
+        part_from = np.searchsorted(lasts, starts, side="left")
+        part_to = np.searchsorted(firsts, ends, side="left")
+        edges: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        out = []
+        for j, (s, e) in enumerate(zip(starts.tolist(), ends.tolist())):
+            pieces = []
+            for i in range(int(part_from[j]), int(part_to[j])):
+                if firsts[i] >= s and lasts[i] < e:
+                    pieces.append(parts[i])
+                    continue
+                if i not in edges:
+                    t = np.ascontiguousarray(parts[i]["t"])
+                    edges[i] = (np.searchsorted(t, starts, side="left"), np.searchsorted(t, ends, side="left"))
+                lo, hi = int(edges[i][0][j]), int(edges[i][1][j])
+                if hi > lo:
+                    pieces.append(parts[i][lo:hi])
+            out.append(Window(s, e, tuple(pieces)))
         self._k = k_stop
-        keep_from = np.searchsorted(t, self.t0_us + k_stop * self.stride_us, side="left")
-        self._tail = buf[keep_from:]
+        keep_t = self.t0_us + k_stop * self.stride_us
+        first = int(np.searchsorted(lasts, keep_t, side="left"))
+        kept = parts[first:]
+        if kept and firsts[first] < keep_t:
+            kept[0] = kept[0][int(np.searchsorted(kept[0]["t"], keep_t, side="left")):]
+        self._parts = kept
         return out
 
     def push(self, events: np.ndarray, t_end_us: int | None = None) -> list[Window]:
@@ -180,14 +223,14 @@ class _GridWindower(_Windower):
         k_stop = max(self._k, (self._known_us - self.t0_us - self.length_us) // self.stride_us + 1)
         if k_stop == self._k:
             return []
-        return self._emit(self._tail, k_stop)
+        return self._emit(k_stop)
 
     def flush(self) -> list[Window]:
         if self.t0_us is None or self._known_us is None:
             return []
         last = self._last_t if self._last_t is not None else self._known_us - 1
         k_stop = max(self._k, (max(last, self._known_us - 1) - self.t0_us) // self.stride_us + 1)
-        out = self._emit(self._tail, k_stop)
+        out = self._emit(k_stop)
         self._parts = []
         return out
 
@@ -222,7 +265,7 @@ class CountWindower(_Windower):
         self.n_events = _positive_int(n_events, "n_events", "use the number of events per window, e.g. 10000")
 
     def _window(self, ev: np.ndarray) -> Window:
-        return Window(int(ev["t"][0]), int(ev["t"][-1]) + 1, ev)
+        return Window.of(int(ev["t"][0]), int(ev["t"][-1]) + 1, ev)
 
     def push(self, events: np.ndarray, t_end_us: int | None = None) -> list[Window]:
         buf = self._append(events, t_end_us)
@@ -258,17 +301,17 @@ class MixedWindower(_Windower):
             if stop - pos >= self.n_events:
                 ev = buf[pos : pos + self.n_events]
                 t_end = int(ev["t"][-1]) + 1
-                out.append(Window(self._start, t_end, ev))
+                out.append(Window.of(self._start, t_end, ev))
                 pos += self.n_events
                 self._start = t_end
             elif self._known_us is not None and self._known_us >= end:
-                out.append(Window(self._start, end, buf[pos:stop]))
+                out.append(Window.of(self._start, end, buf[pos:stop]))
                 pos = stop
                 self._start = end
             else:
                 break
         if final and (pos < len(buf) or (self._known_us is not None and self._known_us > self._start)):
-            out.append(Window(self._start, self._start + self.delta_t_us, buf[pos:]))
+            out.append(Window.of(self._start, self._start + self.delta_t_us, buf[pos:]))
             pos = len(buf)
             self._start += self.delta_t_us
         self._tail = buf[pos:]

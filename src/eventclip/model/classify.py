@@ -67,8 +67,8 @@ class Classifier:
     label_threshold: float = 0.0
     ema: Ema | None = None
 
-    def embed(self, events_list: Sequence[np.ndarray], geometry: Geometry) -> np.ndarray:
-        """(B, D) embeddings of B windows' events."""
+    def embed(self, events_list: Sequence[Any], geometry: Geometry) -> np.ndarray:
+        """(B, D) embeddings of B windows' events (each an event array or its pieces)."""
         if not events_list:
             return np.zeros((0, 0), dtype=np.float32)
         return as_numpy(self.encoder.encode(self.representation(list(events_list), geometry)))
@@ -90,11 +90,11 @@ class Classifier:
         for i, w in enumerate(windows):
             a = None if scores is None else float(scores[i])
             out.append(Result(int(w.t_start), int(w.t_end), labels[i], a,
-                              bool(a is not None and a >= self.anomaly_threshold), len(w.events)))
+                              bool(a is not None and a >= self.anomaly_threshold), w.n_events))
         return out
 
     def __call__(self, windows: Sequence[Any], geometry: Geometry) -> list[Result]:
-        return self.results(windows, self.embed([w.events for w in windows], geometry))
+        return self.results(windows, self.embed([w.parts for w in windows], geometry))
 
 
 def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -136,10 +136,10 @@ def embed_file(path: str | Path, encoder: Encoder, representation: Any, window_u
     clf = Classifier(encoder, representation)
     chunks, skipped = [], 0
     for batch in batched(windows, batch_size):
-        keep = [w for w in batch if len(w.events) > 0 or not skip_empty]
+        keep = [w for w in batch if w.n_events > 0 or not skip_empty]
         skipped += len(batch) - len(keep)
         if keep:
-            chunks.append(clf.embed([w.events for w in keep], geometry))
+            chunks.append(clf.embed([w.parts for w in keep], geometry))
     if skipped:
         log.info("%s: skipped %d empty windows of %d µs", path, skipped, window_us)
     if not chunks:
