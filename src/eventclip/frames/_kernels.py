@@ -44,6 +44,15 @@ def padded_size(planes: int, plane: int) -> int:
     return (planes - 1) * plane + span(plane) if planes else 0
 
 
+@numba.njit(cache=True, nogil=True)
+def _index_mask(plane: np.uint64) -> np.uint64:
+    """:func:`span` - 1, inside the kernels."""
+    mask = np.uint64(1)
+    while mask < plane:
+        mask <<= np.uint64(1)
+    return mask - np.uint64(1)
+
+
 @numba.njit(cache=True, nogil=True, boundscheck=False)
 def count_windows(words: np.ndarray, offsets: np.ndarray, width: int, height: int,
                   per_polarity: bool, counts: np.ndarray) -> bool:
@@ -55,10 +64,7 @@ def count_windows(words: np.ndarray, offsets: np.ndarray, width: int, height: in
     the counts are then meaningless and the caller raises. Needs W, H <= :data:`MAX_SIDE`.
     """
     plane = np.uint64(width * height)
-    mask = np.uint64(1)
-    while mask < plane:
-        mask <<= np.uint64(1)
-    mask -= np.uint64(1)
+    mask = _index_mask(plane)
     channels = np.uint64(2 if per_polarity else 1)
     on_stride = plane if per_polarity else np.uint64(0)
     d = np.uint64(65536 - width)
@@ -88,10 +94,7 @@ def count_windows16(words: np.ndarray, offsets: np.ndarray, width: int, height: 
     the geometry (the counts are then meaningless), 2 = some count wrapped (``carry`` is in use).
     """
     plane = np.uint64(width * height)
-    mask = np.uint64(1)
-    while mask < plane:
-        mask <<= np.uint64(1)
-    mask -= np.uint64(1)
+    mask = _index_mask(plane)
     channels = np.uint64(2 if per_polarity else 1)
     on_stride = plane if per_polarity else np.uint64(0)
     d = np.uint64(65536 - width)
