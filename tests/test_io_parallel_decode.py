@@ -176,3 +176,19 @@ def test_written_streams_with_long_gaps(tmp_path_factory, stream, fmt, n):
     write_events(path, events, geometry, format=fmt)
     assert same_events(READERS[fmt](path).read_all(threads=n), events)
     assert same_events(read_events(path).events, events)
+
+
+def test_forked_child_decodes_in_parallel(tmp_path):
+    """A fork-started worker (e.g. a DataLoader's) must not wait on the parent's decode threads."""
+    import multiprocessing
+
+    path = recording(REAL[1][1])
+    whole = Evt3Reader(path).read_all(threads=2)  # the parent's pool exists before the fork
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:
+        n = pool.apply_async(_count_with_threads, (str(path), 3)).get(timeout=60)
+    assert n == len(whole)
+
+
+def _count_with_threads(path: str, threads: int) -> int:
+    return len(Evt3Reader(path).read_all(threads=threads))

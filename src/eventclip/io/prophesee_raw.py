@@ -30,6 +30,7 @@ import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +79,11 @@ def decode_threads() -> int:
 def _pool() -> ThreadPoolExecutor:
     """Worker threads shared by all readers; the calling thread decodes the first segment itself."""
     return ThreadPoolExecutor(max(1, (os.cpu_count() or 1) - 1), thread_name_prefix="eventclip-decode")
+
+
+# A forked child (e.g. a fork-started DataLoader worker) inherits the pool object but not its
+# threads: work submitted there would wait forever, so the child starts a pool of its own.
+os.register_at_fork(after_in_child=_pool.cache_clear)
 
 
 def _run_all(fn: Callable, *columns: list) -> list:
@@ -226,7 +232,7 @@ class _RawReader(EventReader):
         across a seam); the caller then decodes in one piece, which reports the first problem.
         """
         bounds = [len(words) * k // n_seg for k in range(n_seg + 1)]
-        segs = [words[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+        segs = [words[a:b] for a, b in pairwise(bounds)]
         counts = [int(c) for c in _run_all(self._count, segs)]
         entries = []
         for k, a in enumerate(bounds[:-1]):
@@ -237,7 +243,7 @@ class _RawReader(EventReader):
         assumed_high = [int(e[K.S_TIME_HIGH]) for e in entries]
         starts = np.cumsum([0, *counts]).tolist()
         out = np.empty(starts[-1] + self.max_events_per_word, dtype=EVENT_DTYPE)
-        dsts = [out[a:b] for a, b in zip(starts[:-2], starts[1:-1])] + [out[starts[-2]:]]
+        dsts = [out[a:b] for a, b in pairwise(starts[:-1])] + [out[starts[-2]:]]
         results = _run_all(self._decode_segment, segs, dsts, entries)
         high, last_t = int(state[K.S_TIME_HIGH]), int(state[K.S_LAST_T])
         triggers: list[np.ndarray] = []
