@@ -192,3 +192,25 @@ def test_forked_child_decodes_in_parallel(tmp_path):
 
 def _count_with_threads(path: str, threads: int) -> int:
     return len(Evt3Reader(path).read_all(threads=threads))
+
+
+@pytest.mark.parametrize(("fmt", "name"), [REAL[1], REAL[3]])
+def test_mutated_real_files_same_outcome_in_segments(tmp_path, fmt, name):
+    """Bit flips and spliced words in real data: the same events or the same first error, any segment count."""
+    src = recording(name)
+    data = src.read_bytes()
+    start = read_header(src).data_offset
+    rng = np.random.default_rng(11)
+    kinds = set()
+    for i in range(30):
+        body = bytearray(data[start:start + 40_000])
+        for _ in range(int(rng.integers(1, 4))):
+            pos = int(rng.integers(0, len(body)))
+            body[pos] ^= 1 << int(rng.integers(0, 8))
+        if i % 3 == 0:  # splice a piece of the file in the middle of itself
+            a, b = sorted(int(v) for v in rng.integers(0, len(body), 2))
+            body[len(body) // 2:len(body) // 2] = body[a:b]
+        path = tmp_path / f"m{i}.raw"
+        path.write_bytes(data[:start] + bytes(body))
+        kinds.add(_check_all_splits(fmt, path, [2, 3, 8, 33])[0])
+    assert "error" in kinds
