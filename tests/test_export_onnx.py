@@ -54,8 +54,8 @@ def test_export_writes_bundle_and_passes_parity(bundle, package):
     root = bundle.root
     assert root == package / "onnx"
     manifest = json.loads((root / "export.json").read_text())
-    assert set(manifest["files"]) == {"event_encoder.fp32", "event_encoder.fp16", "event_encoder.int8", "text_encoder",
-                                      "fused"}
+    assert set(manifest["files"]) == {"event_encoder.fp32", "event_encoder.cpu", "event_encoder.fp16",
+                                      "event_encoder.int8", "text_encoder", "fused"}
     assert manifest["context_length"] == 16 and manifest["input_size"] == 32
     names = {r["name"]: r for r in manifest["parity"]["reports"]}
     assert names["event_encoder.onnx"]["n"] >= 8, "parity ran on several real windows"
@@ -125,7 +125,7 @@ def test_tampered_graph_fails_parity(bundle, package, tmp_path):
 
     copy = tmp_path / "tampered"
     shutil.copytree(bundle.root, copy)
-    assert len(verify_bundle(package, copy, recording(REC))) == 5, "an intact copy passes"
+    assert len(verify_bundle(package, copy, recording(REC))) == 6, "an intact copy passes"
     m = onnx.load(str(copy / "event_encoder.onnx"))
     init = max(m.graph.initializer, key=lambda t: np.prod(t.dims))
     arr = numpy_helper.to_array(init).copy()
@@ -136,12 +136,13 @@ def test_tampered_graph_fails_parity(bundle, package, tmp_path):
         verify_bundle(package, copy, recording(REC))
 
 
-def test_corrupt_onnx_gives_clear_error(bundle, tmp_path):
+@pytest.mark.parametrize("name, precision", [("event_encoder.cpu.onnx", "fp32"), ("event_encoder.int8.onnx", "int8")])
+def test_corrupt_onnx_gives_clear_error(bundle, tmp_path, name, precision):
     copy = tmp_path / "bundle"
     shutil.copytree(bundle.root, copy)
-    (copy / "event_encoder.onnx").write_bytes(b"\x08\x07garbage" * 100)
-    with pytest.raises(BackendError, match=r"event_encoder\.onnx.*corrupt"):
-        OnnxRuntimeBackend().load(copy)
+    (copy / name).write_bytes(b"\x08\x07garbage" * 100)
+    with pytest.raises(BackendError, match=name.replace(".", r"\.") + ".*corrupt"):
+        OnnxRuntimeBackend(precision=precision).load(copy)
 
 
 def test_missing_bundle_and_missing_graph(bundle, tmp_path):

@@ -9,6 +9,12 @@ Graphs (all opset >= 17, so LayerNorm stays one ``LayerNormalization`` node, whi
 in FP32 accumulation for FP16 engines):
 
 * ``event_encoder.onnx``: ``frames`` (B,3,S,S) float32 -> ``embeddings`` (B,D) L2-normalised; B dynamic.
+  Standard ops only: the graph for TensorRT, CUDA and any other runtime.
+* ``event_encoder.cpu.onnx`` (``cpu_graph``, on by default): same I/O, attention fused into ONNX
+  Runtime's contrib ``MultiHeadAttention`` and the patch embedding as a MatMul
+  (:mod:`eventclip.exporters.ort_cpu`); ONNX Runtime only, chosen by its CPU backend.
+* ``event_encoder.int8.onnx`` (``--int8``): dynamic INT8 of the CPU graph (of the plain one when
+  ``cpu_graph=False``).
 * ``event_encoder.fp16.onnx`` (``--fp16``): same I/O in float32, weights and math in FP16 except
   LayerNorm, kept in FP32 (a strongly typed TensorRT build takes precisions from the graph).
 * ``text_encoder.onnx``: ``tokens`` (N,L) int64 -> ``embeddings`` (N,D) L2-normalised; N dynamic.
@@ -166,7 +172,8 @@ def _fp16_copy(encoder: torch.nn.Module) -> torch.nn.Module:
 
 
 def _export(module: torch.nn.Module, example: Any, path: Path, inputs: list[str], outputs: list[str],
-            dynamic: dict[str, dict[int, str]], opset: int) -> None:
+            dynamic: dict[str, dict[int, str]], opset: int, contrib: bool = False) -> None:
+    """Trace ``module`` to ``path`` and check the graph (``contrib``: it holds com.microsoft ops, opset 1)."""
     import warnings
 
     import onnx
@@ -180,7 +187,8 @@ def _export(module: torch.nn.Module, example: Any, path: Path, inputs: list[str]
         # text pooling gathers at argmax(tokens): indices are never negative, so the warned case cannot occur
         warnings.filterwarnings("ignore", message="Exporting aten::index operator of advanced indexing")
         torch.onnx.export(module, (example,), str(path), dynamo=False, opset_version=opset, input_names=inputs,
-                          output_names=outputs, dynamic_axes=dynamic, do_constant_folding=True)
+                          output_names=outputs, dynamic_axes=dynamic, do_constant_folding=True,
+                          custom_opsets={"com.microsoft": 1} if contrib else None)
     onnx.checker.check_model(str(path))
 
 
@@ -255,12 +263,15 @@ def export_onnx(
     recording: str | Path | None = None,
     check: bool = True,
     parity_windows: int = 16,
+    cpu_graph: bool = True,
 ) -> OnnxExport:
     """Export the package at ``package`` into ``out`` (default ``<package>/onnx``) and check parity.
 
     ``package`` may also be an in-memory ``EventClip`` (then ``out`` is required).
 
-    ``int8`` adds ONNX Runtime dynamic INT8 (``event_encoder.int8.onnx``, for CPUs). ``fuse_head``
+    ``cpu_graph`` adds ``event_encoder.cpu.onnx``, the ONNX Runtime CPU form (fused attention).
+    ``int8`` adds ONNX Runtime dynamic INT8 (``event_encoder.int8.onnx``, for CPUs), quantised from
+    the CPU form when there is one. ``fuse_head``
     bakes the text embeddings of ``prompts`` into ``fused.onnx``. ``recording`` supplies the real
     frames for parity (default: the bundled sample), cut into up to ``parity_windows`` windows.
     ``check=False`` skips parity (not recommended).
@@ -287,8 +298,8 @@ def export_onnx(
     s = model.input_size
     files: dict[str, dict[str, str]] = {}
 
-    def record(key: str, name: str, precision: str) -> Path:
-        files[key] = {"path": name, "precision": precision}
+    def record(key: str, name: str, precision: str, target: str = "onnx") -> Path:
+        files[key] = {"path": name, "precision": precision, "target": target}
         return root / name
 
     frames_axes = {"frames": {0: "batch"}, "embeddings": {0: "batch"}}
@@ -302,10 +313,19 @@ def export_onnx(
         _export(graphs["event"](_fp16_copy(model.event_encoder), torch.float16), example,
                 record("event_encoder.fp16", "event_encoder.fp16.onnx", "fp16"), ["frames"], ["embeddings"],
                 frames_axes, opset)
+    rewritten: dict[str, int] = {}
+    if cpu_graph:
+        from eventclip.exporters.ort_cpu import cpu_encoder
+
+        encoder, rewritten = cpu_encoder(model.event_encoder, s)
+        _export(graphs["event"](encoder), example, record("event_encoder.cpu", "event_encoder.cpu.onnx", "fp32",
+                                                          "onnxruntime-cpu"),
+                ["frames"], ["embeddings"], frames_axes, opset, contrib=bool(rewritten["attention"]))
     if int8:
         from eventclip.exporters.quantize import quantize_dynamic_int8
 
-        quantize_dynamic_int8(root / "event_encoder.onnx", record("event_encoder.int8", "event_encoder.int8.onnx", "int8"))
+        src = root / files["event_encoder.cpu" if cpu_graph else "event_encoder.fp32"]["path"]
+        quantize_dynamic_int8(src, record("event_encoder.int8", "event_encoder.int8.onnx", "int8", "onnxruntime-cpu"))
     labels, text = text_matrix(model, prompts)
     rep = _representation(model)
     windows, geometry = (None, None)
@@ -340,6 +360,7 @@ def export_onnx(
         "files": {k: dict(v, sha256=_sha256(root / v["path"])) for k, v in files.items()},
         "vocab": VOCAB_NAME,
         "fused": fused_info,
+        "cpu_graph": rewritten,
         "versions": {"torch": torch.__version__, "onnx": onnx.__version__},
     }
     reports: list[ParityReport] = []

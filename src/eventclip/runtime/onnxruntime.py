@@ -27,8 +27,10 @@ class OnnxRuntimeConfig(BaseModel):
     """Settings of the ONNX Runtime backend.
 
     ``precision`` picks the event-encoder graph: ``fp32``, ``fp16`` (GPU providers) or ``int8``
-    (dynamic quantisation, for CPUs). ``providers`` ``auto`` means CUDA when available, else CPU
-    (TensorRT's execution provider only when asked for by name, since it builds engines on start).
+    (dynamic quantisation, for CPUs); FP32 on the CPU provider takes the bundle's
+    ``event_encoder.cpu.onnx`` (fused attention, ONNX Runtime only) when it has one.
+    ``providers`` ``auto`` means CUDA when available, else CPU (TensorRT's execution provider only
+    when asked for by name, since it builds engines on start).
     ``threads`` = 0 lets ONNX Runtime decide the intra-op thread count.
     """
 
@@ -66,7 +68,10 @@ def _to_numpy(x: Any) -> np.ndarray:
 
 
 class OnnxRuntimeBackend:
-    """Backend over ``event_encoder.<precision>.onnx`` and ``text_encoder.onnx`` of a bundle."""
+    """Backend over ``event_encoder.<precision>.onnx`` and ``text_encoder.onnx`` of a bundle.
+
+    ``graph`` is the event-encoder file that ``load`` opened (for logs and status pages).
+    """
 
     config_class = OnnxRuntimeConfig
     name = "onnxruntime"
@@ -75,6 +80,7 @@ class OnnxRuntimeBackend:
         self.config = OnnxRuntimeConfig(**config)
         self.device = "cpu"
         self.bundle: Bundle | None = None
+        self.graph: Path | None = None
         self._event: Any = None
         self._text: Any = None
         self._tokenizer: ClipTokenizer | None = None
@@ -104,11 +110,23 @@ class OnnxRuntimeBackend:
         if text_only:
             return
         providers = self._providers()
-        self._event = _session(self.bundle.file(f"event_encoder.{self.config.precision}"), providers, self.config.threads,
-                               fp16=self.config.precision == "fp16")
+        self.graph = self.bundle.file(self._event_key(providers))
+        self._event = _session(self.graph, providers, self.config.threads, fp16=self.config.precision == "fp16")
         used = self._event.get_providers()
         self.device = "cuda" if any(p in used for p in _PROVIDER_ORDER[:2]) else "cpu"
-        log.info("onnxruntime: %s on %s", self.bundle.file(f"event_encoder.{self.config.precision}").name, used)
+        log.info("onnxruntime: %s on %s", self.graph.name, used)
+
+    def _event_key(self, providers: list[str]) -> str:
+        """Manifest key of the event-encoder graph for this precision and these providers.
+
+        The CPU form holds contrib ops that only ONNX Runtime's CPU kernels are tested with, so it is
+        taken only when the CPU provider is the first (or only) one.
+        """
+        key = f"event_encoder.{self.config.precision}"
+        cpu_first = providers[:1] == ["CPUExecutionProvider"]
+        if key == "event_encoder.fp32" and cpu_first and self.bundle.has("event_encoder.cpu"):
+            return "event_encoder.cpu"
+        return key
 
     def encode(self, x: Any) -> np.ndarray:
         """(B,3,S,S) float32 model input -> (B,D) L2-normalised embeddings."""
