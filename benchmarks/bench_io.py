@@ -5,6 +5,10 @@ format by tiling a real recording in time (the recordings beside the project) or
 from synthetic events; then decodes each file with every decoder, --repeat times round-robin, in this
 one process, and prints median seconds, Mev/s and our speed relative to each peer. Never asserts.
 
+Two modes, compared like with like: "whole" decoders return the whole file as arrays; "stream"
+decoders hand out chunks of ~1 M events that the consumer drops (bounded memory). Our EVT rows run
+with the default thread count (one per CPU) and with one thread (``DECODE_THREADS = 1``).
+
     python benchmarks/bench_io.py --events 20000000 --repeat 5
 """
 
@@ -76,37 +80,70 @@ def make_file(fmt: str, n_events: int, cache: Path) -> tuple[Path, str]:
     return path, note
 
 
+OURS = {"whole": "eventclip read_events", "stream": "eventclip open_events (stream)"}
+STREAM_EVENTS = 1_000_000
+"""Events per chunk asked of peers that chunk by event count (about our EVT 3.0 block)."""
+STREAM_BYTES = 2 << 20
+"""Bytes per batch asked of peers that chunk by file bytes (our BLOCK_BYTES)."""
+
+
+def _threads(n: int | None, fn):
+    """``fn`` run with the RAW readers' DECODE_THREADS set to ``n`` (None: the default, one per CPU)."""
+    import eventclip.io.prophesee_raw as raw
+
+    def run(p):
+        saved, raw.DECODE_THREADS = raw.DECODE_THREADS, n
+        try:
+            return fn(p)
+        finally:
+            raw.DECODE_THREADS = saved
+
+    return run
+
+
 def decoders(fmt: str, path: Path) -> dict:
-    """name -> function(path) -> number of events decoded (whole file into memory).
+    """name -> (mode, function(path) -> number of events decoded); mode is "whole" or "stream".
 
     For EVT 3.0 / 2.0 a floor row allocates and writes the 16-byte output once without decoding:
-    page faults plus one write of the bytes, which no decoder producing this layout can beat.
+    page faults plus one write of the bytes, which no whole-file decoder producing this layout can beat.
     """
     from eventclip.io import open_events, read_events
 
-    out = {
-        "eventclip read_events": lambda p: len(read_events(p).events),
-        "eventclip open_events (stream)": lambda p: sum(len(c) for c in open_events(p)),
-    }
+    def whole(p):
+        return len(read_events(p).events)
+
+    def stream(p):
+        return sum(len(c) for c in open_events(p))
+
+    out = {OURS["whole"]: ("whole", whole), OURS["stream"]: ("stream", stream)}
+    if fmt in ("evt3", "evt2"):
+        out[OURS["whole"] + ", 1 thread"] = ("whole", _threads(1, whole))
+        out[OURS["stream"] + ", 1 thread"] = ("stream", _threads(1, stream))
     try:
         import faery
 
         if fmt in ("evt2", "evt3", "dat"):
-            out["faery"] = lambda p: len(np.concatenate(list(faery.events_stream_from_file(p))))
+            out["faery"] = ("whole", lambda p: len(np.concatenate(list(faery.events_stream_from_file(p)))))
+            out["faery (stream)"] = ("stream", lambda p: sum(len(c) for c in faery.events_stream_from_file(p)))
     except ImportError:
         pass
     try:
         import evt3
 
         if fmt == "evt3":
-            out["evt3"] = lambda p: len(evt3.decode_file(str(p)).x)
+            out["evt3"] = ("whole", lambda p: len(evt3.decode_file(str(p)).x))
+            out["evt3 decode_file_batches (2 MiB)"] = (
+                "stream", lambda p: sum(len(b.x) for b in evt3.decode_file_batches(str(p), STREAM_BYTES)))
     except ImportError:
         pass
     try:
         import expelliarmus
 
         if fmt in ("evt2", "evt3", "dat"):
-            out["expelliarmus"] = lambda p: len(expelliarmus.Wizard(encoding=fmt, fpath=p).read())
+            out["expelliarmus"] = ("whole", lambda p: len(expelliarmus.Wizard(encoding=fmt, fpath=p).read()))
+            out["expelliarmus read_chunk (1 M events)"] = (
+                "stream", lambda p: sum(len(c) for c in expelliarmus.Wizard(
+                    encoding=fmt, fpath=p, chunk_size=STREAM_EVENTS).read_chunk()))
     except ImportError:
         pass
     if fmt in ("evt3", "evt2"):
@@ -119,7 +156,7 @@ def decoders(fmt: str, path: Path) -> dict:
             out.view(np.int64).fill(0)
             return len(out)
 
-        out["floor: new 16-byte output, written once (no decoding)"] = floor
+        out["floor: new 16-byte output, written once (no decoding)"] = ("whole", floor)
     if fmt == "hdf5":
         import h5py
 
@@ -127,17 +164,19 @@ def decoders(fmt: str, path: Path) -> dict:
             with h5py.File(p, "r") as f:
                 return len(f["CD/events"][()])
 
-        out["h5py (plain dataset read)"] = h5
+        out["h5py (plain dataset read)"] = ("whole", h5)
     return out
 
 
 def run(formats: list[str], n_events: int, repeat: int, cache: Path) -> None:
     print(f"# eventclip I/O benchmark: {n_events:,} events per file, median of {repeat}; "
-          f"{os.cpu_count()} CPUs, python {sys.version.split()[0]}")
+          f"{os.cpu_count()} CPUs, python {sys.version.split()[0]}, load average at start "
+          f"{os.getloadavg()[0]:.2f}")
     rows = []
     for fmt in formats:
         path, note = make_file(fmt, n_events, cache)
-        fns = decoders(fmt, path)
+        modes = decoders(fmt, path)
+        fns = {name: fn for name, (_, fn) in modes.items()}
         for fn in fns.values():
             fn(path)  # warm-up: numba cache load, page cache, lazy imports
         times: dict[str, list[float]] = {name: [] for name in fns}
@@ -148,15 +187,18 @@ def run(formats: list[str], n_events: int, repeat: int, cache: Path) -> None:
                 counts[name] = fn(path)
                 times[name].append(time.perf_counter() - t0)
         results = {name: (statistics.median(times[name]), counts[name]) for name in fns}
-        ours = results["eventclip read_events"][0]
         for name, (sec, n) in results.items():
-            rows.append((fmt, name, n, sec, n / sec / 1e6, sec / ours))
+            mode = modes[name][0]
+            rows.append((fmt, mode, name, n, sec, n / sec / 1e6, sec / results[OURS[mode]][0]))
         print(f"# {fmt}: {path.name} ({path.stat().st_size / 2**20:.0f} MiB, {note})")
     print()
-    print("| format | decoder | events | median s | Mev/s | eventclip speed-up (peer s / our s) |")
-    print("|---|---|---:|---:|---:|---:|")
-    for fmt, name, n, sec, mev, ratio in rows:
-        print(f"| {fmt} | {name} | {n:,} | {sec:.3f} | {mev:.1f} | {ratio:.2f}x |")
+    print(f"# load average at end {os.getloadavg()[0]:.2f}")
+    print()
+    print("| format | mode | decoder | events | median s | Mev/s | eventclip speed-up (this row's s / our default "
+          "s, same mode) |")
+    print("|---|---|---|---:|---:|---:|---:|")
+    for fmt, mode, name, n, sec, mev, ratio in rows:
+        print(f"| {fmt} | {mode} | {name} | {n:,} | {sec:.3f} | {mev:.1f} | {ratio:.2f}x |")
 
 
 def main() -> None:
