@@ -10,6 +10,10 @@ attention; "cpu"), with INT8 quantised from each, so the table shows what the CP
 
     python benchmarks/bench_encoder.py                      # ViT-B/32 (random weights) + default model
     python benchmarks/bench_encoder.py --models vitb32 --batches 1,8 --repeats 30 --threads 2
+    python benchmarks/bench_encoder.py --gemm --threads 1   # FP32 GEMM ceiling: ORT MatMul vs torch
+
+``--gemm`` times one FP32 GEMM of each ViT-B/32 shape (rows M = 50 tokens x batch) in ONNX Runtime
+and in PyTorch: the encoder's FP32 speed-up cannot exceed these ratios, since GEMMs are ~90 % of it.
 """
 
 from __future__ import annotations
@@ -48,6 +52,34 @@ def _plain_session(path: Path, threads: int):
     opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
     session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     return lambda x: session.run(None, {"frames": x})[0]
+
+
+def _gemm_table(threads: int, repeats: int) -> None:
+    """GFLOP/s of ORT ``MatMul`` (constant weight, as in the graphs) vs ``torch.nn.functional.linear``."""
+    import onnxruntime as ort
+    import torch
+    from onnx import TensorProto, helper, numpy_helper
+
+    torch.set_num_threads(threads)
+    rng = np.random.default_rng(0)
+    print(f"{'GEMM (M x K x N)':<28}{'ORT GFLOP/s':>13}{'torch GFLOP/s':>15}{'ratio':>8}")
+    for what, m, k, n in [("c_fc, batch 1", 50, 768, 3072), ("c_fc, batch 8", 400, 768, 3072),
+                          ("c_proj, batch 8", 400, 3072, 768), ("qkv, batch 8", 400, 768, 2304)]:
+        w = (rng.standard_normal((k, n)) * 0.02).astype(np.float32)
+        graph = helper.make_graph(
+            [helper.make_node("MatMul", ["x", "w"], ["y"])], "gemm",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [m, k])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [m, n])], [numpy_helper.from_array(w, "w")])
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+        session = ort.InferenceSession(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+                                       .SerializeToString(), opts, providers=["CPUExecutionProvider"])
+        x = rng.standard_normal((m, k)).astype(np.float32)
+        tx, tw = torch.from_numpy(x), torch.from_numpy(np.ascontiguousarray(w.T))
+        t_ort, t_torch = _medians_ms([lambda v: session.run(None, {"x": v}),
+                                      lambda v: torch.nn.functional.linear(tx, tw)], x, repeats)
+        flop = 2 * m * k * n / 1e6
+        print(f"{what + f' ({m}x{k}x{n})':<28}{flop / t_ort:>13.1f}{flop / t_torch:>15.1f}{t_torch / t_ort:>7.2f}x")
 
 
 def _load(name: str):
@@ -98,7 +130,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--threads", type=int, default=2, help="intra-op threads for torch and ONNX Runtime")
     parser.add_argument("--recording", help="real recording for frames (default: bundled sample)")
+    parser.add_argument("--gemm", action="store_true", help="only the FP32 GEMM table (ORT vs torch), then exit")
     args = parser.parse_args()
+    if args.gemm:
+        _gemm_table(args.threads, max(args.repeats, 30))
+        return
 
     import onnxruntime
     import torch
