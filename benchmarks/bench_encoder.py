@@ -75,9 +75,9 @@ def _gemm_table(threads: int, repeats: int) -> None:
         session = ort.InferenceSession(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
                                        .SerializeToString(), opts, providers=["CPUExecutionProvider"])
         x = rng.standard_normal((m, k)).astype(np.float32)
-        tx, tw = torch.from_numpy(x), torch.from_numpy(np.ascontiguousarray(w.T))
-        t_ort, t_torch = _medians_ms([lambda v: session.run(None, {"x": v}),
-                                      lambda v: torch.nn.functional.linear(tx, tw)], x, repeats)
+        tw = torch.from_numpy(np.ascontiguousarray(w.T))
+        t_ort, t_torch = _medians_ms([lambda v, s=session: s.run(None, {"x": v}),
+                                      lambda v, w=tw: torch.nn.functional.linear(torch.from_numpy(v), w)], x, repeats)
         flop = 2 * m * k * n / 1e6
         print(f"{what + f' ({m}x{k}x{n})':<28}{flop / t_ort:>13.1f}{flop / t_torch:>15.1f}{t_torch / t_ort:>7.2f}x")
 
@@ -169,7 +169,7 @@ def main() -> None:
             windows, geometry = recording_windows(rec, rep.window_us, max_windows=64)
             frames = rep(windows, geometry)
 
-            def torch_encode(x):
+            def torch_encode(x, model=model):
                 with torch.no_grad():
                     return model.encode_frames(torch.from_numpy(x))
 
