@@ -178,6 +178,11 @@ def test_cli_export_onnx(package, tmp_path, capsys):
     text = capsys.readouterr().out
     assert f"wrote {out / 'event_encoder.int8.onnx'}" in text
     assert "parity ok: event_encoder.onnx [fp32]" in text and "parity ok: text_encoder.onnx" in text
+    assert (out / "event_encoder.cpu.onnx").is_file()
+    lean = tmp_path / "lean"
+    assert main(["export", "onnx", str(package), "--out", str(lean), "--no-cpu-graph", "--no-check"]) == 0
+    assert (lean / "event_encoder.onnx").is_file() and not (lean / "event_encoder.cpu.onnx").exists()
+    capsys.readouterr()
     assert main(["export", "onnx", str(tmp_path / "nope"), "--out", str(out)]) == 1
     assert "nope" in capsys.readouterr().err
 

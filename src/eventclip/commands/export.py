@@ -22,6 +22,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     onnx.add_argument("--prompts", type=Path, help="prompts (YAML or one per line): fused head labels and top-1 check")
     onnx.add_argument("--recording", type=Path, help="real recording for the parity check (default: bundled sample)")
     onnx.add_argument("--no-check", action="store_true", help="skip the parity check (not recommended)")
+    onnx.add_argument("--no-cpu-graph", action="store_true",
+                      help="leave out event_encoder.cpu.onnx (the ONNX Runtime CPU form; saves one FP32 copy of the "
+                           "encoder on disk, e.g. for a TensorRT-only deployment)")
     onnx.set_defaults(func=_run_onnx)
 
     trt = sub.add_parser("tensorrt", help="TensorRT engine from an ONNX bundle (needs a GPU and tensorrt)")
@@ -43,7 +46,7 @@ def _run_onnx(args: argparse.Namespace) -> int:
 
     result = export_onnx(args.package, args.out, opset=args.opset, fp16=args.fp16, int8=args.int8,
                          fuse_head=args.fuse_head, prompts=args.prompts, recording=args.recording,
-                         check=not args.no_check)
+                         check=not args.no_check, cpu_graph=not args.no_cpu_graph)
     for key, info in sorted(result.manifest["files"].items()):
         print(f"wrote {result.root / info['path']} ({key})")
     for report in result.reports:
