@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
+from numba.cpython.unsafe.numbers import trailing_zeros
 
 OK = 0
 ERR_RESERVED_TYPE = 1
@@ -255,8 +256,8 @@ def decode_evt3(words, out, trig, state, width, height):
     order, so a switch on the type mispredicts on most words. Once a time base exists, runs of
     those two are decoded without branches: every word writes an event record at ``out[n]`` and
     only ADDR_X advances ``n``. Every other word goes through the general path, which also
-    reports errors exactly. Vector words write all their candidate slots and advance ``n`` by
-    the mask bits, unless a slot could lie outside the sensor (then bit by bit).
+    reports errors exactly. Vector words visit only their set bits (trailing-zero count), checking
+    each column against the width only when the vector could reach past it.
     """
     n = 0
     nt = 0
@@ -353,10 +354,11 @@ def decode_evt3(words, out, trig, state, width, height):
                         break
                     hi = (y << 16) | (pol << 32)
                     if base_x + nbits <= width:
-                        for b in range(nbits):
-                            flat[np.uint64(2 * n)] = (base_x + b) | hi
+                        while m != 0:  # one pass per set bit (real masks hold ~2 of 12)
+                            flat[np.uint64(2 * n)] = (base_x + trailing_zeros(m)) | hi
                             flat[np.uint64(2 * n + 1)] = t
-                            n += (m >> b) & 1
+                            n += 1
+                            m &= m - 1
                     else:
                         b = 0
                         while m != 0:
