@@ -10,6 +10,8 @@ a VECT_BASE_X and its VECT_12, right after a TIME_HIGH wrap, ...).
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -214,3 +216,23 @@ def test_mutated_real_files_same_outcome_in_segments(tmp_path, fmt, name):
         path.write_bytes(data[:start] + bytes(body))
         kinds.add(_check_all_splits(fmt, path, [2, 3, 8, 33])[0])
     assert "error" in kinds
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_stream_reuses_only_arrays_nobody_holds(monkeypatch, threads):
+    """Dropped chunks' memory is reused; chunks a caller keeps are never overwritten."""
+    path = recording(REAL[0][1])
+    whole = Evt3Reader(path).read_all(threads=1)
+    monkeypatch.setattr(raw, "BLOCK_BYTES", 40_000)
+    monkeypatch.setattr(raw, "MIN_SEGMENT_WORDS", 1000)
+    monkeypatch.setattr(raw, "DECODE_THREADS", threads)
+    with open_events(path) as stream:  # keep every chunk: all must stay intact and apart
+        kept = [c.events for c in stream]
+    assert len(kept) > 10 and same_events(np.concatenate(kept), whole)
+    assert not any(np.shares_memory(a, b) for a, b in itertools.combinations(kept, 2))
+    copies, addresses = [], set()
+    with open_events(path) as stream:  # drop every chunk after copying it: memory is reused
+        for chunk in stream:
+            addresses.add(chunk.events.__array_interface__["data"][0])
+            copies.append(chunk.events.copy())
+    assert same_events(np.concatenate(copies), whole) and len(addresses) < len(copies) // 2
