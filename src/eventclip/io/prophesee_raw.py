@@ -111,10 +111,9 @@ class _ReusedOutputs:
     or tensor a caller still keeps, and such data is never overwritten.
     """
 
-    KEEP = 4
-    """Arrays kept for reuse (a block's segments plus the chunks a consumer typically holds)."""
-
-    def __init__(self) -> None:
+    def __init__(self, keep: int) -> None:
+        """``keep``: arrays kept for reuse (a block's segments plus those of the block a consumer still holds)."""
+        self._keep = max(2, keep)
         self._arrays: list[np.ndarray] = []
 
     def take(self, n: int) -> np.ndarray:
@@ -123,7 +122,7 @@ class _ReusedOutputs:
             if len(arr) >= n and sys.getrefcount(arr) <= 3:  # the list, ``arr`` and the call's argument
                 return arr
         arr = np.empty(n + n // 8, dtype=EVENT_DTYPE)  # slack, so that later blocks fit
-        self._arrays = [*self._arrays[-(self.KEEP - 1):], arr]
+        self._arrays = [*self._arrays[-(self._keep - 1):], arr]
         return arr
 
 
@@ -388,7 +387,7 @@ class _RawReader(EventReader):
         start, n_words, tail = self._layout()
         block_words = BLOCK_BYTES // self.word_dtype.itemsize * (decode_threads() if self.high_bits else 1)
         state = K.new_decoder_state()
-        pool = _ReusedOutputs()
+        pool = _ReusedOutputs(2 * decode_threads())
         buf = np.empty(min(block_words, n_words), dtype=self.word_dtype)  # read into again and again (no faults)
         with self.path.open("rb") as fh:
             fh.seek(start)
