@@ -316,9 +316,8 @@ class _RawReader(EventReader):
         """Decode ``words`` as ``n_seg`` segments at once, one array per segment, from decoder ``state``.
 
         For stream blocks, unlike ``_decode_segments``: this thread counts the segments (~0.1 ms
-        each) and allocates their arrays, then one hand-off decodes them. Waking the other thread
-        costs ~0.1-1 ms here, and arrays allocated by a pool thread came from a glibc arena that
-        returned freed memory to the system (page faults again on every block).
+        each) and takes their arrays from ``pool``, then one hand-off decodes them (waking the
+        other thread costs ~0.1-1 ms on this machine, so a block pays it once, not twice).
         Returns (event arrays, trigger arrays) or None (see ``_join``).
         """
         segs, entries, assumed_high = self._plan(words, state, n_seg)
@@ -331,7 +330,7 @@ class _RawReader(EventReader):
 
     def _decode_segment(self, words: np.ndarray, dst: np.ndarray, state: np.ndarray
                         ) -> tuple[int, bool, list[np.ndarray]]:
-        """Decode one segment into ``dst`` (sized by ``_scan``): (events, no error, trigger arrays).
+        """Decode one segment into ``dst`` (sized by ``_count``): (events, no error, trigger arrays).
 
         The kernels need ``max_events_per_word`` free slots to go on, so the last few events of
         a segment are decoded into a small spare buffer and copied, never past ``dst``.
