@@ -73,7 +73,9 @@ def decode_threads() -> int:
     """How many threads decode a block: ``DECODE_THREADS``, else the CPUs this process may run on."""
     if DECODE_THREADS is not None:
         return max(1, int(DECODE_THREADS))
-    return max(1, len(os.sched_getaffinity(0)))
+    if hasattr(os, "sched_getaffinity"):  # Linux: honours taskset/cgroup CPU sets
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
 
 
 @lru_cache(maxsize=1)
@@ -84,7 +86,8 @@ def _pool() -> ThreadPoolExecutor:
 
 # A forked child (e.g. a fork-started DataLoader worker) inherits the pool object but not its
 # threads: work submitted there would wait forever, so the child starts a pool of its own.
-os.register_at_fork(after_in_child=_pool.cache_clear)
+if hasattr(os, "register_at_fork"):  # not on Windows, which cannot fork
+    os.register_at_fork(after_in_child=_pool.cache_clear)
 
 
 def _run_all(fn: Callable, *columns: list) -> list:
