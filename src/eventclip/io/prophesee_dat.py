@@ -25,8 +25,8 @@ from eventclip.io.errors import EventFormatError, GeometryError, TruncatedFileEr
 
 CD_TYPES = (0x00, 0x0C)
 RECORD_SIZE = 8
-BLOCK_RECORDS = 1 << 20
-"""Records decoded per block (8 MiB of file)."""
+BLOCK_RECORDS = 1 << 18
+"""Records decoded per block (2 MiB of file, 4 MiB of events)."""
 MAX_HEADER_BYTES = 1 << 20
 MAX_COORD = 1 << 14
 
@@ -89,16 +89,16 @@ class DatReader(EventReader):
             self.metadata["geometry_source"] = "scan"
 
     def _records(self) -> Iterator[tuple[int, np.ndarray]]:
+        """Blocks of ``BLOCK_RECORDS`` records as views of a read-only memory map of the file.
+
+        Why a map and small blocks: reading each block into a fresh array cost a copy and its page
+        faults (~25 % of a streaming pass); 256 k records (2 MiB in, 4 MiB out) keep each decoded
+        block under glibc's mmap threshold, so the memory of blocks the consumer has dropped is reused.
+        """
         n = (self._size - self.data_offset) // RECORD_SIZE
-        with self.path.open("rb") as fh:
-            fh.seek(self.data_offset)
-            done = 0
-            while done < n:
-                words = np.fromfile(fh, dtype="<u4", count=2 * min(BLOCK_RECORDS, n - done)).reshape(-1, 2)
-                if len(words) == 0:
-                    break
-                yield done, words
-                done += len(words)
+        words = map_words(self.path, "<u4", self.data_offset, 2 * n, (n, 2))
+        for done in range(0, n, BLOCK_RECORDS):
+            yield done, words[done : done + BLOCK_RECORDS]
 
     def _scan_geometry(self) -> Geometry:
         mx = my = -1
