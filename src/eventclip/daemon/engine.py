@@ -68,6 +68,22 @@ class ClassifierEngine:
         events, offsets = stack_windows([w.parts for w in windows])
         return rep.model_input_torch(rep.frames_torch(events, geometry, offsets, device=self.frames_device))
 
+    def running_counts(self, windower: Any, geometry: Geometry) -> Any:
+        """A :class:`~eventclip.frames.running.RunningCounts` that counts windows while they are open,
+        or None where frames are made at close instead (frames on a torch device, or windows not on
+        a time grid)."""
+        from eventclip.frames.running import RunningCounts
+        from eventclip.frames.windows import _GridWindower
+
+        if self.frames_device is not None or not isinstance(windower, _GridWindower):
+            return None
+        return RunningCounts(windower, geometry, per_polarity=self.classifier.representation.variant != "paper")
+
+    def model_input_counts(self, counts: Sequence[np.ndarray], geometry: Geometry) -> np.ndarray:
+        """(B, 3, S, S) float32 encoder input from counts kept while the windows were open."""
+        rep = self.classifier.representation
+        return rep.model_input(rep.frames_from_counts(np.stack(counts), geometry))
+
     def encode(self, x: np.ndarray) -> np.ndarray:
         """(B, D) unit embeddings from the backend."""
         from eventclip.model.classify import as_numpy

@@ -1,6 +1,9 @@
 """The streaming pipeline: reader -> windowing -> accumulation/micro-batching -> encoder -> heads -> publisher.
 
-Each stage is a thread joined to the next by a queue. The reader hands chunks to an
+Each stage is a thread joined to the next by a queue. On the CPU path the windowing stage also
+counts each chunk into the windows it falls in while they are open
+(:class:`~eventclip.frames.running.RunningCounts`), so a window that closes needs only normalising,
+resizing and the encoder: the count is off the close-to-publish path. The reader hands chunks to an
 :class:`~eventclip.daemon.queues.EventInbox` that never blocks it; windowing feeds a
 :class:`~eventclip.daemon.queues.WindowQueue` that drops windows by policy when inference lags;
 every later queue is small and blocking, so back-pressure stops at the window queue. Threads are
@@ -52,6 +55,12 @@ class Engine(Protocol):
     def model_input(self, windows: list, geometry: Geometry) -> np.ndarray:
         """(B, 3, S, S) float32 encoder input for a micro-batch of windows."""
 
+    def running_counts(self, windower: Any, geometry: Geometry) -> Any:
+        """An object counting windows while they are open (``add(events)``, ``take(window)``), or None."""
+
+    def model_input_counts(self, counts: list, geometry: Geometry) -> np.ndarray:
+        """(B, 3, S, S) float32 encoder input from the counts ``running_counts`` kept."""
+
     def encode(self, x: np.ndarray) -> np.ndarray:
         """(B, D) L2-normalised embeddings."""
 
@@ -72,10 +81,12 @@ class Windower(Protocol):
 
 @dataclass
 class _Item:
-    """A window on its way through the pipeline, stamped when windowing closed it (monotonic s)."""
+    """A window on its way through the pipeline, stamped when windowing closed it (monotonic s),
+    with its pixel counts when they were kept while it was open."""
 
     window: Any
     closed_at: float
+    counts: np.ndarray | None = None
 
 
 class _Stage:
@@ -148,6 +159,7 @@ class Pipeline:
         wd = self.notifier.watchdog_usec
         self.stall_s = wd / 1e6 if wd else stall_s
         self.geometry: Geometry | None = None
+        self._running: Any = None
         self.inbox = EventInbox(config.max_pending_events)
         self.windows = WindowQueue(config.window_queue, config.drop_policy, config.keep_every_n)
         self.frames_q: queue.Queue = queue.Queue(maxsize=2)
@@ -174,6 +186,7 @@ class Pipeline:
     def start(self) -> None:
         """Publish ``online`` and start every stage (the source must be open)."""
         self.geometry = self.source.geometry
+        self._running = self.engine.running_counts(self.windower, self.geometry)
         self.publisher.send("status", state="online", detail=f"{self.source.name} via {self.engine.backend_name}")
         for stage in self._stages:
             stage.thread.start()
@@ -279,9 +292,11 @@ class Pipeline:
                 c.events_windowed += len(chunk.events)
                 windows = self.windower.push(chunk.events, chunk.t_end_us)
             now = time.monotonic()
+            if self._running is not None and chunk is not END:
+                self._running.add(chunk.events)
             for w in windows:
                 c.windows_closed += 1
-                self.windows.put(_Item(w, now))
+                self.windows.put(_Item(w, now, None if self._running is None else self._running.take(w)))
             stage.idle()
             if chunk is END:
                 self.windows.put(END)
@@ -296,7 +311,10 @@ class Pipeline:
                 _put(self.frames_q, END, self._abort)
                 return
             stage.busy()
-            x = self.engine.model_input([item.window for item in batch], self.geometry)
+            if all(item.counts is not None for item in batch):
+                x = self.engine.model_input_counts([item.counts for item in batch], self.geometry)
+            else:
+                x = self.engine.model_input([item.window for item in batch], self.geometry)
             stage.idle()
             if not _put(self.frames_q, (batch, x), self._abort):
                 return

@@ -272,8 +272,32 @@ def event_frames(
     count = {"numba": count_events, "numpy": count_events_reference}.get(backend)
     if count is None:
         raise FramesError(f"unknown CPU backend {backend!r}; use 'numba' or 'numpy'")
-    x, y, w, h = check_roi(roi, geometry)
+    check_roi(roi, geometry)
     counts = count(events, geometry, offsets, per_polarity=variant != "paper")
+    return frames_from_counts(counts, geometry, variant=variant, clip_percentile=clip_percentile,
+                              hot_pixel_mask=hot_pixel_mask, roi=roi)
+
+
+def frames_from_counts(
+    counts: np.ndarray,
+    geometry: Geometry,
+    *,
+    variant: Variant = "paper",
+    clip_percentile: float | None = None,
+    hot_pixel_mask: np.ndarray | None = None,
+    roi: Roi | None = None,
+) -> np.ndarray:
+    """:func:`event_frames` from counts already made: uint32 (B, H, W) for ``paper``, (B, 2, H, W) otherwise.
+
+    For counts kept up to date while windows are open (:class:`eventclip.frames.running.RunningCounts`).
+    Hot pixels are zeroed in ``counts`` itself (they are the caller's to reuse no further).
+    """
+    want = (3,) if variant == "paper" else (4,)
+    if counts.ndim not in want or counts.shape[-2:] != (geometry.height, geometry.width) or (
+            counts.ndim == 4 and counts.shape[1] != 2):
+        layout = "(B, H, W)" if variant == "paper" else "(B, 2, H, W)"
+        raise FramesError(f"variant {variant!r} needs counts shaped {layout} for {geometry}, got {counts.shape}")
+    x, y, w, h = check_roi(roi, geometry)
     if counts.ndim == 3:
         counts = counts[:, None]
     if hot_pixel_mask is not None:

@@ -17,7 +17,14 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from eventclip.events import Geometry
-from eventclip.frames.accumulate import Events, Variant, event_frames, event_frames_torch, stack_windows
+from eventclip.frames.accumulate import (
+    Events,
+    Variant,
+    event_frames,
+    event_frames_torch,
+    frames_from_counts,
+    stack_windows,
+)
 from eventclip.frames.errors import FramesError
 
 if TYPE_CHECKING:
@@ -128,6 +135,13 @@ class Representation(BaseModel):
         events, offsets = stack_windows(events_list)
         return event_frames(events, geometry, offsets, variant=self.variant, clip_percentile=self.clip_percentile,
                             hot_pixel_mask=hot_pixel_mask, roi=self.roi)
+
+    def frames_from_counts(
+        self, counts: np.ndarray, geometry: Geometry, hot_pixel_mask: np.ndarray | None = None
+    ) -> np.ndarray:
+        """:meth:`frames` from per-window counts already made (uint32 (B, H, W), or (B, 2, H, W) unless ``paper``)."""
+        return frames_from_counts(counts, geometry, variant=self.variant, clip_percentile=self.clip_percentile,
+                                  hot_pixel_mask=hot_pixel_mask, roi=self.roi)
 
     def frames_torch(
         self,

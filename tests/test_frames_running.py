@@ -1,0 +1,97 @@
+"""Counts kept while windows are open (RunningCounts) equal the counts of each closed window's
+events, for duration and sliding windows, any chunking, empty windows and gaps; bad input errs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from eventclip.events import Geometry, make_events
+from eventclip.frames.accumulate import count_events, frames_from_counts
+from eventclip.frames.errors import EventOutsideGeometryError, FramesError
+from eventclip.frames.running import RunningCounts
+from eventclip.frames.windows import CountWindower, DurationWindower, SlidingWindower
+
+GEOM = Geometry(23, 17)
+
+
+def _stream(n: int, seed: int, gap_at: int | None = None) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.sort(rng.integers(0, 20_000, n))
+    if gap_at is not None and n:
+        t[gap_at % n:] += 50_000  # many empty windows in between
+    return make_events(rng.integers(0, GEOM.width, n), rng.integers(0, GEOM.height, n), rng.integers(0, 2, n), t)
+
+
+def _run(windower, ev, cuts, per_polarity, t_end_every=False):
+    running = RunningCounts(windower, GEOM, per_polarity=per_polarity)
+    edges = [0, *sorted(c % (len(ev) + 1) for c in cuts), len(ev)]
+    pairs = []
+    for a, b in zip(edges[:-1], edges[1:]):
+        chunk = ev[a:b]
+        t_end = int(chunk["t"][-1]) + 1 if (t_end_every and len(chunk)) else None
+        windows = windower.push(chunk, t_end)
+        running.add(chunk)
+        pairs += [(w, running.take(w)) for w in windows]
+    pairs += [(w, running.take(w)) for w in windower.flush()]
+    return pairs, running
+
+
+@settings(max_examples=50, deadline=None)
+@given(n=st.integers(0, 300), seed=st.integers(0, 10**6), cuts=st.lists(st.integers(0, 10**6), max_size=10),
+       per_polarity=st.booleans(), sliding=st.booleans(), gap=st.one_of(st.none(), st.integers(0, 300)),
+       t_end_every=st.booleans())
+def test_running_counts_equal_counts_of_each_closed_window(n, seed, cuts, per_polarity, sliding, gap, t_end_every):
+    ev = _stream(n, seed, gap)
+    windower = SlidingWindower(3_000, 1_000) if sliding else DurationWindower(2_500)
+    pairs, running = _run(windower, ev, cuts, per_polarity, t_end_every)
+    for w, counts in pairs:
+        want = count_events(w.events, GEOM, per_polarity=per_polarity)[0]
+        assert counts.dtype == np.uint32 and np.array_equal(counts, want), (w.t_start, w.t_end)
+    assert running.open_windows == 0
+    if not sliding:
+        assert sum(int(c.sum()) for _, c in pairs) == n
+
+
+def test_frames_from_running_counts_equal_event_frames():
+    from eventclip.frames import Representation
+
+    ev = _stream(2_000, 3)
+    for variant in ("paper", "authors", "polarity"):
+        rep = Representation(variant=variant, window_us=2_500, input_size=16)
+        pairs, _ = _run(DurationWindower(2_500), ev, list(range(0, 2_000, 77)), variant != "paper")
+        counts = np.stack([c for _, c in pairs])
+        want = rep.frames([w.parts for w, _ in pairs], GEOM)
+        assert np.array_equal(rep.frames_from_counts(counts, GEOM), want)
+
+
+def test_event_outside_geometry_is_reported_by_add():
+    ev = _stream(50, 4)
+    ev["y"][30] = GEOM.height
+    w = DurationWindower(2_500)
+    running = RunningCounts(w, GEOM)
+    w.push(ev)
+    with pytest.raises(EventOutsideGeometryError) as info:
+        running.add(ev)
+    assert info.value.index == 30
+
+
+def test_needs_a_time_grid_windower_and_counts_of_the_right_shape():
+    with pytest.raises(TypeError, match="duration or sliding"):
+        RunningCounts(CountWindower(10), GEOM)
+    with pytest.raises(FramesError, match=r"\(B, 2, H, W\)"):
+        frames_from_counts(np.zeros((1, GEOM.height, GEOM.width), np.uint32), GEOM, variant="authors")
+    with pytest.raises(FramesError, match="23x17"):
+        frames_from_counts(np.zeros((1, 5, 5), np.uint32), GEOM)
+
+
+def test_window_taken_without_events_is_zero():
+    w = DurationWindower(1_000)
+    running = RunningCounts(w, GEOM)
+    ev = _stream(10, 5)
+    windows = w.push(ev[:5], int(ev["t"][4]) + 5_000)
+    running.add(ev[:5])
+    counts = [running.take(x) for x in windows]
+    assert any(c.sum() == 0 for c in counts) and sum(int(c.sum()) for c in counts) == 5
