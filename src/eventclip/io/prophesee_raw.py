@@ -103,6 +103,11 @@ def _trigger_array(trig: np.ndarray, nt: int) -> np.ndarray:
     return tr
 
 
+_REFCOUNT_REUSE = (sys.implementation.name == "cpython" and (3, 10) <= sys.version_info[:2] <= (3, 13)
+                   and getattr(sys, "_is_gil_enabled", lambda: True)())
+"""Whether :class:`_ReusedOutputs` may judge by ``sys.getrefcount`` (see :meth:`_ReusedOutputs.take`)."""
+
+
 class _ReusedOutputs:
     """Event arrays for a stream's blocks, reused once the consumer holds no view of them.
 
@@ -120,7 +125,14 @@ class _ReusedOutputs:
         self._arrays: list[np.ndarray] = []
 
     def take(self, n: int) -> np.ndarray:
-        """An EVENT_DTYPE array of at least ``n`` events that nobody else refers to."""
+        """An EVENT_DTYPE array of at least ``n`` events that nobody else refers to.
+
+        Reuse is limited to the CPython versions whose reference counting this was checked on
+        (3.10-3.13, with the GIL): newer interpreters may not count a local name or a call argument
+        (borrowed references), which would make a chunk a consumer still holds look free.
+        """
+        if not _REFCOUNT_REUSE:
+            return np.empty(n, dtype=EVENT_DTYPE)
         for arr in self._arrays:
             if len(arr) >= n and sys.getrefcount(arr) <= 3:  # the list, ``arr`` and the call's argument
                 return arr
