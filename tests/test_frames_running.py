@@ -31,7 +31,10 @@ def _run(windower, ev, cuts, per_polarity, t_end_every=False):
     pairs = []
     for a, b in zip(edges[:-1], edges[1:]):
         chunk = ev[a:b]
-        t_end = int(chunk["t"][-1]) + 1 if (t_end_every and len(chunk)) else None
+        t_end = None
+        if t_end_every and len(chunk):  # the stream is complete up to the next event (if later than this chunk)
+            following = int(ev["t"][b]) if b < len(ev) else int(chunk["t"][-1]) + 1
+            t_end = following if following > int(chunk["t"][-1]) else None
         windows = windower.push(chunk, t_end)
         running.add(chunk)
         pairs += [(w, running.take(w)) for w in windows]
