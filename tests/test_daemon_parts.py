@@ -21,7 +21,6 @@ from eventclip.daemon.publish import Publisher
 from eventclip.daemon.queues import END, EventInbox, WindowQueue
 from eventclip.errors import ConfigError
 
-
 # ---- config -----------------------------------------------------------------------------------
 
 
@@ -201,8 +200,8 @@ def test_no_subscriber_never_blocks() -> None:
 def test_curve_authorised_client_receives_unknown_client_does_not(tmp_path: Path) -> None:
     from zmq.auth import create_certificates
 
-    from eventclip.daemon.config import CurveConfig
     from eventclip.commands.listen import print_stream
+    from eventclip.daemon.config import CurveConfig
 
     server_dir, clients, others = tmp_path / "server", tmp_path / "clients", tmp_path / "others"
     for d in (server_dir, clients, others):

@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 import zmq
 
-from tests.conftest import recording
 from eventclip.daemon import messages
 from eventclip.daemon.config import load_config
+from tests.conftest import recording
 
 SPINNER = "prophesee_evt2_spinner_excerpt_gen3_640x480.raw"
 SPARKLERS = "prophesee_evt2_sparklers_gen3_640x480.raw"

@@ -22,11 +22,10 @@ def shipped():
 
 
 def test_default_model_exports_and_int8_agrees(shipped, tmp_path):
-    from eventclip.exporters.onnx import export_onnx
-
     import json
 
     from eventclip.data import sample_labels_path
+    from eventclip.exporters.onnx import export_onnx
 
     package, sample = shipped
     texts = sorted({seg["text"] for seg in json.loads(sample_labels_path().read_text())["segments"]})

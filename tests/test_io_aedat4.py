@@ -16,11 +16,11 @@ from eventclip.io.aedat4 import (
     MAGIC,
     Aedat4Reader,
     Aedat4Writer,
-    convert_words,
-    convert_words_reference,
     _event_packet,
     _info_xml,
     _io_header,
+    convert_words,
+    convert_words_reference,
 )
 from eventclip.io.errors import EventFormatError, GeometryError, TruncatedFileError, UnsupportedFeatureError
 from tests._io_helpers import event_streams, same_events

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from eventclip.events import EVENT_DTYPE, Geometry, make_events
-from eventclip.io import EventFormatError, GeometryError, UnsupportedFeatureError, detect_format, open_events, read_events
+from eventclip.io import (
+    EventFormatError,
+    GeometryError,
+    UnsupportedFeatureError,
+    detect_format,
+    open_events,
+    read_events,
+)
 from eventclip.io import hdf5 as hdf5_mod
 from tests._io_helpers import same_events
 

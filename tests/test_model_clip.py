@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from eventclip.model.clip import EventClip
-from eventclip.model.errors import ArchitectureError, PackageError
 from eventclip.model.configs import TINY_CONFIG as TINY
+from eventclip.model.errors import ArchitectureError, PackageError
 
 
 def tiny_model(seed: int = 0, **kw) -> EventClip:

@@ -11,7 +11,6 @@ from open_clip.model import CLIP
 from eventclip.model.errors import CheckpointError
 from eventclip.model.loaders import load_checkpoint
 
-
 OPENAI_TINY = {
     "embed_dim": 32,
     "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "patch_size": 8, "head_width": 64},

@@ -83,12 +83,11 @@ def test_cli_export_tensorrt_without_tensorrt_names_the_extra(tmp_path, capsys):
 def test_fp16_engine_builds_runs_on_device_tensors_and_matches_ort(tmp_path):
     pytest.importorskip("tensorrt")
     torch = pytest.importorskip("torch")
+    from eventclip.data import sample_recording_path
     from eventclip.exporters.onnx import export_onnx
     from eventclip.exporters.tensorrt import build_engine, check_engine
     from eventclip.model.clip import EventClip
     from eventclip.runtime.onnxruntime import OnnxRuntimeBackend
-
-    from eventclip.data import sample_recording_path
 
     rec = sample_recording_path()  # shipped in the repository, so a bare GPU machine has it too
     cfg = {"embed_dim": 64, "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "patch_size": 8},

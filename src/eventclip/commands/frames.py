@@ -30,8 +30,8 @@ def run(args: argparse.Namespace) -> int:
     import pydantic
 
     from eventclip.errors import ConfigError
-    from eventclip.frames.preview import frame_to_image
     from eventclip.frames.preprocess import Representation
+    from eventclip.frames.preview import frame_to_image
     from eventclip.frames.windows import iter_windows
     from eventclip.io import open_events
 

@@ -19,8 +19,8 @@ import numpy as np
 
 from eventclip.errors import ConfigError
 from eventclip.eval.datasets import EvalDataset, EventSlice, Sample, SampleReader
-from eventclip.events import Geometry
 from eventclip.eval.metrics import classification_metrics, mean_std, top_k_accuracy
+from eventclip.events import Geometry
 from eventclip.model.classify import as_numpy
 from eventclip.model.heads import LinearProbe, TipAdapter, ZeroShotHead
 

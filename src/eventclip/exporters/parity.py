@@ -115,9 +115,8 @@ def recording_windows(
     Returns (list of event arrays, Geometry). Raises ParityError when the file yields no window with
     at least ``min_events`` events, naming the file.
     """
-    from eventclip.io import read_events
-
     from eventclip.events import as_events
+    from eventclip.io import read_events
 
     chunk = read_events(path)
     ev = as_events(chunk.events)

@@ -33,7 +33,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from eventclip.errors import ConfigError
 from eventclip.train.augment import AugmentConfig, augment_events, edge_sketch, image_view, paired_views
-from eventclip.train.data import PROMPT_TEMPLATES, EventCache, Item, PairedDataset, split_classes, split_items, time_window
+from eventclip.train.data import (
+    PROMPT_TEMPLATES,
+    EventCache,
+    Item,
+    PairedDataset,
+    split_classes,
+    split_items,
+    time_window,
+)
 from eventclip.train.losses import LossConfig, total_loss
 
 log = logging.getLogger(__name__)

@@ -10,9 +10,9 @@ from __future__ import annotations
 from enum import Enum
 
 import numpy as np
+from metavision_sdk_base import EventCD, EventExtTrigger
 
 from metavision_hal import standin
-from metavision_sdk_base import EventCD, EventExtTrigger
 
 
 def _id(serial: str) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-
 from metavision_sdk_base import EventCD, EventExtTrigger
 
 

@@ -8,7 +8,6 @@ slicer reuses: the stand-in overwrites it when the next slice is produced.
 from __future__ import annotations
 
 import numpy as np
-
 from metavision_hal import Device, DeviceDiscovery
 from metavision_sdk_base import EventCD, EventExtTrigger
 
