@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One call on a GPU machine (an H200 when lent): TensorRT FP16 + INT8 engines for ViT-B/32 and the
 # default model, parity vs ONNX Runtime, batch 1/8/32 latency (CUDA events, median of 100 runs),
-# zero-copy CUDA frames -> TensorRT, and the frames helper's CUDA accumulation check. < 8 min.
+# zero-copy CUDA frames -> TensorRT, the CUDA accumulation check (gpu_frames.py) and the daemon end to
+# end with ViT-B/32 on TensorRT FP16 and on PyTorch CUDA at 50 Mev/s (gpu_daemon.py). < 11 min.
 #
 #   bash benchmarks/gpu_check.sh                 # everything
 #   bash benchmarks/gpu_check.sh --models vitb32 # pass-through options of gpu_check.py
@@ -29,5 +30,7 @@ if [ -f benchmarks/gpu_frames.py ]; then
     echo "--- CUDA frame accumulation (benchmarks/gpu_frames.py) ---"
     timeout 60 "$PY" benchmarks/gpu_frames.py || echo "gpu_frames.py failed (rc=$?)"
 fi
+echo "--- eventclipd end to end, ViT-B/32 (benchmarks/gpu_daemon.py) ---"
+timeout 200 "$PY" benchmarks/gpu_daemon.py || echo "gpu_daemon.py failed (rc=$?)"
 echo "gpu_check.sh done in $(( $(date +%s) - start )) s (rc=$rc)"
 exit $rc
