@@ -50,7 +50,9 @@ class LabelsMessage(_Message):
     labels: list[Label]
     anomaly_score: float | None = Field(description="in [0, 1]; null when the prompts define no anomaly set")
     anomaly: bool
-    latency_ms: float = Field(ge=0.0, description="window close (end of windowing) to publish, host ms")
+    latency_ms: float = Field(
+        ge=0.0, description="window close (the reader handing over the chunk that proved the window complete) "
+                            "to publish, host ms")
 
 
 class AnomalyMessage(_Message):

@@ -81,8 +81,9 @@ class Windower(Protocol):
 
 @dataclass
 class _Item:
-    """A window on its way through the pipeline, stamped when windowing closed it (monotonic s),
-    with its pixel counts when they were kept while it was open."""
+    """A window on its way through the pipeline, stamped with when it closed (monotonic s: when the
+    reader handed over the chunk that proved its end), with its pixel counts when they were kept
+    while it was open."""
 
     window: Any
     closed_at: float
@@ -266,7 +267,7 @@ class Pipeline:
                 if chunk.meta.get("gap"):
                     level = logging.INFO if chunk.meta.get("reason") == "loop" else logging.WARNING
                     log.log(level, "discontinuity in the stream: %s", chunk.meta)
-                if not self.inbox.offer(chunk, n):
+                if not self.inbox.offer((chunk, time.monotonic()), n):
                     c.events_lost_reader += n
                 stage.idle()
                 if self._abort.is_set():
@@ -282,21 +283,24 @@ class Pipeline:
     def _window(self, stage: _Stage) -> None:
         c = self.metrics.counters
         while not self._abort.is_set():
-            chunk = self.inbox.get(_POLL_S)
-            if chunk is None:
+            got = self.inbox.get(_POLL_S)
+            if got is None:
                 continue
             stage.busy()
-            if chunk is END:
+            if got is END:
+                chunk, closed_at = END, time.monotonic()
                 windows = self.windower.flush()
             else:
+                # A window closes when the chunk proving its end reaches the daemon: latency runs
+                # from the reader's hand-off, so time spent waiting in the inbox is included.
+                chunk, closed_at = got
                 c.events_windowed += len(chunk.events)
                 windows = self.windower.push(chunk.events, chunk.t_end_us)
-            now = time.monotonic()
-            if self._running is not None and chunk is not END:
-                self._running.add(chunk.events)
+                if self._running is not None:
+                    self._running.add(chunk.events)
             for w in windows:
                 c.windows_closed += 1
-                self.windows.put(_Item(w, now, None if self._running is None else self._running.take(w)))
+                self.windows.put(_Item(w, closed_at, None if self._running is None else self._running.take(w)))
             stage.idle()
             if chunk is END:
                 self.windows.put(END)
