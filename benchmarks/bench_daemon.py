@@ -38,6 +38,9 @@ from eventclip.events import EVENT_DTYPE, EventChunk, Geometry
 from eventclip.sensors.base import Source, SourceConfig
 
 GEOMETRY = Geometry(1280, 720)
+PROMPTS = ("classes: [car, pedestrian, bicycle, dog, truck, bus, tree, door, hand, face]\n"
+           "anomaly: {normal: ['an empty street'], abnormal: ['a fire', 'a fight']}\n")
+"""The prompts every daemon benchmark classifies against (10 classes + an anomaly pair)."""
 
 
 class SyntheticConfig(SourceConfig):
@@ -245,8 +248,7 @@ def main() -> None:
     else:
         model_note = str(package)
     prompts = tmp / "prompts.yaml"
-    prompts.write_text("classes: [car, pedestrian, bicycle, dog, truck, bus, tree, door, hand, face]\n"
-                       "anomaly: {normal: ['an empty street'], abnormal: ['a fire', 'a fight']}\n")
+    prompts.write_text(PROMPTS)
     rates = [float(r) * 1e6 for r in args.rates.split(",")]
     seconds = args.minutes * 60 if args.minutes else args.seconds
     if args.minutes:

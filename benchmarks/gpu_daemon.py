@@ -25,9 +25,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_daemon  # noqa: E402  (the benchmark next to this file)
 
-PROMPTS = ("classes: [car, pedestrian, bicycle, dog, truck, bus, tree, door, hand, face]\n"
-           "anomaly: {normal: ['an empty street'], abnormal: ['a fire', 'a fight']}\n")
-
 
 def make_package(model: str, folder: Path, engine: bool) -> Path:
     """A package with its ONNX bundle and, when ``engine``, a TensorRT FP16 engine built for this GPU."""
@@ -51,7 +48,7 @@ def make_package(model: str, folder: Path, engine: bool) -> Path:
 def run(pkg: Path, backends: list[str], rate_mevs: float, seconds: float, window_us: int = 50_000) -> list[dict]:
     """One daemon run per backend; a failing backend is reported and the others still run."""
     prompts = pkg.parent / "prompts.yaml"
-    prompts.write_text(PROMPTS)
+    prompts.write_text(bench_daemon.PROMPTS)
     out = []
     for backend in backends:
         try:

@@ -27,6 +27,24 @@ def recording(name: str) -> Path:
     return path
 
 
+SMALL_CLIP = {
+    "embed_dim": 64,
+    "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "patch_size": 8, "head_width": 32},
+    "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
+}
+"""A real open_clip ViT/text-transformer architecture, small enough to export and run in seconds."""
+
+
+def small_clip_package(folder: Path) -> Path:
+    """Save a random-weight :data:`SMALL_CLIP` event model (seed 0) as a package in ``folder``."""
+    import torch
+
+    from eventclip.model.clip import EventClip
+
+    torch.manual_seed(0)
+    return EventClip.from_clip(SMALL_CLIP, seed=0, with_image_encoder=False).save_pretrained(folder / "small")
+
+
 def cuda_available() -> bool:
     try:
         import torch

@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from tests.conftest import recording
+from tests.conftest import recording, small_clip_package
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("open_clip")
@@ -20,20 +20,13 @@ from eventclip.model.clip import EventClip  # noqa: E402
 from eventclip.runtime.base import BackendError, find_bundle  # noqa: E402
 from eventclip.runtime.onnxruntime import OnnxRuntimeBackend  # noqa: E402
 
-SMALL = {
-    "embed_dim": 64,
-    "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "patch_size": 8, "head_width": 32},
-    "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
-}
 REC = "prophesee_evt2_spinner_excerpt_gen3_640x480.raw"
 PROMPTS = ["a spinning disk", "a car", "a person walking", "a tree"]
 
 
 @pytest.fixture(scope="module")
 def package(tmp_path_factory):
-    torch.manual_seed(0)
-    model = EventClip.from_clip(SMALL, seed=0, with_image_encoder=False)
-    return model.save_pretrained(tmp_path_factory.mktemp("pkg") / "small")
+    return small_clip_package(tmp_path_factory.mktemp("pkg"))
 
 
 @pytest.fixture(scope="module")

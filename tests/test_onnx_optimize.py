@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from tests.conftest import recording
+from tests.conftest import recording, small_clip_package
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("open_clip")
@@ -22,18 +22,12 @@ from eventclip.exporters.ort_cpu import FusedSelfAttention, PatchEmbedMatMul, cp
 from eventclip.model.clip import EventClip  # noqa: E402
 from eventclip.runtime.onnxruntime import OnnxRuntimeBackend  # noqa: E402
 
-SMALL = {
-    "embed_dim": 64,
-    "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "patch_size": 8, "head_width": 32},
-    "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
-}
 REC = "prophesee_evt2_spinner_excerpt_gen3_640x480.raw"
 
 
 @pytest.fixture(scope="module")
 def package(tmp_path_factory):
-    model = EventClip.from_clip(SMALL, seed=0, with_image_encoder=False)
-    return model.save_pretrained(tmp_path_factory.mktemp("pkg") / "small")
+    return small_clip_package(tmp_path_factory.mktemp("pkg"))
 
 
 @pytest.fixture(scope="module")

@@ -44,13 +44,26 @@ def padded_size(planes: int, plane: int) -> int:
     return (planes - 1) * plane + span(plane) if planes else 0
 
 
-@numba.njit(cache=True, nogil=True)
-def _index_mask(plane: np.uint64) -> np.uint64:
-    """:func:`span` - 1, inside the kernels."""
+@numba.njit(cache=True, nogil=True, inline="always")
+def _layout(width: int, height: int, per_polarity: bool) -> tuple:
+    """Per-call constants of both kernels: plane (H*W), index mask (:func:`span` - 1), channels,
+    ON-plane stride, the index formula's 65536 - W, and the packed limits W | H << 16."""
+    plane = np.uint64(width * height)
     mask = np.uint64(1)
     while mask < plane:
         mask <<= np.uint64(1)
-    return mask - np.uint64(1)
+    channels = np.uint64(2 if per_polarity else 1)
+    on_stride = plane if per_polarity else np.uint64(0)
+    return (plane, mask - np.uint64(1), channels, on_stride, np.uint64(65536 - width),
+            np.uint64(width | (height << 16)))
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _slot(w: np.uint64, on_stride: np.uint64, d: np.uint64, mask: np.uint64, limits: np.uint64) -> tuple:
+    """One event word -> (its slot within its window's planes, the SWAR check bits to OR together)."""
+    u = w & _LOW32
+    on = np.uint64((((w >> np.uint64(32)) - np.uint64(1)) & _U16) < np.uint64(0x7FFF))
+    return on * on_stride + ((u - (u >> np.uint64(16)) * d) & mask), ((u | _SIGN_BITS) - limits) | u
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
@@ -63,22 +76,15 @@ def count_windows(words: np.ndarray, offsets: np.ndarray, width: int, height: in
     to the second plane of each window. Returns True when some event lay outside the geometry:
     the counts are then meaningless and the caller raises. Needs W, H <= :data:`MAX_SIDE`.
     """
-    plane = np.uint64(width * height)
-    mask = _index_mask(plane)
-    channels = np.uint64(2 if per_polarity else 1)
-    on_stride = plane if per_polarity else np.uint64(0)
-    d = np.uint64(65536 - width)
-    limits = np.uint64(width | (height << 16))
+    plane, mask, channels, on_stride, d, limits = _layout(width, height, per_polarity)
     acc = np.uint64(0)
     one = np.uint32(1)
     for b in range(offsets.shape[0] - 1):
         base = np.uint64(b) * channels * plane
         for i in range(np.uint64(offsets[b]), np.uint64(offsets[b + 1])):
-            w = np.uint64(words[np.uint64(2) * i])
-            u = w & _LOW32
-            acc |= ((u | _SIGN_BITS) - limits) | u
-            on = np.uint64((((w >> np.uint64(32)) - np.uint64(1)) & _U16) < np.uint64(0x7FFF))
-            counts[base + on * on_stride + ((u - (u >> np.uint64(16)) * d) & mask)] += one
+            j, bad = _slot(np.uint64(words[np.uint64(2) * i]), on_stride, d, mask, limits)
+            acc |= bad
+            counts[base + j] += one
     return (acc & _SIGN_BITS) != np.uint64(0)
 
 
@@ -93,22 +99,15 @@ def count_windows16(words: np.ndarray, offsets: np.ndarray, width: int, height: 
     the true count is ``counts + carry * 65536``. Returns a bit set: 1 = some event lay outside
     the geometry (the counts are then meaningless), 2 = some count wrapped (``carry`` is in use).
     """
-    plane = np.uint64(width * height)
-    mask = _index_mask(plane)
-    channels = np.uint64(2 if per_polarity else 1)
-    on_stride = plane if per_polarity else np.uint64(0)
-    d = np.uint64(65536 - width)
-    limits = np.uint64(width | (height << 16))
+    plane, mask, channels, on_stride, d, limits = _layout(width, height, per_polarity)
     acc = np.uint64(0)
     wrapped = 0
     for b in range(offsets.shape[0] - 1):
         base = np.uint64(b) * channels * plane
         for i in range(np.uint64(offsets[b]), np.uint64(offsets[b + 1])):
-            w = np.uint64(words[np.uint64(2) * i])
-            u = w & _LOW32
-            acc |= ((u | _SIGN_BITS) - limits) | u
-            on = np.uint64((((w >> np.uint64(32)) - np.uint64(1)) & _U16) < np.uint64(0x7FFF))
-            j = base + on * on_stride + ((u - (u >> np.uint64(16)) * d) & mask)
+            slot, bad = _slot(np.uint64(words[np.uint64(2) * i]), on_stride, d, mask, limits)
+            acc |= bad
+            j = base + slot
             c = counts[j]
             counts[j] = c + np.uint16(1)
             if c == np.uint16(0xFFFF):
