@@ -84,6 +84,7 @@ def test_event_outside_geometry_is_reported_by_add():
 def test_needs_a_time_grid_windower_and_counts_of_the_right_shape():
     with pytest.raises(TypeError, match="duration or sliding"):
         RunningCounts(CountWindower(10), GEOM)
+    assert not RunningCounts.supports(CountWindower(10)) and RunningCounts.supports(SlidingWindower(10, 5))
     with pytest.raises(FramesError, match=r"\(B, 2, H, W\)"):
         frames_from_counts(np.zeros((1, GEOM.height, GEOM.width), np.uint32), GEOM, variant="authors")
     with pytest.raises(FramesError, match="23x17"):

@@ -73,9 +73,8 @@ class ClassifierEngine:
         or None where frames are made at close instead (frames on a torch device, or windows not on
         a time grid)."""
         from eventclip.frames.running import RunningCounts
-        from eventclip.frames.windows import _GridWindower
 
-        if self.frames_device is not None or not isinstance(windower, _GridWindower):
+        if self.frames_device is not None or not RunningCounts.supports(windower):
             return None
         return RunningCounts(windower, geometry, per_polarity=self.classifier.representation.variant != "paper")
 

@@ -32,8 +32,13 @@ class RunningCounts:
     i.e. ceil(length / stride) buffers for sliding windows.
     """
 
+    @staticmethod
+    def supports(windower: object) -> bool:
+        """Whether ``windower`` cuts windows on a time grid (duration or sliding), which this needs."""
+        return isinstance(windower, _GridWindower)
+
     def __init__(self, windower: _GridWindower, geometry: Geometry, *, per_polarity: bool = False) -> None:
-        if not isinstance(windower, _GridWindower):
+        if not self.supports(windower):
             raise TypeError(f"RunningCounts needs a duration or sliding windower, got {type(windower).__name__}")
         self.windower = windower
         self.geometry = geometry
