@@ -40,14 +40,17 @@ def faery_events(path) -> np.ndarray:
     return np.concatenate(list(faery.events_stream_from_file(path)))
 
 
-def kernel_decode(kernel, words, width, height):
-    """Run a decoder kernel over all words with the same loop the reader uses."""
+def kernel_decode(kernel, words, width, height, room=None):
+    """Run a decoder kernel over all words with the same loop the reader uses.
+
+    ``room``: the output buffer's size in events (default: more than the words can make), to
+    make the kernel stop early for want of space again and again."""
     out_all, trig_all = [make_events([], [], [], [])], []
     state = K.new_decoder_state()
     pos = 0
     while pos < len(words):
         rest = len(words) - pos
-        out = np.empty(rest * 2 + 32, dtype=make_events([], [], [], []).dtype)
+        out = np.empty(rest * 2 + 32 if room is None else room, dtype=make_events([], [], [], []).dtype)
         trig = np.empty((rest, 3), dtype=np.int64)
         n, used, nt, err, at = kernel(words[pos:], out.view(np.int64).reshape(-1, 2), trig, state, width, height)
         if err:
@@ -184,13 +187,13 @@ def test_evt3_kernel_matches_reference_on_random_words(words, width, height):
     _check_kernel_vs_reference(K.decode_evt3, reference_decode_evt3, np.array(words, dtype=np.uint16), width, height)
 
 
-def _check_kernel_vs_reference(kernel, reference, words, width, height):
+def _check_kernel_vs_reference(kernel, reference, words, width, height, room=None):
     try:
         ref, ref_trig, ref_skip = reference(words, width, height)
         ref_err = None
     except ReferenceDecodeError as exc:
         ref_err = exc.word
-    ours, trig_or_at, skip_or_code = kernel_decode(kernel, words, width, height)
+    ours, trig_or_at, skip_or_code = kernel_decode(kernel, words, width, height, room)
     if ref_err is not None:
         assert ours is None and trig_or_at == ref_err
     else:

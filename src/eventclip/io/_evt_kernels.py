@@ -245,6 +245,87 @@ def decode_evt21(words, out, trig, state, width, height):
     return n, i, nt, err, i
 
 
+_EVT3_OUTSIDE = np.int64(0x80008000)
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _evt3_above(width, height):
+    """``(0x8000 - width) | (0x8000 - height) << 16``, for ``_evt3_run``'s geometry check.
+
+    Added to ``x | y << 16`` (x, y < 2^11) it carries into bit 15 exactly when x >= width and
+    into bit 31 exactly when y >= height, and never across the 16-bit halves."""
+    return (np.int64(0x8000) - width) | ((np.int64(0x8000) - height) << 16)
+
+
+@njit(nogil=True, cache=True, boundscheck=False)
+def _evt3_run(words, flat, i, stop, n, ys, t, base_x, pol, last_t, above, width):
+    """Decode the common EVT 3.0 words from ``words[i]`` until ``stop`` or a rarer word.
+
+    Handles ADDR_Y, ADDR_X, VECT_BASE_X, VECT_12 (not reaching past ``width``) and TIME_LOW;
+    returns at anything else (TIME_HIGH, VECT_8, triggers, ...) for ``decode_evt3``'s general path.
+    The caller guarantees ``n + (stop - i) <= len(flat) // 2 - 12`` (one slot per word and 12
+    spare); a vector word keeps that true by moving ``stop`` back.
+
+    Returns (i, n, ys, t, base_x, pol, last_t, ok); ``ys`` is the current row << 16. ADDR_Y and
+    ADDR_X (~90 % of real words, in an irregular order) run in an inner loop without a branch per
+    word: each writes an event record at ``flat[2n]`` and only ADDR_X advances ``n``. Being the
+    innermost loop also keeps its values in registers. The checks are cheap and conservative:
+    geometry bits are OR-ed (see ``_evt3_above``), and time must not go below the last event's
+    time at entry or at any TIME_LOW. ``ok`` False: undo the run; the general path then decodes
+    those words exactly and reports the first bad one.
+    """
+    bad = np.int64(0)
+    back = t - last_t
+    n_mark = n
+    while i < stop:
+        while i < stop:  # ADDR_Y (type 0) and ADDR_X (type 2)
+            w = np.int64(words[np.uint64(i)])
+            if (w & 0xD000) != 0:
+                break
+            v = w & 0x7FF
+            is_x = w >> 13
+            rec = v | ys
+            bad |= (rec + above) & -is_x
+            k = np.uint64(2 * n)
+            flat[k] = rec | ((w & 0x800) << 21)
+            flat[k + np.uint64(1)] = t
+            n += is_x
+            ys = ys if is_x else v << 16
+            i += 1
+        if i >= stop:
+            break
+        w = np.int64(words[np.uint64(i)])
+        typ = w >> 12
+        if typ == 0x6:  # TIME_LOW
+            if n != n_mark:
+                last_t = t
+                n_mark = n
+            t = (t & ~np.int64(0xFFF)) | (w & 0xFFF)
+            back |= t - last_t
+        elif typ == 0x3:  # VECT_BASE_X
+            base_x = w & 0x7FF
+            pol = (w >> 11) & 1
+        elif typ == 0x4 and base_x + 12 <= width:  # VECT_12
+            m = w & 0xFFF
+            if m != 0:
+                bad |= ys + above  # the row's half only: the column half is below 0x8000
+                hi = ys | (pol << 32)
+                n0 = n
+                while m != 0:  # one pass per set bit (real masks hold ~2 of 12)
+                    flat[np.uint64(2 * n)] = (base_x + trailing_zeros(m)) | hi
+                    flat[np.uint64(2 * n + 1)] = t
+                    n += 1
+                    m &= m - 1
+                stop -= n - n0 - 1
+            base_x += 12
+        else:
+            break
+        i += 1
+    if n != n_mark:
+        last_t = t
+    return i, n, ys, t, base_x, pol, last_t, (bad & _EVT3_OUTSIDE) == 0 and back >= 0
+
+
 @njit(nogil=True, cache=True, boundscheck=False)
 def decode_evt3(words, out, trig, state, width, height):
     """Decode EVT 3.0 16-bit words. Returns (n_events, n_words_consumed, n_triggers, err_code, err_word).
@@ -253,11 +334,12 @@ def decode_evt3(words, out, trig, state, width, height):
     updates only its own half, as the specification says.
 
     Why the two paths: in real recordings ~90 % of words are ADDR_Y and ADDR_X in an irregular
-    order, so a switch on the type mispredicts on most words. Once a time base exists, runs of
-    those two are decoded without branches: every word writes an event record at ``out[n]`` and
-    only ADDR_X advances ``n``. Every other word goes through the general path, which also
-    reports errors exactly. Vector words visit only their set bits (trailing-zero count), checking
-    each column against the width only when the vector could reach past it.
+    order, so a switch on the type mispredicts on most words. Once a time base exists, the common
+    words (those two, VECT_BASE_X, VECT_12, TIME_LOW) go through ``_evt3_run``, whose innermost
+    loop decodes ADDR_Y/ADDR_X without a branch. Every other word (TIME_HIGH, VECT_8, triggers,
+    a vector reaching past the width) and every run whose checks failed goes through the general
+    path, which reports errors exactly. Measured on the 1280x720 driving recording, one thread:
+    ~360 Mev/s against ~235 with the previous run loop, which stopped at every vector and TIME_LOW.
     """
     n = 0
     nt = 0
@@ -275,47 +357,24 @@ def decode_evt3(words, out, trig, state, width, height):
     nw = words.shape[0]
     err = 0
     t = (th << 12) | tl
-    w_max = np.int64(width) - 1
-    h_max = np.int64(height) - 1
+    above = _evt3_above(width, height)
     slow_until = 0
     while i < nw:
         if n + 12 > cap or nt >= tcap:
             break
         if seen != 0 and i >= slow_until:
-            # A tight inner loop over runs of ADDR_Y/ADDR_X words (at most one event each, so
-            # ``stop`` keeps 12 free slots for a vector word afterwards); it leaves at any other
-            # word. Time is constant within a run, so going back in time is checked once; the
-            # geometry checks are OR-ed into ``bad`` and looked at after the run. A failed run is
-            # undone and redone by the general path, which stops at the bad word with its exact error.
-            i0, n0, y0 = i, n, y
-            stop = min(nw, i + (cap - 12 - n))
-            bad = np.int64(0)
-            any_x = np.int64(0)
-            while i < stop:
-                w = np.int64(words[np.uint64(i)])
-                typ = w >> 12
-                if (typ | 0x2) != 0x2:
-                    break
-                v = w & 0x7FF
-                m_x = -(typ >> 1)  # all ones for ADDR_X (type 2), zero for ADDR_Y (type 0)
-                bad |= ((w_max - v) | (h_max - y)) & m_x
-                k = np.uint64(2 * n)
-                flat[k] = v | (y << 16) | (((w >> 11) & 1) << 32)
-                flat[k + np.uint64(1)] = t
-                n -= m_x
-                any_x |= m_x
-                y ^= (y ^ v) & ~m_x
-                i += 1
-            if any_x != 0:
-                bad |= t - last_t
-            if bad < 0:
+            # The common words go through ``_evt3_run``. A failed run is undone and redone by the general path below,
+            # which stops at the bad word with its exact error.
+            entry = (i, n, y, tl, base_x, pol, last_t)
+            i, n, ys, t, base_x, pol, last_t, ok = _evt3_run(words, flat, i, min(nw, i + (cap - 12 - n)), n, y << 16,
+                                                              t, base_x, pol, last_t, above, width)
+            y, tl = ys >> 16, t & 0xFFF
+            if not ok:
                 slow_until = i
-                i, n, y = i0, n0, y0
-            else:
-                if any_x != 0:
-                    last_t = t
-                if i >= nw:
-                    break
+                i, n, y, tl, base_x, pol, last_t = entry
+                t = (th << 12) | tl
+            elif i >= nw or n + 12 > cap:  # a vector may have used the 12 spare slots the next word needs
+                break
         w = np.int64(words[np.uint64(i)])
         typ = w >> 12
         v = w & 0x7FF
