@@ -78,9 +78,14 @@ def test_real_recordings_same_in_any_number_of_segments(fmt, name):
 def test_real_recordings_streamed_in_parallel_blocks(monkeypatch, fmt, name):
     path = recording(name)
     whole = READERS[fmt](path).read_all(threads=1)
-    monkeypatch.setattr(raw, "BLOCK_BYTES", 40_002)
+    monkeypatch.setattr(raw, "BLOCK_BYTES", 10_002)  # > 10 blocks (one chunk each), read ahead
     monkeypatch.setattr(raw, "MIN_SEGMENT_WORDS", 1000)
     monkeypatch.setattr(raw, "DECODE_THREADS", 3)
+
+    def one_piece(*_args, **_kwargs):
+        raise AssertionError("a valid file's block fell back to one-piece decoding")
+
+    monkeypatch.setattr(raw._RawReader, "_decode_words", one_piece)  # the parallel path must hold by itself
     with open_events(path) as stream:
         blocks = [c.events for c in stream]
     assert len(blocks) > 10 and same_events(np.concatenate(blocks), whole)
@@ -223,7 +228,7 @@ def test_stream_reuses_only_arrays_nobody_holds(monkeypatch, threads):
     """Dropped chunks' memory is reused; chunks a caller keeps are never overwritten."""
     path = recording(REAL[0][1])
     whole = Evt3Reader(path).read_all(threads=1)
-    monkeypatch.setattr(raw, "BLOCK_BYTES", 40_000)
+    monkeypatch.setattr(raw, "BLOCK_BYTES", 10_000)
     monkeypatch.setattr(raw, "MIN_SEGMENT_WORDS", 1000)
     monkeypatch.setattr(raw, "DECODE_THREADS", threads)
     with open_events(path) as stream:  # keep every chunk: all must stay intact and apart

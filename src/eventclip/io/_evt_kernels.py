@@ -554,7 +554,7 @@ def evt3_state_before(words, end, state):
     pol = np.int64(-1)
     moved = np.int64(0)
     i = end - 1
-    while i >= 0 and (th < 0 or tl < 0 or y < 0 or base < 0):
+    while i >= 0 and (tl < 0 or y < 0 or base < 0):
         w = np.int64(words[i])
         typ = w >> 12
         if typ == 0x8:
@@ -574,6 +574,11 @@ def evt3_state_before(words, end, state):
             elif typ == 0x3:
                 base = w & 0x7FF
                 pol = (w >> 11) & 1
+        i -= 1
+    while i >= 0 and th < 0:  # TIME_HIGH words are rare (real files: ~1 per 100 000 words): a tight search
+        w = np.int64(words[i])
+        if (w >> 12) == 0x8:
+            th = w & 0xFFF
         i -= 1
     if th >= 0:
         _set_high(state, th, EVT3_HIGH_BITS)

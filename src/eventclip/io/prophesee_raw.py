@@ -28,11 +28,13 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from itertools import pairwise
 from pathlib import Path
+from typing import BinaryIO, NamedTuple
 
 import numpy as np
 
@@ -58,6 +60,9 @@ DECODE_THREADS: int | None = None
 
 MIN_SEGMENT_WORDS = 1 << 18
 """Fewest words worth a thread of their own (~1 ms of decoding); smaller inputs stay in one piece."""
+
+SEGMENTS_PER_THREAD = 4
+"""Segments per decoding thread in a stream block: the work is shared out a segment at a time."""
 
 TRIGGER_DTYPE = np.dtype([("t", "<i8"), ("id", "<i2"), ("p", "<i2")])
 """External trigger events: time (µs), trigger channel id, edge value (0 falling, 1 rising)."""
@@ -90,11 +95,48 @@ if hasattr(os, "register_at_fork"):  # not on Windows, which cannot fork
     os.register_at_fork(after_in_child=_pool.cache_clear)
 
 
-def _run_all(fn: Callable, *columns: list) -> list:
-    """``[fn(*row) for row in zip(*columns)]``, the first row in this thread and the rest in the pool."""
-    rows = list(zip(*columns))
-    futures = [_pool().submit(fn, *row) for row in rows[1:]]
-    return [fn(*rows[0]), *(f.result() for f in futures)]
+def _run_shared(fn: Callable[[int], object], n: int, first: Callable[[], object] | None = None) -> list:
+    """``[fn(k) for k in range(n)]``, with this thread and the pool's workers each taking the next ``k``.
+
+    This thread runs ``first()`` before it joins in, so other work (a stream reading its next
+    block) overlaps the decoding and the load still balances: whoever is free takes the next
+    segment. The ticket is drawn under a lock, so no interpreter detail is relied on.
+    """
+    results: list = [None] * n
+    tickets = iter(range(n))
+    lock = threading.Lock()
+
+    def work() -> None:
+        while True:
+            with lock:
+                k = next(tickets, None)
+            if k is None:
+                return
+            results[k] = fn(k)
+
+    workers = [_pool().submit(work) for _ in range(min(decode_threads(), n) - 1)]
+    try:
+        if first is not None:
+            first()
+        work()
+    finally:
+        for f in workers:
+            f.result()
+    return results
+
+
+def _even_bounds(n: int, parts: int) -> list[int]:
+    """Cut points of ``n`` words into ``parts`` nearly equal segments (``parts + 1`` indices from 0 to n)."""
+    return [n * k // parts for k in range(parts + 1)]
+
+
+class _Block(NamedTuple):
+    """A stream block as read: its words, segment cut points, each segment's event count, words read."""
+
+    words: np.ndarray
+    bounds: list[int]
+    counts: list[int]
+    n_read: int
 
 
 def _trigger_array(trig: np.ndarray, nt: int) -> np.ndarray:
@@ -265,17 +307,43 @@ class _RawReader(EventReader):
             return max(1, min(int(threads), n_words))
         return max(1, min(decode_threads(), n_words // MIN_SEGMENT_WORDS))
 
-    def _plan(self, words: np.ndarray, state: np.ndarray, n_seg: int
-              ) -> tuple[list[np.ndarray], list[np.ndarray], list[int]]:
-        """Cut ``words`` into ``n_seg`` segments: (segments, entry states, TIME_HIGH each entry assumes)."""
-        bounds = [len(words) * k // n_seg for k in range(n_seg + 1)]
-        entries = []
-        for k, a in enumerate(bounds[:-1]):
-            entry = state.copy()  # its last event time stays a valid lower bound; seams are checked in _join
-            if k:
-                self._state_before(words, a, entry)
-            entries.append(entry)
-        return [words[a:b] for a, b in pairwise(bounds)], entries, [int(e[K.S_TIME_HIGH]) for e in entries]
+    def _stream_segment_count(self, n_words: int) -> int:
+        """Segments of a stream block: ``SEGMENTS_PER_THREAD`` per thread, so that the thread that also
+        reads the next block can take fewer of them; one when decoding is single-threaded."""
+        threads = decode_threads() if self.high_bits else 1
+        if threads == 1:
+            return 1
+        return max(1, min(threads * SEGMENTS_PER_THREAD, n_words // (MIN_SEGMENT_WORDS // SEGMENTS_PER_THREAD)))
+
+    def _entry(self, words: np.ndarray, bounds: list[int], k: int, state: np.ndarray) -> np.ndarray:
+        """Decoder state on entry to segment ``k`` of ``words`` cut at ``bounds``, up to TIME_HIGH wraps.
+
+        Segment 0 starts from ``state``; a later one from the last words of each kind before it
+        (its last event time stays a valid lower bound from ``state``; seams are checked in
+        ``_join``). Each segment's thread computes its own: the backward scan for the last
+        TIME_HIGH can be long (real EVT 3.0 files hold one per ~100 000 words).
+        """
+        entry = state.copy()
+        if k:
+            self._state_before(words, bounds[k], entry)
+        return entry
+
+    def _decode_all(self, words: np.ndarray, bounds: list[int], dsts: list[np.ndarray], state: np.ndarray,
+                    first: Callable[[], object] | None = None) -> tuple[list, list[np.ndarray], list[int]]:
+        """Decode the segments of ``words`` (cut at ``bounds``) into ``dsts`` at once (see ``_run_shared``).
+
+        Returns (``_decode_segment`` results, entry states, TIME_HIGH each entry assumed) for ``_join``.
+        """
+        entries: list = [None] * len(dsts)
+        assumed_high = [0] * len(dsts)
+
+        def one(k: int) -> tuple[int, bool, list[np.ndarray]]:
+            entries[k] = self._entry(words, bounds, k, state)
+            assumed_high[k] = int(entries[k][K.S_TIME_HIGH])  # before decoding moves it on
+            return self._decode_segment(words[bounds[k]:bounds[k + 1]], dsts[k], entries[k])
+
+        decoded = _run_shared(one, len(dsts), first)
+        return decoded, entries, assumed_high
 
     def _join(self, parts: list[np.ndarray], results: list[tuple[int, bool, list[np.ndarray], int]],
               entries: list[np.ndarray], assumed_high: list[int], state: np.ndarray) -> list[np.ndarray] | None:
@@ -317,31 +385,39 @@ class _RawReader(EventReader):
         Two parallel passes: count each segment's events (its offset in the array), then decode.
         Returns (events, trigger arrays) with ``state`` updated, or None (see ``_join``).
         """
-        segs, entries, assumed_high = self._plan(words, state, n_seg)
-        counts = [int(c) for c in _run_all(self._count, segs)]
-        starts = np.cumsum([0, *counts]).tolist()
-        out = np.empty(starts[-1] + self.max_events_per_word, dtype=EVENT_DTYPE)
-        dsts = [out[a:b] for a, b in pairwise(starts[:-1])] + [out[starts[-2]:]]
-        results = [(*r, c) for r, c in zip(_run_all(self._decode_segment, segs, dsts, entries), counts, strict=True)]
-        triggers = self._join([out[a:b] for a, b in pairwise(starts)], results, entries, assumed_high, state)
-        return None if triggers is None else (out[:starts[-1]], triggers)
+        bounds = _even_bounds(len(words), n_seg)
+        counts = [int(c) for c in _run_shared(lambda k: self._count(words[bounds[k]:bounds[k + 1]]), n_seg)]
+        events, triggers = self._decode_counted(words, bounds, counts, state,
+                                                lambda n: np.empty(n, dtype=EVENT_DTYPE))
+        return None if triggers is None else (events, triggers)
 
-    def _stream_segments(self, words: np.ndarray, state: np.ndarray, n_seg: int, pool: _ReusedOutputs
-                         ) -> tuple[list[np.ndarray], list[np.ndarray]] | None:
-        """Decode ``words`` as ``n_seg`` segments at once, one array per segment, from decoder ``state``.
+    def _decode_counted(self, words: np.ndarray, bounds: list[int], counts: list[int], state: np.ndarray,
+                        alloc: Callable[[int], np.ndarray], first: Callable[[], object] | None = None
+                        ) -> tuple[np.ndarray, list[np.ndarray] | None]:
+        """Decode counted segments into one array from ``alloc(n)`` and join them (see ``_join``).
 
-        For stream blocks, unlike ``_decode_segments``: this thread counts the segments (~0.1 ms
-        each) and takes their arrays from ``pool``, then one hand-off decodes them (waking the
-        other thread costs ~0.1-1 ms on this machine, so a block pays it once, not twice).
-        Returns (event arrays, trigger arrays) or None (see ``_join``).
+        Returns (events, trigger arrays), the triggers None when the segments do not join.
         """
-        segs, entries, assumed_high = self._plan(words, state, n_seg)
-        counts = [self._count(seg) for seg in segs]
-        outs = [pool.take(c + self.max_events_per_word) for c in counts]
-        results = [(*r, c) for r, c in zip(_run_all(self._decode_segment, segs, outs, entries), counts, strict=True)]
-        parts = [out[:c] for out, c in zip(outs, counts, strict=True)]
-        triggers = self._join(parts, results, entries, assumed_high, state)
-        return None if triggers is None else (parts, triggers)
+        starts = np.cumsum([0, *counts]).tolist()
+        out = alloc(starts[-1] + self.max_events_per_word)
+        dsts = [out[a:b] for a, b in pairwise(starts[:-1])] + [out[starts[-2]:]]
+        decoded, entries, assumed_high = self._decode_all(words, bounds, dsts, state, first)
+        results = [(*r, c) for r, c in zip(decoded, counts, strict=True)]
+        triggers = self._join([out[a:b] for a, b in pairwise(starts)], results, entries, assumed_high, state)
+        return out[:starts[-1]], triggers
+
+    def _stream_segments(self, block: _Block, state: np.ndarray, pool: _ReusedOutputs,
+                         read_ahead: Callable[[], object]) -> tuple[np.ndarray, list[np.ndarray]] | None:
+        """Decode a stream block's segments at once into one array from ``pool``, from decoder ``state``.
+
+        For stream blocks, unlike ``_decode_segments``: the segments were counted when the block
+        was read, there are a few per thread, and this thread first calls ``read_ahead`` (read and
+        count the next block) and then helps with whatever segments are left (see ``_run_shared``).
+        Returns (events, trigger arrays) or None (see ``_join``).
+        """
+        events, triggers = self._decode_counted(block.words, block.bounds, block.counts, state,
+                                                pool.take, read_ahead)
+        return None if triggers is None else (events, triggers)
 
     def _decode_segment(self, words: np.ndarray, dst: np.ndarray, state: np.ndarray
                         ) -> tuple[int, bool, list[np.ndarray]]:
@@ -371,17 +447,23 @@ class _RawReader(EventReader):
             filled += n
         return filled, True, parts
 
-    def _decode_block(self, words: np.ndarray, first_word: int, state: np.ndarray, pool: _ReusedOutputs
-                      ) -> Iterator[np.ndarray]:
-        """Decode one block (segments at once where possible, else in one piece), yielding event arrays."""
+    def _decode_block(self, block: _Block, first_word: int, state: np.ndarray, pool: _ReusedOutputs,
+                      read_ahead: Callable[[], object]) -> Iterator[np.ndarray]:
+        """Decode one block (segments at once where possible, else in one piece), yielding event arrays.
+
+        ``read_ahead`` is called once, while the other threads decode (before the one-piece path).
+        """
         if self.high_bits:
-            got = self._stream_segments(words, state, self._segment_count(len(words), None), pool)
+            got = self._stream_segments(block, state, pool, read_ahead)
             if got is not None:
-                parts, triggers = got
+                events, triggers = got
                 self._triggers.extend(triggers)
-                yield from (part for part in parts if len(part))
+                if len(events):
+                    yield events
                 return
-        yield from self._decode_words(words, first_word, state)
+        else:
+            read_ahead()
+        yield from self._decode_words(block.words, first_word, state)
 
     def _finish(self, state: np.ndarray, tail: int) -> None:
         self.metadata["events_before_time_base"] = int(state[K.S_SKIPPED])
@@ -397,22 +479,37 @@ class _RawReader(EventReader):
                 self.path.stat().st_size - tail,
             )
 
+    def _read_block(self, fh: BinaryIO, buf: np.ndarray, want: int) -> _Block:
+        """Read the next ``want`` words into ``buf`` and cut them into segments, counted (see ``_Block``)."""
+        ws = self.word_dtype.itemsize
+        raw = buf[:fh.readinto(buf[:want].view(np.uint8)) // ws] if want > 0 else buf[:0]
+        words = self._words(raw)
+        bounds = _even_bounds(len(words), self._stream_segment_count(len(words)))
+        counts = [self._count(words[a:b]) for a, b in pairwise(bounds)] if self.high_bits else []
+        return _Block(words, bounds, counts, len(raw))
+
     def __iter__(self) -> Iterator[np.ndarray]:
+        """Decode block after block. While the threads decode one block, this thread reads and counts
+        the next into the other of two word buffers (read once, again and again: no page faults)."""
         start, n_words, tail = self._layout()
         block_words = BLOCK_BYTES // self.word_dtype.itemsize * (decode_threads() if self.high_bits else 1)
         state = K.new_decoder_state()
-        pool = _ReusedOutputs(2 * decode_threads())
-        buf = np.empty(min(block_words, n_words), dtype=self.word_dtype)  # read into again and again (no faults)
+        pool = _ReusedOutputs(3)  # the block being decoded, the one a consumer holds, and one spare
+        bufs = [np.empty(min(block_words, n_words), dtype=self.word_dtype) for _ in range(2)]
         with self.path.open("rb") as fh:
             fh.seek(start)
             done = 0
-            while done < n_words:
-                want = min(block_words, n_words - done)
-                raw = buf[:fh.readinto(buf[:want].view(np.uint8)) // self.word_dtype.itemsize]
-                if len(raw) == 0:
-                    break
-                yield from self._decode_block(self._words(raw), done, state, pool)
-                done += len(raw)
+            block = self._read_block(fh, bufs[0], min(block_words, n_words))
+            spare = 1  # the word buffer the next block is read into
+            while block.n_read:
+                ahead: list[_Block] = []
+                after = done + block.n_read
+
+                def read_ahead(buf: np.ndarray = bufs[spare], after: int = after, ahead: list[_Block] = ahead) -> None:
+                    ahead.append(self._read_block(fh, buf, min(block_words, n_words - after)))
+
+                yield from self._decode_block(block, done, state, pool, read_ahead)
+                done, block, spare = after, ahead[0], 1 - spare
         self._finish(state, tail)
 
     def read_all(self, threads: int | None = None) -> np.ndarray:
