@@ -47,10 +47,12 @@ def _source_events(fmt: str):
 
 def make_file(fmt: str, n_events: int, cache: Path) -> tuple[Path, str]:
     """The cached benchmark file for ``fmt`` (created on first use) and a note on where it came from."""
+    from eventclip.events import EVENT_DTYPE
     from eventclip.io import open_writer
 
     suffix = {"evt3": ".raw", "evt2": ".raw", "dat": ".dat", "hdf5": ".hdf5"}[fmt]
-    path = cache / f"bench_{fmt}_{n_events}{suffix}"
+    layout = "_metavision" if fmt == "hdf5" else ""  # Metavision's 16-byte EventCD layout, as real files have
+    path = cache / f"bench_{fmt}_{n_events}{layout}{suffix}"
     src, geo, note = _source_events(fmt)
     if path.exists():
         return path, note
@@ -64,12 +66,11 @@ def make_file(fmt: str, n_events: int, cache: Path) -> tuple[Path, str]:
         with h5py.File(tmp, "w") as f:
             f.attrs["geometry"] = f"{geo.width}x{geo.height}"
             ds = f.create_group("CD").create_dataset(
-                "events", shape=(reps * len(src),), dtype=np.dtype([("x", "<u2"), ("y", "<u2"), ("p", "<i2"), ("t", "<i8")]),
-                chunks=(1 << 16,))
+                "events", shape=(reps * len(src),), dtype=EVENT_DTYPE, chunks=(1 << 16,))
             for k in range(reps):
                 part = src.copy()
                 part["t"] += k * span
-                ds[k * len(src):(k + 1) * len(src)] = part[["x", "y", "p", "t"]].astype(ds.dtype)
+                ds[k * len(src):(k + 1) * len(src)] = part
     else:
         with open_writer(tmp, geo, format=fmt) as w:
             for k in range(reps):

@@ -14,6 +14,7 @@ import random
 import numpy as np
 import pytest
 
+from eventclip.events import EVENT_DTYPE
 from eventclip.io import EventFormatError, detect_format, open_events, read_events
 from tests.conftest import recording
 
@@ -138,13 +139,16 @@ def test_fuzz_ci(tmp_path, fmt):
 
 
 @pytest.mark.timeout(120)
-def test_fuzz_hdf5_ci(tmp_path):
-    """HDF5: mutate a small Metavision-layout file; h5py must report damage as an EventFormatError."""
+@pytest.mark.parametrize("layout", ["metavision", "packed"])
+def test_fuzz_hdf5_ci(tmp_path, layout):
+    """HDF5: mutate a small file in Metavision's 16-byte layout (read straight into our arrays) or a
+    packed 14-byte one (converted); h5py must report damage as an EventFormatError."""
     h5py = pytest.importorskip("h5py")
     src = tmp_path / "seed.hdf5"
     rng = np.random.default_rng(3)
     n = 300
-    ev = np.zeros(n, dtype=[("x", "<u2"), ("y", "<u2"), ("p", "<i2"), ("t", "<i8")])
+    dtype = EVENT_DTYPE if layout == "metavision" else [("x", "<u2"), ("y", "<u2"), ("p", "<i2"), ("t", "<i8")]
+    ev = np.zeros(n, dtype=dtype)
     ev["x"], ev["y"], ev["p"] = rng.integers(0, 64, n), rng.integers(0, 48, n), rng.integers(0, 2, n)
     ev["t"] = np.sort(rng.integers(0, 10**6, n))
     with h5py.File(src, "w") as f:

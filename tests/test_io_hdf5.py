@@ -20,15 +20,19 @@ from tests._io_helpers import same_events
 h5py = pytest.importorskip("h5py")
 
 CD_DTYPE = np.dtype([("x", "<u2"), ("y", "<u2"), ("p", "<i2"), ("t", "<i8")])
+"""A packed 14-byte layout: read as stored, then converted by field name."""
+METAVISION_DTYPE = np.dtype({"names": ["x", "y", "p", "t"], "formats": ["<u2", "<u2", "<i2", "<i8"],
+                             "offsets": [0, 2, 4, 8], "itemsize": 16})
+"""Metavision's EventCD layout (= EVENT_DTYPE): read by HDF5 straight into our arrays."""
 
 
-def _write(path, events, attrs=None, filter_id=None, triggers=None):
+def _write(path, events, attrs=None, filter_id=None, triggers=None, dtype=CD_DTYPE):
     with h5py.File(path, "w") as f:
         for k, v in (attrs or {}).items():
             f.attrs[k] = v
         g = f.create_group("CD")
         if filter_id is None:
-            g.create_dataset("events", data=events.astype(CD_DTYPE), chunks=True, maxshape=(None,))
+            g.create_dataset("events", data=events.astype(dtype), chunks=True, maxshape=(None,))
         else:
             dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
             dcpl.set_chunk((64,))
@@ -46,11 +50,12 @@ def _events(n, w=1280, h=720, seed=0):
                        np.sort(rng.integers(10**9, 10**9 + 10**7, n)))
 
 
-def test_hdf5_read_and_stream_in_blocks(tmp_path, monkeypatch):
+@pytest.mark.parametrize("dtype", [CD_DTYPE, METAVISION_DTYPE], ids=["packed", "metavision"])
+def test_hdf5_read_and_stream_in_blocks(tmp_path, monkeypatch, dtype):
     ev = _events(5000)
     path = tmp_path / "rec.hdf5"
     trig = np.array([(5, 1, 100)], dtype=[("p", "<i2"), ("id", "<i2"), ("t", "<i8")])
-    _write(path, ev, {"geometry": "1280x720", "format": "EVT3"}, triggers=trig)
+    _write(path, ev, {"geometry": "1280x720", "format": "EVT3"}, triggers=trig, dtype=dtype)
     assert detect_format(path).name == "hdf5"
     monkeypatch.setattr(hdf5_mod, "BLOCK_EVENTS", 777)
     with open_events(path, n_events=1000) as stream:
@@ -90,20 +95,28 @@ def test_hdf5_ecf_without_plugin_is_detected(tmp_path):
     assert str(path) in str(info.value) and "hdf5_ecf" in str(info.value)
 
 
-def test_hdf5_bad_data(tmp_path):
+@pytest.mark.parametrize("dtype", [CD_DTYPE, METAVISION_DTYPE], ids=["packed", "metavision"])
+def test_hdf5_bad_data(tmp_path, monkeypatch, dtype):
+    monkeypatch.setattr(hdf5_mod, "BLOCK_EVENTS", 16)  # errors in a later block name the file's event index
     ev = _events(50, 100, 100)
     bad_t = ev.copy()
     bad_t["t"][20] = bad_t["t"][19] - 1
     p = tmp_path / "t.h5"
-    _write(p, bad_t, {"geometry": "100x100"})
+    _write(p, bad_t, {"geometry": "100x100"}, dtype=dtype)
     with pytest.raises(EventFormatError, match="event 20 "):
         read_events(p)
     outside = ev.copy()
     outside["x"][7] = 100
     p = tmp_path / "x.h5"
-    _write(p, outside, {"geometry": "100x100"})
+    _write(p, outside, {"geometry": "100x100"}, dtype=dtype)
     with pytest.raises(GeometryError, match="event 7 "):
         read_events(p)
+    pol = ev.copy()
+    pol["p"][33] = 2
+    p = tmp_path / "p.h5"
+    _write(p, pol, {"geometry": "100x100"}, dtype=dtype)
+    with pytest.raises(EventFormatError, match="event 33 .*polarity"):
+        list(open_events(p))
     p = tmp_path / "nocd.h5"
     with h5py.File(p, "w") as f:
         f.create_dataset("other", data=np.arange(3))
@@ -136,5 +149,12 @@ def test_hdf5_kernel_matches_reference():
         assert got == (code, at)
         if ref is not None:
             assert same_events(out, ref)
+        direct = np.zeros(len(rows), dtype=EVENT_DTYPE)  # as HDF5 leaves it: fields set, pad bytes not
+        direct["x"], direct["y"], direct["p"], direct["t"] = x, y, p, t
+        flat = direct.view(np.int64).reshape(-1, 2)
+        flat[:, 0] |= np.int64(0x7A5B) << 48
+        assert K.check_block(flat, 64, 48, last_t) == (code, at)
+        if ref is not None:
+            assert same_events(direct, ref) and not (flat[:, 0] >> 48).any()
 
     check()

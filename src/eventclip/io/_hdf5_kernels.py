@@ -1,6 +1,7 @@
-"""Copy and validate one block of HDF5 ``/CD/events`` into EVENT_DTYPE in one pass.
+"""Copy and validate one block of HDF5 ``/CD/events`` into EVENT_DTYPE in one pass, or validate a
+block that HDF5 already read straight into EVENT_DTYPE (Metavision's own layout).
 
-The numba kernel and its plain-numpy reference return the same (error code, event index); tests
+The numba kernels and the plain-numpy reference return the same (error code, event index); tests
 compare them. Checks: x < width, y < height, p in {0, 1}, t non-decreasing (also against the
 previous block's last time).
 """
@@ -32,6 +33,31 @@ def convert_block(x, y, p, t, out, width, height, last_t):
             return ERR_TIME_BACKWARDS, i
         out[i, 0] = xi | (yi << 16) | (pi << 32)
         out[i, 1] = ti
+        last_t = ti
+    return OK, 0
+
+
+_FIELDS = np.int64(0xFFFFFFFFFFFF)
+
+
+@njit(nogil=True, cache=True)
+def check_block(out, width, height, last_t):
+    """Validate EVENT_DTYPE events seen as int64 [n, 2] in place; returns (code, index) like ``convert_block``.
+
+    Also zeroes the two pad bytes after ``p``: HDF5 writes only the fields into memory, so the pad
+    would otherwise keep whatever the buffer held.
+    """
+    for i in range(out.shape[0]):
+        w = out[i, 0] & _FIELDS
+        out[i, 0] = w
+        pi = (w >> 32) & 0xFFFF
+        ti = out[i, 1]
+        if (w & 0xFFFF) >= width or ((w >> 16) & 0xFFFF) >= height:
+            return ERR_OUTSIDE_GEOMETRY, i
+        if pi != 0 and pi != 1:
+            return ERR_BAD_POLARITY, i
+        if ti < last_t:
+            return ERR_TIME_BACKWARDS, i
         last_t = ti
     return OK, 0
 
