@@ -146,7 +146,8 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     rec = _recording(args.recording)
-    print(f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, {args.threads} threads, frames from {rec.name}")
+    print(f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, {args.threads} threads, "
+          f"frames from {rec.name}")
     header = (f"{'model':<24}{'batch':>6}{'torch ms':>10}{'fp32 plain':>11}{'fp32 cpu':>10}{'int8 plain':>11}"
               f"{'int8 cpu':>10}{'fp32 x':>8}{'int8 x':>8}")
     rows, notes = [header, "-" * len(header)], []

@@ -44,7 +44,8 @@ def driving_events(n: int) -> np.ndarray:
     expelliarmus, from the shared recordings folder), repeated to ``n`` events with fresh times."""
     from pathlib import Path as _Path
 
-    ref = _Path(__file__).resolve().parents[1].parent / "shared/data/recordings/prophesee_evt3_driving_gen41_1280x720.expelliarmus_ref.npy"
+    ref = (_Path(__file__).resolve().parents[1].parent
+           / "shared/data/recordings/prophesee_evt3_driving_gen41_1280x720.expelliarmus_ref.npy")
     src = np.load(ref)
     reps = -(-n // len(src))
     ev = np.empty(n, dtype=EVENT_DTYPE)
@@ -55,7 +56,8 @@ def driving_events(n: int) -> np.ndarray:
     return ev
 
 
-def round_robin(runners: dict[str, Callable[[], object]], repeats: int, slow: set[str], slow_repeats: int) -> dict[str, float]:
+def round_robin(runners: dict[str, Callable[[], object]], repeats: int, slow: set[str],
+                slow_repeats: int) -> dict[str, float]:
     """Median seconds per runner, timing them in turns so load changes on a shared machine hit all alike."""
     for fn in runners.values():
         fn()  # warm-up (compilation, allocation)

@@ -8,7 +8,8 @@ Rows (medians over --repeats, ratio = ours / peer time; < 1 means ours is faster
 * OpenAI TorchScript read: our allowlisted unpickler (no code runs) vs ``torch.jit.load`` +
   ``state_dict()`` (compiles the archive's code).
 * zero-shot head: our numpy ``ZeroShotHead`` (top-5 of C classes) vs the same maths in torch.
-* tokenizer: ``eventclip.runtime.tokenizer.ClipTokenizer`` vs ``open_clip.tokenize`` (101 N-Caltech prompts x 3 templates).
+* tokenizer: ``eventclip.runtime.tokenizer.ClipTokenizer`` vs ``open_clip.tokenize`` (101 N-Caltech
+  prompts x 3 templates).
 
 Random weights (no downloads). Never asserts a speed.
 
@@ -79,8 +80,8 @@ def main() -> None:
         traced.save(str(tmp / "openai.pt"))
         rows.append((f"TorchScript read, no code ({name} fp16)",
                      median_s(lambda: read_torchscript_state(tmp / "openai.pt"), args.repeats),
-                     "torch.jit.load + state_dict", median_s(lambda: torch.jit.load(str(tmp / "openai.pt")).state_dict(),
-                                                               args.repeats)))
+                     "torch.jit.load + state_dict",
+                     median_s(lambda: torch.jit.load(str(tmp / "openai.pt")).state_dict(), args.repeats)))
 
     prompts = load_prompts(Path(__file__).resolve().parents[1] / "zero_shot_prompts" / "ncaltech101.yaml")
     texts = [p for c in prompts.classes for p in prompts.prompts_for(c)]

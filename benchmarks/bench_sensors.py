@@ -173,7 +173,8 @@ def bench_network(n: int, repeat: int) -> None:
         base = results["dv.io.NetworkReader poll loop"]
         for name, t in results.items():
             rows.append([name, f"{n}", f"{t * 1e3:.0f}", f"{n / t / 1e6:.2f}", f"{t / base:.2f}"])
-    table(f"DV network stream, TCP loopback (median of {repeat})", ["receiver", "events", "ms", "Mev/s", "time/dv"], rows)
+    table(f"DV network stream, TCP loopback (median of {repeat})", ["receiver", "events", "ms", "Mev/s", "time/dv"],
+          rows)
 
 
 def bench_pacing(seconds: float) -> None:

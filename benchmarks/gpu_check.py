@@ -36,7 +36,8 @@ RECORDINGS = next((Path(c) for c in _CANDIDATES if c and (Path(c) / "README.md")
 SAMPLE = ROOT / "src" / "eventclip" / "data" / "sample" / "sample.raw"
 if RECORDINGS is not None:
     CALIB = [RECORDINGS / n for n in ("prophesee_evt2_sparklers_gen3_640x480.raw",
-                                      "prophesee_evt3_driving_gen41_1280x720.raw", "inivation_dvxplorer_320x240.aedat4")]
+                                      "prophesee_evt3_driving_gen41_1280x720.raw",
+                                      "inivation_dvxplorer_320x240.aedat4")]
     TEST = RECORDINGS / "prophesee_evt2_spinner_excerpt_gen3_640x480.raw"
 else:  # a bare copy of the repository: the bundled sample (a real EVT 3.0 file) serves for both
     CALIB, TEST = [SAMPLE], SAMPLE
@@ -114,7 +115,8 @@ def check_model(label, model, work: Path, batches: list[int], repeats: int, trt_
             report = check_engine(build.engine, TEST, precision)
             entry[f"trt_{precision}"] = {"build_s": round(time.perf_counter() - t0, 1), "parity": report.as_dict(),
                                          "sidecar": build.sidecar}
-            print(f"[{label}] TensorRT {precision}: built+checked in {entry[f'trt_{precision}']['build_s']} s; {report}")
+            print(f"[{label}] TensorRT {precision}: built+checked in {entry[f'trt_{precision}']['build_s']} s; "
+                  f"{report}")
             backend = TensorRTBackend(precision=precision)
             backend.load(result.root)
             for b in batches:

@@ -345,8 +345,9 @@ def test_listen_command_prints_messages_and_reports_gaps() -> None:
     import sys
 
     pub = Publisher("tcp://127.0.0.1:*", "cam0")
-    proc = subprocess.Popen([sys.executable, "-m", "eventclip.cli", "listen", pub.endpoint, "--topic", "eventclip/status",
-                             "--pretty"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "eventclip.cli", "listen", pub.endpoint,
+                             "--topic", "eventclip/status", "--pretty"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert pub.wait_for_subscribers(1, 30.0)
         _status(pub, 0)

@@ -118,7 +118,8 @@ def test_eval_cli_zero_shot_few_shot_linear_probe_on_fake_nmnist(tmp_path, tiny_
 
     out = tmp_path / "zs_prompts"
     assert main(["eval", "zero-shot", "--dataset", "nmnist", "--root", str(root), "--model", str(tiny_package),
-                 "--prompts", str(Path(__file__).parents[1] / "zero_shot_prompts" / "nmnist.yaml"), "--out", str(out)]) == 0
+                 "--prompts", str(Path(__file__).parents[1] / "zero_shot_prompts" / "nmnist.yaml"),
+                 "--out", str(out)]) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["prompts_file"].endswith("nmnist.yaml") and "--prompts" in report["command"]
     assert report["templates"][0] == "a photo of the digit {}."

@@ -38,7 +38,8 @@ def test_one_png_per_window_with_exact_values(tmp_path, capsys):
 
 def test_polarity_previews_and_model_view(tmp_path):
     path, _ = _recording(tmp_path)
-    assert main(["frames", str(path), "--window-us", "1000", "--out", str(tmp_path / "p"), "--variant", "polarity"]) == 0
+    assert main(["frames", str(path), "--window-us", "1000", "--out", str(tmp_path / "p"),
+                 "--variant", "polarity"]) == 0
     img = np.asarray(Image.open(sorted((tmp_path / "p").glob("*.png"))[2]))
     assert img.shape == (48, 64, 3)
     assert img[40, 11, 0] > 0 and img[40, 11, 1] == 0  # ON -> red

@@ -61,7 +61,8 @@ def _mutate(rng: random.Random, data: bytes, others: list[bytes]) -> bytes:
     elif kind == 2:  # splice another file's header onto this body, or this header onto another body
         other = rng.choice(others)
         cut_a, cut_b = rng.randrange(len(buf) + 1), rng.randrange(len(other) + 1)
-        buf = bytearray(other[:cut_b] + bytes(buf[cut_a:])) if rng.random() < 0.5 else bytearray(bytes(buf[:cut_a]) + other[cut_b:])
+        buf = (bytearray(other[:cut_b] + bytes(buf[cut_a:])) if rng.random() < 0.5
+               else bytearray(bytes(buf[:cut_a]) + other[cut_b:]))
     elif kind == 3:  # header lines inserted at the start
         buf = bytearray(b"".join(rng.choices(HEADER_LINES, k=rng.randint(1, 3))) + bytes(buf))
     elif kind == 4 and buf:  # random bytes overwritten

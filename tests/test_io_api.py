@@ -92,7 +92,8 @@ def test_time_chunking_any_blocking(gaps, dt, block, t0):
     assert chunks[-1].t_end_us > t[-1]
     assert same_events(np.concatenate([c.events for c in chunks]), ev)
     counted = list(chunk_by_count(iter(blocks), geo, block + 1))
-    assert all(len(c) == block + 1 for c in counted[:-1]) and same_events(np.concatenate([c.events for c in counted]), ev)
+    assert (all(len(c) == block + 1 for c in counted[:-1])
+            and same_events(np.concatenate([c.events for c in counted]), ev))
 
 
 def test_bad_chunk_arguments():

@@ -144,8 +144,8 @@ def test_hdf5_kernel_matches_reference():
         x, y, p, t = (np.array([r[k] for r in rows], dtype=np.int64) for k in range(4))
         (code, at), ref = K.reference_convert_block(x, y, p, t, 64, 48, last_t)
         out = np.zeros(len(rows), dtype=EVENT_DTYPE)
-        got = K.convert_block(x.astype(np.uint16), y.astype(np.uint16), p.astype(np.int16), t, out.view(np.int64).reshape(-1, 2),
-                              64, 48, last_t)
+        got = K.convert_block(x.astype(np.uint16), y.astype(np.uint16), p.astype(np.int16), t,
+                              out.view(np.int64).reshape(-1, 2), 64, 48, last_t)
         assert got == (code, at)
         if ref is not None:
             assert same_events(out, ref)

@@ -155,7 +155,8 @@ def test_evt21_hand_built_words(tmp_path, legacy):
     stored = (words >> np.uint64(32)) | (words << np.uint64(32)) if legacy else words
     fmt = "EVT21;endianness=legacy" if legacy else "EVT21"
     path = tmp_path / "v.raw"
-    path.write_bytes(f"% evt 2.1\n% format {fmt};height=480;width=640\n% end\n".encode() + stored.astype("<u8").tobytes())
+    path.write_bytes(f"% evt 2.1\n% format {fmt};height=480;width=640\n% end\n".encode()
+                     + stored.astype("<u8").tobytes())
     with open_events(path) as stream:
         assert stream.format == "evt21"
         ev = np.concatenate([c.events for c in stream])

@@ -85,7 +85,8 @@ def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
 def test_cli_classify_json_matches_library(tmp_path, capsys, package, model):
     path = scene(tmp_path / "s.dat", ["left", None, "right"])
     (tmp_path / "p.yaml").write_text(PROMPTS)
-    code, out, _ = run_cli(capsys, "classify", str(path), "--model", str(package), "--prompts", str(tmp_path / "p.yaml"),
+    code, out, _ = run_cli(capsys, "classify", str(path), "--model", str(package),
+                           "--prompts", str(tmp_path / "p.yaml"),
                            "--json", "--backend", "torch", "--cache-dir", str(tmp_path / "c"))
     assert code == 0
     rows = [json.loads(line) for line in out.splitlines()]
@@ -96,7 +97,8 @@ def test_cli_classify_json_matches_library(tmp_path, capsys, package, model):
         assert (a["t_start_us"], a["t_end_us"], a["n_events"]) == (b["t_start_us"], b["t_end_us"], b["n_events"])
         assert [x["label"] for x in a["labels"]] == [x["label"] for x in b["labels"]]
         assert a["anomaly"] == pytest.approx(b["anomaly"], abs=1e-5)
-    code, out, _ = run_cli(capsys, "classify", str(path), "--model", str(package), "--prompts", str(tmp_path / "p.yaml"),
+    code, out, _ = run_cli(capsys, "classify", str(path), "--model", str(package),
+                           "--prompts", str(tmp_path / "p.yaml"),
                            "--backend", "torch", "--cache-dir", str(tmp_path / "c"))
     assert code == 0 and out.splitlines()[0].split()[:3] == ["t_start_us", "t_end_us", "events"]
     assert len(out.splitlines()) == 4
@@ -104,16 +106,20 @@ def test_cli_classify_json_matches_library(tmp_path, capsys, package, model):
 
 def test_cli_errors_are_clear(tmp_path, capsys, package):
     path = scene(tmp_path / "s.dat", ["left"])
-    code, _, err = run_cli(capsys, "classify", str(path), "--model", str(package), "--prompts", str(tmp_path / "nope.yaml"))
+    code, _, err = run_cli(capsys, "classify", str(path), "--model", str(package),
+                           "--prompts", str(tmp_path / "nope.yaml"))
     assert code == 2 and "nope.yaml: cannot read" in err
     (tmp_path / "empty.yaml").write_text("classes: []\n")
-    code, _, err = run_cli(capsys, "classify", str(path), "--model", str(package), "--prompts", str(tmp_path / "empty.yaml"))
+    code, _, err = run_cli(capsys, "classify", str(path), "--model", str(package),
+                           "--prompts", str(tmp_path / "empty.yaml"))
     assert code == 2 and "empty.yaml:1: classes: the class list is empty" in err
     code, _, err = run_cli(capsys, "classify", str(path), "--model", str(package), "--backend", "torch")
     assert code == 1 and "needs prompts" in err
-    code, _, err = run_cli(capsys, "classify", str(path), "--model", str(package), "--head", "probe", "--backend", "torch")
+    code, _, err = run_cli(capsys, "classify", str(path), "--model", str(package),
+                           "--head", "probe", "--backend", "torch")
     assert code == 1 and "no head named 'probe'" in err
-    code, _, err = run_cli(capsys, "classify", str(path), "--model", str(tmp_path), "--prompts", str(tmp_path / "empty.yaml"))
+    code, _, err = run_cli(capsys, "classify", str(path), "--model", str(tmp_path),
+                           "--prompts", str(tmp_path / "empty.yaml"))
     assert code == 2 and "empty.yaml" in err
     code, out, err = run_cli(capsys, "classify", str(path), "--model", str(package), "--geometry", "64by48")
     assert code == 2 and "--geometry must look like 640x480" in err and out == ""
@@ -135,7 +141,8 @@ def test_anomaly_fit_then_classify_uses_the_bank(tmp_path, capsys, package):
     scores = [json.loads(line)["anomaly"] for line in out.splitlines()]
     assert scores[0] < 0.5 < scores[1] and json.loads(out.splitlines()[1])["flag"] is True
     copy = EventClip.from_pretrained(pkg).save_pretrained(tmp_path / "copy")  # heads travel with the package
-    assert (copy / "heads" / "anomaly.npz").is_file() and "heads/anomaly.npz" in EventClip.from_pretrained(copy).card.files
+    assert ((copy / "heads" / "anomaly.npz").is_file()
+            and "heads/anomaly.npz" in EventClip.from_pretrained(copy).card.files)
 
 
 def _prompts(tmp_path: Path) -> str:
@@ -216,7 +223,8 @@ class Encoder:
     def encode_text(self, prompts):
         return np.random.default_rng(0).standard_normal((len(prompts), 32))
 
-clf = build_classifier({str(package)!r}, Encoder(), load_prompts({str(tmp_path / 'p.yaml')!r}), cache_dir={str(tmp_path)!r})
+clf = build_classifier({str(package)!r}, Encoder(), load_prompts({str(tmp_path / 'p.yaml')!r}),
+                       cache_dir={str(tmp_path)!r})
 print(len(list(classify_file({str(path)!r}, clf, {WINDOW}))))
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

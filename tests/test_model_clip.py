@@ -144,7 +144,8 @@ def test_cuda_embeddings_match_cpu(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("arch", "size", "dim"), [("ViT-B/32", 224, 512), ("ViT-B-16", 224, 512), ("ViT-L-14", 224, 768)])
+@pytest.mark.parametrize(("arch", "size", "dim"),
+                         [("ViT-B/32", 224, 512), ("ViT-B-16", 224, 512), ("ViT-L-14", 224, 768)])
 def test_openai_architectures_full_size(tmp_path, arch, size, dim):
     model = EventClip.from_clip(arch).eval()
     assert model.input_size == size and model.embed_dim == dim and model.card.clip_config["quick_gelu"] is True

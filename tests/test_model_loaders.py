@@ -88,9 +88,11 @@ def test_authors_checkpoint_layout(tmp_path, clip):
     torch.manual_seed(9)
     trained = CLIP(**OPENAI_TINY, quick_gelu=True).state_dict()  # stands for the trained encoder_k
     state = {}
-    for prefix, sd in (("encoder_q.", clip.state_dict()), ("encoder_k.", trained), ("foundation_model.", clip.state_dict())):
+    for prefix, sd in (("encoder_q.", clip.state_dict()), ("encoder_k.", trained),
+                       ("foundation_model.", clip.state_dict())):
         state.update({prefix + k: v for k, v in sd.items()})
-    optim = {"state": {0: {"step": torch.tensor(5.0), "exp_avg": torch.zeros(3)}}, "param_groups": [{"lr": 1e-5, "params": [0]}]}
+    optim = {"state": {0: {"step": torch.tensor(5.0), "exp_avg": torch.zeros(3)}},
+             "param_groups": [{"lr": 1e-5, "params": [0]}]}
     torch.save({"checkpoint": state, "optimizer": optim}, tmp_path / "vitb.pt")
     model = load_checkpoint(tmp_path / "vitb.pt")
     assert model.card.preprocessing_variant == "authors" and "(authors)" in model.card.source

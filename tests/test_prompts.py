@@ -43,8 +43,10 @@ def test_prompts_expand_names_synonyms_and_own_templates():
 
 @pytest.mark.parametrize(("text", "expected"), [
     ("classes: []\n", r"p\.yaml:1: classes: the class list is empty"),
-    ("top_k: 3\nclasses:\n  - dog\n  - cat\n  - name: Dog\n", r"p\.yaml:5: classes\[2\]\.name: duplicate class name 'Dog'"),
-    ("classes:\n  - dog\n  - {name: cat, templates: ['no slot']}\n", r"p\.yaml:3: classes\[1\]\.templates: .*no '\{\}'"),
+    ("top_k: 3\nclasses:\n  - dog\n  - cat\n  - name: Dog\n",
+     r"p\.yaml:5: classes\[2\]\.name: duplicate class name 'Dog'"),
+    ("classes:\n  - dog\n  - {name: cat, templates: ['no slot']}\n",
+     r"p\.yaml:3: classes\[1\]\.templates: .*no '\{\}'"),
     ("classes: [a, b\n", r"p\.yaml:2: not valid YAML"),
     ("- a\n- b\n", r"p\.yaml:1: the top level must be a mapping"),
     ("classes: [dog]\nanomaly:\n  normal: []\n  abnormal: [x]\n", r"p\.yaml:3: anomaly\.normal:"),
@@ -82,7 +84,8 @@ class CountingEncoder:
 
 
 def test_ensemble_is_mean_of_unit_embeddings_renormalised():
-    p = parse_prompts("templates: ['a {}', 'the {}']\nclasses: [dog, cat]\nanomaly: {normal: [calm], abnormal: [fire, fall]}\n")
+    p = parse_prompts("templates: ['a {}', 'the {}']\nclasses: [dog, cat]\n"
+                      "anomaly: {normal: [calm], abnormal: [fire, fall]}\n")
     enc = CountingEncoder()
     emb = embed_prompts(p, enc)
     unit = {k: v / np.linalg.norm(v) for k, v in enc.table.items()}

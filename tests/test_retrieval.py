@@ -105,8 +105,10 @@ class RandomImageBind(nn.Module):
     def __init__(self, dim: int = 1024) -> None:
         super().__init__()
         torch.manual_seed(0)
-        self.audio = nn.Sequential(nn.Conv2d(3, 8, 8, stride=8), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(32, dim))
-        self.depth = nn.Sequential(nn.Conv2d(1, 8, 16, stride=16), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(32, dim))
+        self.audio = nn.Sequential(nn.Conv2d(3, 8, 8, stride=8), nn.AdaptiveAvgPool2d(2), nn.Flatten(),
+                                   nn.Linear(32, dim))
+        self.depth = nn.Sequential(nn.Conv2d(1, 8, 16, stride=16), nn.AdaptiveAvgPool2d(2), nn.Flatten(),
+                                   nn.Linear(32, dim))
 
     def forward(self, inputs: dict) -> dict:
         out = {}

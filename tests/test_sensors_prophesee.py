@@ -124,7 +124,8 @@ def test_unplugged_camera_reconnects_with_backoff_and_rebased_gap(sdk, lost_by: 
 
     statuses: list[str] = []
     cfg = PropheseeConfig(
-        backend="sdk5", slice_us=1000, settings={"biases": {"bias_hpf": 7}}, reconnect={"initial_s": 0.5, "max_attempts": 5}
+        backend="sdk5", slice_us=1000, settings={"biases": {"bias_hpf": 7}},
+        reconnect={"initial_s": 0.5, "max_attempts": 5},
     )
     src = PropheseeSource(cfg, lambda state, detail: statuses.append(state), clock=lambda: now[0], sleep=sleep)
     src.open()
@@ -175,7 +176,8 @@ def test_settings_saved_to_yaml_come_back_on_the_next_camera(sdk, tmp_path: Path
     assert data["erc_rate_ev_s"] == 5_000_000 and data["roi"] == [{"x": 0, "y": 0, "width": 64, "height": 32}]
 
     camera.applied.clear()  # a fresh camera with default settings
-    again = create({"kind": "prophesee", "backend": "sdk4", "settings_file": str(saved), "settings": {"erc_rate_ev_s": 6_000_000}})
+    again = create({"kind": "prophesee", "backend": "sdk4", "settings_file": str(saved),
+                    "settings": {"erc_rate_ev_s": 6_000_000}})
     again.open()
     again.close()
     assert camera.applied["biases"]["bias_diff_off"] == 30 and camera.applied["biases"]["bias_refr"] == 12
@@ -242,7 +244,8 @@ def test_neuromorphic_drivers_route_converts_events_triggers_and_overflows(nd) -
     trig = np.zeros(1, dtype=nd.TRIGGER)
     trig["t"], trig["id"], trig["rising"] = 25, 0, True
     nd.PLUGGED["00051852"] = [nd.Evt3Packet(pol[:3], trig), nd.Evt3Packet(pol[3:], None, np.array([0]))]
-    src = create({"kind": "prophesee", "backend": "neuromorphic-drivers", "serial": "00051852", "reconnect": {"enabled": False}})
+    src = create({"kind": "prophesee", "backend": "neuromorphic-drivers", "serial": "00051852",
+                  "reconnect": {"enabled": False}})
     src.open()
     chunks = list(src)
     assert src.geometry == Geometry(1280, 720) and src.sensor_id == "00051852"

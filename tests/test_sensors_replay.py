@@ -96,7 +96,8 @@ def test_chunks_are_time_slices_holding_every_event_once(ten_seconds: Path) -> N
 
 def test_start_stop_offsets_and_loop_report_gaps(ten_seconds: Path) -> None:
     src = ReplaySource(
-        ReplayConfig(path=ten_seconds, realtime=False, loop=True, start_offset_us=1_000_000, stop_offset_us=2_000_000, chunk_us=10_000)
+        ReplayConfig(path=ten_seconds, realtime=False, loop=True, start_offset_us=1_000_000, stop_offset_us=2_000_000,
+                     chunk_us=10_000)
     )
     src.open()
     out = []

@@ -121,7 +121,8 @@ def test_folder_dataset_errors_and_split(dataset, tmp_path):
     ds = load_folder(dataset)
     assert len(ds.classes) == 3 and len(ds.items) == 9
     seen, unseen = split_classes(10, 0.3, 0)
-    assert len(unseen) == 3 and set(seen) | set(unseen) == set(range(10)) and split_classes(10, 0.3, 0) == (seen, unseen)
+    assert (len(unseen) == 3 and set(seen) | set(unseen) == set(range(10))
+            and split_classes(10, 0.3, 0) == (seen, unseen))
     (tmp_path / "classes.json").write_text('[{"name": "a"}]')
     (tmp_path / "index.csv").write_text("events,image,label\nx.raw,x.png,b\n")
     with pytest.raises(ConfigError, match="line 2: label 'b'"):

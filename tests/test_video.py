@@ -127,7 +127,8 @@ def test_video2events_cli_writes_a_real_event_file(tmp_path, capsys, out_name, m
     video = tmp_path / "bar.avi"
     _write_video(video)
     out = tmp_path / out_name
-    assert main(["video2events", str(video), str(out), "--mode", mode, "--threshold", "0.3" if mode == "dvs" else "30"]) == 0
+    assert main(["video2events", str(video), str(out), "--mode", mode,
+                 "--threshold", "0.3" if mode == "dvs" else "30"]) == 0
     assert "8 frames at 25 fps" in capsys.readouterr().out
     chunk = read_events(out)
     assert (chunk.geometry.width, chunk.geometry.height) == (W, H)

@@ -17,8 +17,10 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument("path", help="event file (any format eventclip reads)")
     p.add_argument("--model", required=True, help="model package folder")
-    p.add_argument("--prompts", default=None, help="prompts YAML (see zero_shot_prompts/README.md); needed for zero-shot")
-    p.add_argument("--head", default="zero_shot", help="zero_shot (default) or a few-shot head in the package: probe, tip")
+    p.add_argument("--prompts", default=None,
+                   help="prompts YAML (see zero_shot_prompts/README.md); needed for zero-shot")
+    p.add_argument("--head", default="zero_shot",
+                   help="zero_shot (default) or a few-shot head in the package: probe, tip")
     p.add_argument("--top-k", type=int, default=None, help="labels per window (default: the prompts file's top_k)")
     p.add_argument("--batch", type=int, default=16, help="windows per encoder call")
     p.add_argument("--ema", type=float, default=None, help="smooth the anomaly score with this EMA alpha in (0, 1]")

@@ -18,7 +18,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     onnx.add_argument("--opset", type=int, default=17, help="ONNX opset, >= 17 (default 17)")
     onnx.add_argument("--fp16", action="store_true", help="also write event_encoder.fp16.onnx (for GPUs/TensorRT)")
     onnx.add_argument("--int8", action="store_true", help="also write event_encoder.int8.onnx (ORT dynamic INT8, CPUs)")
-    onnx.add_argument("--fuse-head", action="store_true", help="also write fused.onnx: raw counts -> embeddings + logits")
+    onnx.add_argument("--fuse-head", action="store_true",
+                      help="also write fused.onnx: raw counts -> embeddings + logits")
     onnx.add_argument("--prompts", type=Path, help="prompts (YAML or one per line): fused head labels and top-1 check")
     onnx.add_argument("--recording", type=Path, help="real recording for the parity check (default: bundled sample)")
     onnx.add_argument("--no-check", action="store_true", help="skip the parity check (not recommended)")

@@ -99,7 +99,8 @@ def _embed(modality: str, inputs: list[str], args) -> tuple:
     card = ModelCard.read(Path(model))
     meta = {"model": str(Path(model).resolve()), "model_hash": card.model_hash}
     if modality == "event":
-        rep = Representation(**card.representation) if card.representation else Representation(input_size=card.input_size)
+        rep = (Representation(**card.representation) if card.representation
+               else Representation(input_size=card.input_size))
         files = _event_files(inputs)
         window = args.window_us or rep.window_us
         emb = encoders.embed_event_files(files, open_encoder(model, args.backend), rep,
@@ -108,7 +109,8 @@ def _embed(modality: str, inputs: list[str], args) -> tuple:
     if modality == "image":
         from eventclip.model.clip import EventClip
 
-        return encoders.embed_images(inputs, EventClip.from_pretrained(model, with_image_encoder=True)), list(inputs), meta
+        return (encoders.embed_images(inputs, EventClip.from_pretrained(model, with_image_encoder=True)),
+                list(inputs), meta)
     if modality == "text":
         return encoders.embed_texts(inputs, open_encoder(model, args.backend).encode_text), list(inputs), meta
     raise ConfigError(f"{modality} inputs cannot be embedded by an eventclip package; pass --embeddings NPY from an "
@@ -195,7 +197,8 @@ def run_eval(args: argparse.Namespace) -> int:
     text = class_text_embeddings(encoder.encode_text, ds.texts, PROMPT_TEMPLATES)
     images = None
     if "image_encoder.safetensors" in card.files:
-        images = embed_images([s.image for s in samples], EventClip.from_pretrained(args.model, with_image_encoder=True))
+        images = embed_images([s.image for s in samples],
+                              EventClip.from_pretrained(args.model, with_image_encoder=True))
     table = paired_recall(emb.embeddings, emb.labels, text, images)
     md = markdown_table(table)
     cmd = (f"eventclip retrieve eval --root {args.root} --model {args.model} --subset {args.subset} "

@@ -98,7 +98,8 @@ def run_watch(args: argparse.Namespace) -> int:
                 gaps += 1
                 print(f"gap {chunk.meta}", flush=True)
                 continue
-            t = chunk.t_end_us if chunk.t_end_us is not None else (int(chunk.events["t"][-1]) + 1 if len(chunk) else None)
+            t = (chunk.t_end_us if chunk.t_end_us is not None
+                 else (int(chunk.events["t"][-1]) + 1 if len(chunk) else None))
             if t is None:
                 continue
             start = t if start is None else start
@@ -106,8 +107,8 @@ def run_watch(args: argparse.Namespace) -> int:
             count += len(chunk)
             total += len(chunk)
             if t - mark >= every_us:
-                print(f"t={(t - start) / 1e6:9.3f} s  events={count:<10d} rate={count / ((t - mark) / 1e6) / 1e6:.3f} Mev/s",
-                      flush=True)
+                print(f"t={(t - start) / 1e6:9.3f} s  events={count:<10d} "
+                      f"rate={count / ((t - mark) / 1e6) / 1e6:.3f} Mev/s", flush=True)
                 mark, count = t, 0
             if args.seconds is not None and t - start >= args.seconds * 1e6:
                 break

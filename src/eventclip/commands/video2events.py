@@ -16,7 +16,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("out", help="output event file (.raw -> EVT 3.0, .aedat4 -> AEDAT 4.0)")
     p.add_argument("--mode", choices=("dvs", "paper"), default="dvs")
     p.add_argument("--threshold", type=float, default=None,
-                   help="dvs: log-intensity contrast for ON and OFF (default 0.2); paper: gray difference 0-255 (default 10)")
+                   help="dvs: log-intensity contrast for ON and OFF (default 0.2); "
+                        "paper: gray difference 0-255 (default 10)")
     p.add_argument("--on-threshold", type=float, default=None, help="dvs: ON contrast (overrides --threshold)")
     p.add_argument("--off-threshold", type=float, default=None, help="dvs: OFF contrast (overrides --threshold)")
     p.add_argument("--refractory-us", type=int, default=0, help="dvs: per-pixel dead time after an event, µs")

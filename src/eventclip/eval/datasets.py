@@ -334,7 +334,8 @@ def load_nimagenet(root: str | Path, protocol: str = "standard") -> EvalDataset:
         raise ConfigError(f"--protocol {protocol!r} is not an N-ImageNet protocol; use 'standard' or 'paper'")
     p = NIMAGENET_PAPER
     if len(wnids) < p["n_classes"]:
-        raise ConfigError(f"{root}: the paper protocol draws {p['n_classes']} classes but only {len(wnids)} are present")
+        raise ConfigError(f"{root}: the paper protocol draws {p['n_classes']} classes "
+                          f"but only {len(wnids)} are present")
     rng = np.random.default_rng(p["seed"])
     chosen = sorted(rng.choice(len(wnids), p["n_classes"], replace=False).tolist())
     held_out = sorted(rng.choice(chosen, p["held_out"], replace=False).tolist())
@@ -355,7 +356,8 @@ def load_cifar10dvs(root: str | Path, train_fraction: float = 0.9) -> EvalDatase
     for label, name in enumerate(CIFAR10DVS_CLASSES):
         folder = root / name
         if not folder.is_dir():
-            raise ConfigError(f"{folder}: missing; CIFAR10-DVS has one folder per class: {', '.join(CIFAR10DVS_CLASSES)}")
+            raise ConfigError(f"{folder}: missing; CIFAR10-DVS has one folder per class: "
+                              f"{', '.join(CIFAR10DVS_CLASSES)}")
         def number(p: Path) -> int:
             m = re.search(r"(\d+)$", p.stem)
             return int(m.group(1)) if m else -1

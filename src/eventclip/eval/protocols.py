@@ -152,7 +152,8 @@ def few_shot(train: Embedded, test: Embedded, text: np.ndarray, ds: EvalDataset,
     return result
 
 
-def linear_probe(train: Embedded, test: Embedded, text: np.ndarray, ds: EvalDataset, logit_scale: float) -> dict[str, Any]:
+def linear_probe(train: Embedded, test: Embedded, text: np.ndarray, ds: EvalDataset,
+                 logit_scale: float) -> dict[str, Any]:
     """The linear probe fitted on every train sample (started from the zero-shot weights), scored on test."""
     if len(train.labels) == 0:
         raise ConfigError(f"{ds.root}: the train split is empty; a linear probe needs labelled train samples")

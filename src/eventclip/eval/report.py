@@ -72,5 +72,6 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
         lines += [f"  k={k} skipped: {why}" for k, why in res["skipped"].items()]
     else:
         lines.append(f"  top-1 {100 * res['top1']:.1f} %, top-5 {100 * res['top5']:.1f} %, mean per-class "
-                     f"{100 * res['mean_per_class']:.1f} % on {res['n_samples']} samples, {len(res['classes'])} classes")
+                     f"{100 * res['mean_per_class']:.1f} % on {res['n_samples']} samples, "
+                     f"{len(res['classes'])} classes")
     return lines

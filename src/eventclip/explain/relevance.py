@@ -42,7 +42,8 @@ def _check_visual(visual: nn.Module) -> None:
         raise ExplainError("attention relevance does not cover attentional pooling (CoCa-style towers)")
     for i, blk in enumerate(visual.transformer.resblocks):
         if type(blk) is not ResidualAttentionBlock or hasattr(blk, "ln_1_kv"):
-            raise ExplainError(f"block {i} is {type(blk).__name__}; only open_clip's ResidualAttentionBlock is supported")
+            raise ExplainError(f"block {i} is {type(blk).__name__}; "
+                               "only open_clip's ResidualAttentionBlock is supported")
 
 
 def forward_with_attention(visual: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:

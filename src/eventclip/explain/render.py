@@ -25,7 +25,8 @@ def render_png(exp: Explanation, path: str | Path, title: str | None = None, dpi
         ax.set_yticks([])
     names = [lab for lab, _ in exp.labels][::-1]
     probs = [p for _, p in exp.labels][::-1]
-    bars = axes[2].barh(range(len(names)), probs, color=["tab:orange" if n == exp.target else "tab:blue" for n in names])
+    bars = axes[2].barh(range(len(names)), probs,
+                        color=["tab:orange" if n == exp.target else "tab:blue" for n in names])
     axes[2].set_yticks(range(len(names)), names, fontsize=8)
     axes[2].set_xlim(0, max(1e-6, max(probs)) * 1.25)
     axes[2].set_xlabel("zero-shot probability", fontsize=8)

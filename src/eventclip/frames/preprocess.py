@@ -36,7 +36,8 @@ OPENAI_CLIP_STD: tuple[float, float, float] = (0.26862954, 0.26130258, 0.2757771
 Fit = Literal["letterbox", "crop", "stretch"]
 
 
-def _axis_matrix(in_size: int, out_size: int, src_start: float, src_len: float, dst_start: int, dst_len: int) -> np.ndarray:
+def _axis_matrix(in_size: int, out_size: int, src_start: float, src_len: float, dst_start: int,
+                 dst_len: int) -> np.ndarray:
     """(out_size, in_size) float64 weights mapping source span [src_start, +src_len) onto output
     pixels [dst_start, +dst_len); rows outside that span stay zero (letterbox bars)."""
     m = np.zeros((out_size, in_size), dtype=np.float64)
@@ -76,7 +77,8 @@ def resize_matrices(height: int, width: int, size: int, fit: Fit) -> tuple[np.nd
 
 
 @lru_cache(maxsize=32)
-def _resize_matrices_torch(height: int, width: int, size: int, fit: Fit, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+def _resize_matrices_torch(height: int, width: int, size: int, fit: Fit,
+                           device: str) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`resize_matrices` as tensors kept on ``device``, so a live GPU loop copies them once."""
     import torch
 
@@ -173,7 +175,8 @@ class Representation(BaseModel):
         if self.channels == 1:
             rgb = np.repeat(resized, 3, axis=1)
         else:
-            rgb = np.concatenate([resized[:, 1:2], resized[:, 0:1], (resized[:, 0:1] + resized[:, 1:2]) * np.float32(0.5)], axis=1)
+            rgb = np.concatenate([resized[:, 1:2], resized[:, 0:1],
+                                  (resized[:, 0:1] + resized[:, 1:2]) * np.float32(0.5)], axis=1)
         mean = np.asarray(self.mean, dtype=np.float32)[None, :, None, None]
         std = np.asarray(self.std, dtype=np.float32)[None, :, None, None]
         return np.ascontiguousarray((rgb - mean) / std)

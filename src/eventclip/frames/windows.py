@@ -368,7 +368,8 @@ def _need(value: int | None, name: str, mode: str) -> int:
     return value
 
 
-def iter_windows(chunks: Iterable[EventChunk | np.ndarray], mode: Mode = "delta_t", **kwargs: int | None) -> Iterator[Window]:
+def iter_windows(chunks: Iterable[EventChunk | np.ndarray], mode: Mode = "delta_t",
+                 **kwargs: int | None) -> Iterator[Window]:
     """Windows over a whole stream of chunks (EventChunk or event arrays), flushed at the end."""
     windower = make_windower(mode, **kwargs)
     for chunk in chunks:

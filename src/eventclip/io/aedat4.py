@@ -405,7 +405,8 @@ class Aedat4Reader(EventReader):
         w1, t = int(signed[index, 1]), int(signed[index, 0])
         x, y, p = ((w1 + 0x8000) & 0xFFFF) - 0x8000, ((w1 >> 16) + 0x8000 & 0xFFFF) - 0x8000, (w1 >> 32) & 0xFF
         if status == _BAD_POLARITY:
-            raise EventFormatError(f"event {index} of the packet has polarity byte {p} (must be 0 or 1)", self.path, pos)
+            raise EventFormatError(f"event {index} of the packet has polarity byte {p} (must be 0 or 1)",
+                                   self.path, pos)
         if status == _OUTSIDE:
             raise GeometryError(
                 f"event {index} of the packet at (x={x}, y={y}) lies outside the sensor geometry {self.geometry}",
@@ -529,7 +530,8 @@ class Aedat4Writer(EventWriter):
         events = as_events(events)
         if len(events) == 0:
             return
-        bad = (events["x"] >= self.geometry.width) | (events["y"] >= self.geometry.height) | (events["p"] > 1) | (events["p"] < 0)
+        bad = ((events["x"] >= self.geometry.width) | (events["y"] >= self.geometry.height)
+               | (events["p"] > 1) | (events["p"] < 0))
         if bad.any():
             i = int(np.argmax(bad))
             raise ValueError(f"event {i} (x={events['x'][i]}, y={events['y'][i]}, p={events['p'][i]}) "

@@ -387,7 +387,8 @@ class CsvReader(EventReader):
                 raw = fh.readline(1 << 16)
                 line_no += 1
                 if not raw:
-                    raise EventFormatError(f"no '{CSV_HEADER}' header line before the end of the file", self.path, offset)
+                    raise EventFormatError(f"no '{CSV_HEADER}' header line before the end of the file",
+                                           self.path, offset)
                 text = raw.decode("utf-8", errors="replace").strip()
                 if text.startswith("#"):
                     m = _GEOMETRY_RE.search(text)

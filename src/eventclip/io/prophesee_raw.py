@@ -242,7 +242,8 @@ class _RawReader(EventReader):
         raise NotImplementedError
 
     def _state_before(self, words: np.ndarray, end: int, state: np.ndarray) -> None:  # pragma: no cover - abstract
-        """Set ``state`` (entry values for ``words[0]``) to the decoder state at ``words[end]``, up to TIME_HIGH wraps."""
+        """Set ``state`` (entry values for ``words[0]``) to the decoder state at ``words[end]``, up to
+        TIME_HIGH wraps."""
         raise NotImplementedError
 
     def _error(self, code: int, offset: int, word: int) -> EventFormatError:

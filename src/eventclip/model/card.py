@@ -33,7 +33,8 @@ class ModelCard(BaseModel):
     format: int = CARD_FORMAT
     name: str = "eventclip"
     architecture: str = Field(description="open_clip model name, or 'custom' for a config given as data")
-    clip_config: dict[str, Any] = Field(description="open_clip CLIP(**cfg) kwargs: embed_dim, vision_cfg, text_cfg, quick_gelu")
+    clip_config: dict[str, Any] = Field(
+        description="open_clip CLIP(**cfg) kwargs: embed_dim, vision_cfg, text_cfg, quick_gelu")
     input_size: int = Field(gt=0, description="square input side of the vision tower, pixels")
     mean: tuple[float, float, float] = OPENAI_MEAN
     std: tuple[float, float, float] = OPENAI_STD
@@ -69,7 +70,8 @@ class ModelCard(BaseModel):
         """Read and validate ``folder/model.json``; errors name the file and the field."""
         path = Path(folder) / CARD_FILE
         if not path.is_file():
-            raise PackageError(f"{path}: missing; a model package folder must hold {CARD_FILE} (is {folder} a package?)")
+            raise PackageError(f"{path}: missing; a model package folder must hold {CARD_FILE} "
+                               f"(is {folder} a package?)")
         try:
             data = json.loads(path.read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -172,7 +172,8 @@ class EventClip(nn.Module):
         return cls(card, clip=clip, with_image_encoder=with_image_encoder)
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, *, with_image_encoder: bool = False, map_location: str = "cpu") -> EventClip:
+    def from_pretrained(cls, path: str | Path, *, with_image_encoder: bool = False,
+                        map_location: str = "cpu") -> EventClip:
         """Load a model package folder (hashes verified); see :mod:`eventclip.model.package`."""
         from eventclip.model.package import load_package
 

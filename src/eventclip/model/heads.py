@@ -86,9 +86,9 @@ class LinearProbe:
         self.labels, self.k = list(labels), int(top_k)
 
     @classmethod
-    def fit(cls, embeddings: np.ndarray, targets: np.ndarray, labels: list[str], *, text_embeddings: np.ndarray | None = None,
-            logit_scale: float = 100.0, steps: int = 500, lr: float = 2.0, weight_decay: float = 1e-4,
-            top_k: int = 5) -> LinearProbe:
+    def fit(cls, embeddings: np.ndarray, targets: np.ndarray, labels: list[str], *,
+            text_embeddings: np.ndarray | None = None, logit_scale: float = 100.0, steps: int = 500,
+            lr: float = 2.0, weight_decay: float = 1e-4, top_k: int = 5) -> LinearProbe:
         """Fit on (N, D) support embeddings with integer ``targets`` indexing ``labels``.
 
         ``lr`` 2.0 is stable for unit-norm inputs (the loss curvature is at most 1/2).
@@ -137,8 +137,9 @@ class TipAdapter:
 
     kind = "tip"
 
-    def __init__(self, keys: np.ndarray, targets: np.ndarray, labels: list[str], *, text_embeddings: np.ndarray | None = None,
-                 logit_scale: float = 100.0, alpha: float = 1.0, beta: float = 5.5, top_k: int = 5) -> None:
+    def __init__(self, keys: np.ndarray, targets: np.ndarray, labels: list[str], *,
+                 text_embeddings: np.ndarray | None = None, logit_scale: float = 100.0, alpha: float = 1.0,
+                 beta: float = 5.5, top_k: int = 5) -> None:
         self.keys = unit(keys)
         self.targets = np.asarray(targets, dtype=np.int64)
         if len(self.targets) != len(self.keys) or self.targets.min() < 0 or self.targets.max() >= len(labels):

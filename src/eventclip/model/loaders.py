@@ -123,7 +123,8 @@ def load_checkpoint(
         raise CheckpointError(f"unknown checkpoint kind {kind!r}; choose one of {', '.join(KINDS)}")
     path = Path(path).expanduser()
     found, state = read_raw(path)
-    if kind != "auto" and kind != found and not (kind in ("state-dict", "open_clip") and found in ("state-dict", "open_clip")):
+    if (kind != "auto" and kind != found
+            and not (kind in ("state-dict", "open_clip") and found in ("state-dict", "open_clip"))):
         raise CheckpointError(f"{path}: looks like a {found!r} checkpoint, not {kind!r}")
     bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
     if bad:

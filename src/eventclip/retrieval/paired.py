@@ -25,7 +25,8 @@ from eventclip.retrieval.metrics import ranks_of_first_relevant
 DIRECTIONS = ("event-text", "text-event", "event-event", "event-image", "image-event")
 
 
-def _row(sim: np.ndarray, qk: np.ndarray, gk: np.ndarray, ks: Sequence[int], exclude_self: bool = False) -> dict[str, Any]:
+def _row(sim: np.ndarray, qk: np.ndarray, gk: np.ndarray, ks: Sequence[int],
+         exclude_self: bool = False) -> dict[str, Any]:
     """Recall over the queries that have at least one relevant gallery item; the others are counted
     under ``no_relevant`` (e.g. a class with a single recording has no event->event partner)."""
     rel = (gk[None, :] == qk[:, None]).sum(axis=1) - (1 if exclude_self else 0)

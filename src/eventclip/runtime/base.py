@@ -162,7 +162,8 @@ def create(name: str, **config: Any) -> Backend:
         return cls(**config)
     except ValidationError as exc:
         fields = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise ConfigError(f"backend {name!r} config: {fields} (fields: {', '.join(cls.config_class.model_fields)})") from exc
+        raise ConfigError(f"backend {name!r} config: {fields} "
+                          f"(fields: {', '.join(cls.config_class.model_fields)})") from exc
 
 
 def select(path: str | Path, backend: str = "auto", **config: Any) -> Choice:
@@ -177,7 +178,8 @@ def select(path: str | Path, backend: str = "auto", **config: Any) -> Choice:
     if backend != "auto":
         if backend in _EXTRAS and not available(backend):
             raise MissingDependencyError(
-                f"backend {backend!r} needs the {backend!r} package. Install it with: pip install 'eventclip[{_EXTRAS[backend]}]'"
+                f"backend {backend!r} needs the {backend!r} package. "
+                f"Install it with: pip install 'eventclip[{_EXTRAS[backend]}]'"
             )
         chosen = create(backend, **config)
         chosen.load(path)
@@ -220,7 +222,8 @@ def _why_not_tensorrt(path: Path) -> str:
     except BackendError as exc:
         return str(exc)
     if not any((bundle.root / ENGINE_DIR).glob("*.engine")):
-        return f"no engine in {bundle.root / ENGINE_DIR} (build one: eventclip export tensorrt {bundle.root}/event_encoder.onnx)"
+        return (f"no engine in {bundle.root / ENGINE_DIR} "
+                f"(build one: eventclip export tensorrt {bundle.root}/event_encoder.onnx)")
     return ""
 
 

@@ -68,7 +68,8 @@ def sidecar_path(engine: Path) -> Path:
 
 def rebuild_hint(sidecar: dict) -> str:
     """The command that rebuilds the engine described by ``sidecar`` on this machine."""
-    flags = {"fp16": " --fp16", "int8": " --int8 --calib RECORDING [RECORDING ...]"}.get(sidecar.get("precision", ""), "")
+    flags = {"fp16": " --fp16",
+             "int8": " --int8 --calib RECORDING [RECORDING ...]"}.get(sidecar.get("precision", ""), "")
     batch = sidecar.get("batch")
     if batch:
         flags += f" --batch {','.join(str(b) for b in batch)}"
@@ -77,7 +78,8 @@ def rebuild_hint(sidecar: dict) -> str:
 
 def check_sidecar(engine: Path, sidecar: dict, machine: dict[str, str], model_hash: str | None = None) -> None:
     """Raise EngineMismatchError unless ``sidecar`` matches ``machine`` (and the bundle's model hash)."""
-    diffs = [f"{k}: engine {sidecar.get(k)!r}, here {machine[k]!r}" for k in SIDECAR_KEYS if sidecar.get(k) != machine[k]]
+    diffs = [f"{k}: engine {sidecar.get(k)!r}, here {machine[k]!r}"
+             for k in SIDECAR_KEYS if sidecar.get(k) != machine[k]]
     if model_hash is not None and sidecar.get("model_hash") not in (None, model_hash):
         diffs.append(f"model_hash: engine {sidecar.get('model_hash')!r}, bundle {model_hash!r}")
     if diffs:
@@ -97,7 +99,8 @@ def read_sidecar(engine: Path) -> dict:
     try:
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
-        raise EngineMismatchError(f"{path} is unreadable ({exc}); rebuild the engine with eventclip export tensorrt") from exc
+        raise EngineMismatchError(
+            f"{path} is unreadable ({exc}); rebuild the engine with eventclip export tensorrt") from exc
 
 
 class TensorRTBackend:
@@ -141,7 +144,8 @@ class TensorRTBackend:
         logger = trt.Logger(trt.Logger.WARNING)
         self._engine = trt.Runtime(logger).deserialize_cuda_engine(engine.read_bytes())
         if self._engine is None:
-            raise BackendError(f"TensorRT could not deserialize {engine} (corrupt file?); rebuild: {rebuild_hint(self.sidecar)}")
+            raise BackendError(f"TensorRT could not deserialize {engine} (corrupt file?); "
+                               f"rebuild: {rebuild_hint(self.sidecar)}")
         self._context = self._engine.create_execution_context()
         names = [self._engine.get_tensor_name(i) for i in range(self._engine.num_io_tensors)]
         inputs = [n for n in names if self._engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]

@@ -54,7 +54,8 @@ def apply_settings(device: Any, settings: CameraSettings) -> None:
         afk = _facility(device, "get_i_antiflicker_module", "anti_flicker")
         band = settings.anti_flicker
         _ok(afk.set_frequency_band(band.low_hz, band.high_hz), "anti_flicker", f"{band.low_hz}-{band.high_hz} Hz")
-        _ok(afk.set_filtering_mode(getattr(type(afk).AntiFlickerMode, _AFK_MODES[band.mode])), "anti_flicker", band.mode)
+        _ok(afk.set_filtering_mode(getattr(type(afk).AntiFlickerMode, _AFK_MODES[band.mode])),
+            "anti_flicker", band.mode)
         _ok(afk.enable(True), "anti_flicker", "enabling anti-flicker")
     if settings.trail_filter is not None:
         trail = _facility(device, "get_i_event_trail_filter_module", "trail_filter")
@@ -72,7 +73,8 @@ def read_settings(device: Any, applied: CameraSettings) -> CameraSettings:
     """The camera's current biases and ERC rate, with what HAL cannot read back (ROI, filters) as applied."""
     data = applied.model_dump(exclude={"bias_file", "biases"})
     ll = device.get_i_ll_biases()
-    data["biases"] = {str(k): int(v) for k, v in dict(ll.get_all_biases()).items()} if ll is not None else applied.all_biases()
+    data["biases"] = ({str(k): int(v) for k, v in dict(ll.get_all_biases()).items()} if ll is not None
+                      else applied.all_biases())
     erc = device.get_i_erc_module()
     if erc is not None and erc.is_enabled():
         data["erc_rate_ev_s"] = int(erc.get_cd_event_rate())

@@ -79,7 +79,8 @@ def pick_backend(wanted: str) -> str:
     have = installed_backends()
     if wanted != "auto":
         if not have[wanted]:
-            raise MissingDependencyError(f"prophesee backend {wanted!r}: {', '.join(BACKEND_MODULES[wanted])} not importable. {HOW_TO_INSTALL}")
+            raise MissingDependencyError(f"prophesee backend {wanted!r}: {', '.join(BACKEND_MODULES[wanted])} "
+                                         f"not importable. {HOW_TO_INSTALL}")
         return wanted
     for name, ok in have.items():
         if ok:

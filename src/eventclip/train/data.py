@@ -167,7 +167,8 @@ def _pair(events_root: Path, images_root: Path, event_suffix: str, folder_of_ima
     for cls in classes:
         img_dir = images_root / (folder_of_image or {}).get(cls, cls)
         for ev in sorted((events_root / cls).glob(f"*{event_suffix}")):
-            img = next((img_dir / f"{ev.stem}{s}" for s in IMAGE_SUFFIXES if (img_dir / f"{ev.stem}{s}").is_file()), None)
+            img = next((img_dir / f"{ev.stem}{s}" for s in IMAGE_SUFFIXES
+                        if (img_dir / f"{ev.stem}{s}").is_file()), None)
             if img is None:
                 missing.append(str(ev))
             else:

@@ -95,7 +95,8 @@ def sinkhorn(scores: torch.Tensor, iterations: int = 3) -> torch.Tensor:
     return (q * b).t()
 
 
-def kl_loss(img: torch.Tensor, evt: torch.Tensor, img_teacher: torch.Tensor, temperature: float = T_IMAGE) -> torch.Tensor:
+def kl_loss(img: torch.Tensor, evt: torch.Tensor, img_teacher: torch.Tensor,
+            temperature: float = T_IMAGE) -> torch.Tensor:
     """L_kl: KL(Sinkhorn(img_teacher·img_teacher/T) || softmax(img·evt/T)), batch-mean.
 
     ``img`` are the query image embeddings and ``img_teacher`` the foundation model's image

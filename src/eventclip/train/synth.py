@@ -196,7 +196,8 @@ def _pose(rgba: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 # -- saccades, video, events ---------------------------------------------------------------------
 
 def composite(rgba: np.ndarray, size: int, dx: float, dy: float, background: np.ndarray) -> np.ndarray:
-    """RGB float32 (size, size, 3) in [0, 1]: the sprite centred, shifted by (dx, dy) px (sub-pixel), over ``background``."""
+    """RGB float32 (size, size, 3) in [0, 1]: the sprite centred, shifted by (dx, dy) px (sub-pixel), over
+    ``background``."""
     import cv2
 
     s = rgba.shape[0]
@@ -210,7 +211,8 @@ def composite(rgba: np.ndarray, size: int, dx: float, dy: float, background: np.
 
 def saccade_path(n_frames_per_saccade: int, amplitude: float, angle: float) -> np.ndarray:
     """(3·n, 2) offsets in px along a triangle of three saccades (N-MNIST's motion), starting at 0."""
-    corners = np.array([[math.cos(angle + k * 2 * math.pi / 3), math.sin(angle + k * 2 * math.pi / 3)] for k in range(3)])
+    corners = np.array([[math.cos(angle + k * 2 * math.pi / 3), math.sin(angle + k * 2 * math.pi / 3)]
+                        for k in range(3)])
     corners = (corners - corners[0]) * amplitude
     pts = []
     for k in range(3):
@@ -226,8 +228,10 @@ def luminance(rgb: np.ndarray) -> np.ndarray:
     return rgb @ np.array([0.299, 0.587, 0.114], dtype=rgb.dtype)
 
 
-def render_recording(rgba: np.ndarray, cfg: SynthConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Render the saccade video of one sprite: (frames (N, H, W) luma in [0, 1], timestamps µs, paired RGB uint8 image)."""
+def render_recording(rgba: np.ndarray, cfg: SynthConfig,
+                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Render the saccade video of one sprite: (frames (N, H, W) luma in [0, 1], timestamps µs, paired RGB
+    uint8 image)."""
     bg_level = float(rng.uniform(0.55, 0.95))
     background = np.full((cfg.sensor, cfg.sensor, 3), bg_level, np.float32)
     per = cfg.saccade_us // cfg.frame_us

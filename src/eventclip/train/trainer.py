@@ -487,7 +487,8 @@ class TrainResult:
     metrics: dict[str, float]
 
 
-def train(recipe: Recipe, out: str | Path, *, resume: bool = False, dataset: PairedDataset | None = None) -> TrainResult:
+def train(recipe: Recipe, out: str | Path, *, resume: bool = False,
+          dataset: PairedDataset | None = None) -> TrainResult:
     """Run the recipe end to end and write the model package to ``<out>/model``."""
     from eventclip.frames.preprocess import Representation
     from eventclip.model.clip import EventClip

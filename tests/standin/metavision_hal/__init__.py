@@ -22,7 +22,8 @@ def _id(serial: str) -> str:
 class I_LL_Biases:
     def __init__(self, applied: dict) -> None:
         self._biases = applied.setdefault(
-            "biases", {"bias_diff": 0, "bias_diff_off": 0, "bias_diff_on": 0, "bias_fo": 0, "bias_hpf": 0, "bias_refr": 0}
+            "biases",
+            {"bias_diff": 0, "bias_diff_off": 0, "bias_diff_on": 0, "bias_fo": 0, "bias_hpf": 0, "bias_refr": 0},
         )
 
     def get_all_biases(self) -> dict:

@@ -18,11 +18,13 @@ class _Reader:
 
 
 class EventsIterator:
-    def __init__(self, input_path, start_ts=0, mode="delta_t", delta_t=10000, n_events=10000, max_duration=None, relative_timestamps=False, **kwargs):
+    def __init__(self, input_path, start_ts=0, mode="delta_t", delta_t=10000, n_events=10000, max_duration=None,
+                 relative_timestamps=False, **kwargs):
         raise NotImplementedError("the stand-in EventsIterator reads devices only (from_device)")
 
     @classmethod
-    def from_device(cls, device, start_ts=0, n_events=10000, delta_t=10000, mode="delta_t", max_duration=None, relative_timestamps=False, **kwargs):
+    def from_device(cls, device, start_ts=0, n_events=10000, delta_t=10000, mode="delta_t", max_duration=None,
+                    relative_timestamps=False, **kwargs):
         it = cls.__new__(cls)
         it.device, it.delta_t, it.reader = device, delta_t, _Reader()
         return it
