@@ -37,7 +37,7 @@ def _medians_ms(fns: list, x: np.ndarray, repeats: int, warmup: int = 3) -> list
             fn(x)
     times: list[list[float]] = [[] for _ in fns]
     for _ in range(repeats):
-        for fn, out in zip(fns, times):
+        for fn, out in zip(fns, times, strict=True):
             t0 = time.perf_counter()
             fn(x)
             out.append((time.perf_counter() - t0) * 1e3)

@@ -95,7 +95,8 @@ def main() -> None:
         e = torch.nn.functional.normalize(t_emb, dim=-1)
         p = (100.0 * e @ t_text.T).softmax(dim=-1)
         v, i = p.topk(5, dim=-1)
-        [[(prompts.labels[j], float(x)) for x, j in zip(vr, ir)] for vr, ir in zip(v.tolist(), i.tolist())]
+        [[(prompts.labels[j], float(x)) for x, j in zip(vr, ir, strict=True)]
+         for vr, ir in zip(v.tolist(), i.tolist(), strict=True)]
 
     rows.append(("zero-shot head, 64 windows x 101 classes", median_s(lambda: head(emb), args.repeats * 20),
                  "same maths in torch", median_s(torch_head, args.repeats * 20)))

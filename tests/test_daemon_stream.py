@@ -178,7 +178,7 @@ def test_replay_publishes_one_schema_valid_labels_message_per_window_equal_to_cl
     expected = list(classify_file(path, classifier, 5000))
     assert len(labels) == len(expected) > 5
     assert sum(" µs " in line for line in example_lines) == len(labels)  # the example saw every window
-    for got, want in zip(labels, expected):
+    for got, want in zip(labels, expected, strict=True):
         assert (got["t_start_us"], got["t_end_us"], got["n_events"]) == (want.t_start_us, want.t_end_us, want.n_events)
         assert [lab["label"] for lab in got["labels"]] == [name for name, _ in want.labels]
         np.testing.assert_allclose([lab["score"] for lab in got["labels"]], [p for _, p in want.labels], atol=1e-5)

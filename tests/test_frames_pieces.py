@@ -4,6 +4,8 @@ name the event's index in the joined stream."""
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
 import torch
@@ -32,7 +34,7 @@ def _events(n: int, seed: int = 0) -> np.ndarray:
 
 def _split(ev: np.ndarray, cuts: list[int]) -> list[np.ndarray]:
     edges = [0, *sorted(c % (len(ev) + 1) for c in cuts), len(ev)]
-    return [ev[a:b] for a, b in zip(edges[:-1], edges[1:])]
+    return [ev[a:b] for a, b in pairwise(edges)]
 
 
 @settings(max_examples=60, deadline=None)
@@ -85,7 +87,7 @@ def test_window_pieces_are_views_not_copies():
         assert w.push(c) == []
     (win,) = w.flush()
     assert len(win.parts) == 4
-    assert all(np.shares_memory(p, c) for p, c in zip(win.parts, chunks))
+    assert all(np.shares_memory(p, c) for p, c in zip(win.parts, chunks, strict=True))
 
 
 @pytest.mark.parametrize("per_polarity", [False, True])

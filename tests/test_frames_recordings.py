@@ -3,6 +3,8 @@ dv-processing), so nothing here depends on eventclip's own readers. Skipped when
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
 
@@ -55,7 +57,7 @@ def test_every_event_lands_in_exactly_one_tumbling_window(name, mode, kwargs):
     windows = list(iter_windows(_chunks(ev, 1), mode, **kwargs))
     assert sum(w.n_events for w in windows) == len(ev)
     assert np.array_equal(np.concatenate([w.events for w in windows]), ev)
-    for a, b in zip(windows, windows[1:]):
+    for a, b in pairwise(windows):
         assert a.t_end == b.t_start or mode == "n_events"
     if mode == "delta_t":
         for w in windows:

@@ -3,6 +3,8 @@ events, for duration and sliding windows, any chunking, empty windows and gaps; 
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -29,7 +31,7 @@ def _run(windower, ev, cuts, per_polarity, t_end_every=False):
     running = RunningCounts(windower, GEOM, per_polarity=per_polarity)
     edges = [0, *sorted(c % (len(ev) + 1) for c in cuts), len(ev)]
     pairs = []
-    for a, b in zip(edges[:-1], edges[1:]):
+    for a, b in pairwise(edges):
         chunk = ev[a:b]
         t_end = None
         if t_end_every and len(chunk):  # the stream is complete up to the next event (if later than this chunk)

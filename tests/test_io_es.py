@@ -53,7 +53,7 @@ def test_kernel_matches_reference_on_real_and_random_bytes():
     for raw, w, h in cases:
         ref = decode_dvs_reference(raw, 7, w, h)
         fast = _decode_dvs(raw, 7, w, h)
-        for a, b in zip(ref[:4], fast[:4]):
+        for a, b in zip(ref[:4], fast[:4], strict=True):
             assert np.array_equal(a, b)
         assert ref[4:] == fast[4:]
 

@@ -72,7 +72,7 @@ def ref_distill(teacher: np.ndarray, student: np.ndarray, t: float) -> float:
     for i in range(teacher.shape[0]):
         p = _softmax(list(teacher[i] / t))
         s = _softmax(list(student[i] / t))
-        total += -sum(pi * math.log(si) for pi, si in zip(p, s))
+        total += -sum(pi * math.log(si) for pi, si in zip(p, s, strict=True))
     return total / teacher.shape[0] * t * t
 
 

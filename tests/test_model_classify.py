@@ -93,7 +93,7 @@ def test_cli_classify_json_matches_library(tmp_path, capsys, package, model):
     clf = build_classifier(package, model, parse_prompts(PROMPTS), cache_dir=tmp_path / "c2")
     want = [r.to_dict() for r in classify_file(path, clf, WINDOW)]
     assert len(rows) == 3
-    for a, b in zip(rows, want):
+    for a, b in zip(rows, want, strict=True):
         assert (a["t_start_us"], a["t_end_us"], a["n_events"]) == (b["t_start_us"], b["t_end_us"], b["n_events"])
         assert [x["label"] for x in a["labels"]] == [x["label"] for x in b["labels"]]
         assert a["anomaly"] == pytest.approx(b["anomaly"], abs=1e-5)

@@ -53,7 +53,7 @@ def test_file_events_match_the_converter_on_the_same_frames(clip: Path) -> None:
     frames = decoded_gray(clip)
     expected = [conv.push(f, round(i * 1e6 / 30.0)) for i, f in enumerate(frames)]
     assert len(chunks) == len(frames) == 30
-    for got, want in zip(chunks, expected):
+    for got, want in zip(chunks, expected, strict=True):
         np.testing.assert_array_equal(got.events, want)
     assert sum(len(c) for c in chunks) > 100  # the moving square does make events
     assert chunks[-1].t_end_us == round(29 * 1e6 / 30) + 1

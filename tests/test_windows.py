@@ -28,7 +28,7 @@ def _events(ts) -> np.ndarray:
 
 def _split(ev: np.ndarray, cuts) -> list[np.ndarray]:
     cuts = sorted({min(max(int(c), 0), len(ev)) for c in cuts})
-    return [ev[a:b] for a, b in zip([0, *cuts], [*cuts, len(ev)])]
+    return [ev[a:b] for a, b in zip([0, *cuts], [*cuts, len(ev)], strict=True)]
 
 
 def _run(windower, chunks, t_end_us=None) -> list[Window]:

@@ -158,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
         "empty_samples": empty,
         "templates": templates,
         "prompts_file": str(Path(args.prompts).resolve()) if args.prompts else None,
-        "class_texts": dict(zip(ds.classes, ds.texts)),
+        "class_texts": dict(zip(ds.classes, ds.texts, strict=True)),
         "model": {"path": str(Path(args.model).resolve()), "name": card.name, "hash": card.model_hash,
                   "files": card.files, "logit_multiplier": scale, "backend": encoder.name},
         "result": result,
@@ -167,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
     write_json(out / "report.json", report)
     metrics = result.get("metrics", result)
     if "confusion" in metrics:
-        text_of = dict(zip(ds.classes, ds.texts))
+        text_of = dict(zip(ds.classes, ds.texts, strict=True))
         confusion_png(out / "confusion.png", np.array(metrics["confusion"]), [text_of[c] for c in metrics["classes"]],
                       f"{args.dataset} {args.kind}" + (f" (k={metrics['k']}, seed 0)" if "k" in metrics else ""))
     print("\n".join(summary_lines(report)))

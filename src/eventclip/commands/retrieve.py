@@ -161,13 +161,13 @@ def run_search(args: argparse.Namespace) -> int:
                                                     ("image", args.images)) if v)
         queries, names, _ = _embed(modality, inputs, args)
     res = index.search(queries, args.k)
-    for name, ids, scores in zip(names, res.ids, res.scores):
+    for name, ids, scores in zip(names, res.ids, res.scores, strict=True):
         if args.json:
             print(json.dumps({"query": name, "results": [{"id": i, "score": round(float(s), 6)}
-                                                         for i, s in zip(ids, scores)]}))
+                                                         for i, s in zip(ids, scores, strict=True)]}))
         else:
             print(f"{name}")
-            for rank, (i, s) in enumerate(zip(ids, scores), start=1):
+            for rank, (i, s) in enumerate(zip(ids, scores, strict=True), start=1):
                 print(f"  {rank:>3}. {s:+.4f}  {i}")
     return 0
 

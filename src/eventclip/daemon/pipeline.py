@@ -356,7 +356,7 @@ class Pipeline:
             if got is END:
                 return
             stage.busy()
-            for item, result in zip(*got):
+            for item, result in zip(*got, strict=True):
                 self._publish_one(item, result)
                 c.windows_published += 1
             stage.idle()

@@ -59,7 +59,7 @@ def classification_metrics(scores: np.ndarray, labels: np.ndarray, classes: list
         "top5": top_k_accuracy(scores, labels, 5),
         "mean_per_class": float(per_class[present].mean()) if present.any() else float("nan"),
         "per_class": {c: {"accuracy": None if np.isnan(a) else float(a), "n": int(n)}
-                      for c, a, n in zip(classes, per_class, cm.sum(axis=1))},
+                      for c, a, n in zip(classes, per_class, cm.sum(axis=1), strict=True)},
         "confusion": cm.tolist(),
     }
 

@@ -74,7 +74,7 @@ def token_relevance(attentions: list[torch.Tensor], grads: list[torch.Tensor]) -
     """Chefer's rule for one sample (batch index 0): R = I; R += mean_h((∇A ⊙ A)⁺) @ R per block -> (N, N)."""
     n = attentions[0].shape[-1]
     rel = torch.eye(n, dtype=torch.float64)
-    for attn, grad in zip(attentions, grads):
+    for attn, grad in zip(attentions, grads, strict=True):
         a_bar = (grad[0] * attn[0]).clamp(min=0).mean(dim=0).double()
         rel = rel + a_bar @ rel
     return rel

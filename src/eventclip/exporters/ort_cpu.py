@@ -60,7 +60,8 @@ class FusedSelfAttention(nn.Module):
         e = mha.embed_dim
         self.q, self.k, self.v = (nn.Linear(e, e) for _ in range(3))
         with torch.no_grad():
-            for lin, w, b in zip((self.q, self.k, self.v), mha.in_proj_weight.chunk(3), mha.in_proj_bias.chunk(3)):
+            for lin, w, b in zip((self.q, self.k, self.v), mha.in_proj_weight.chunk(3), mha.in_proj_bias.chunk(3),
+                                 strict=True):
                 lin.weight.copy_(w)
                 lin.bias.copy_(b)
 

@@ -10,6 +10,7 @@ and are documented in docs/deploy.md; past them the export fails with ParityErro
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -127,7 +128,7 @@ def recording_windows(
     t0 = int(ev["t"][0]) - int(ev["t"][0]) % window_us
     edges = np.arange(t0, int(ev["t"][-1]) + window_us + 1, window_us)
     cuts = np.searchsorted(ev["t"], edges)
-    windows = [ev[a:b] for a, b in zip(cuts[:-1], cuts[1:]) if b - a >= min_events]
+    windows = [ev[a:b] for a, b in pairwise(cuts) if b - a >= min_events]
     if not windows:
         raise ParityError(f"{path}: no {window_us} µs window holds {min_events} events")
     if len(windows) > max_windows:

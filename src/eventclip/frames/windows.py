@@ -181,7 +181,7 @@ class _GridWindower(_Windower):
         part_to = np.searchsorted(firsts, ends, side="left")
         edges: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         out = []
-        for j, (s, e) in enumerate(zip(starts.tolist(), ends.tolist())):
+        for j, (s, e) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True)):
             pieces = []
             for i in range(int(part_from[j]), int(part_to[j])):
                 if firsts[i] >= s and lasts[i] < e:

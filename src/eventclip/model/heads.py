@@ -40,7 +40,8 @@ def top_k(probs: np.ndarray, labels: list[str], k: int, threshold: float = 0.0) 
     """Per row the k most probable (label, probability), best first, dropping those below ``threshold``."""
     k = min(k, probs.shape[1])
     idx = np.argsort(-probs, axis=1, kind="stable")[:, :k]
-    return [[(labels[j], float(row[j])) for j in order if row[j] >= threshold] for row, order in zip(probs, idx)]
+    return [[(labels[j], float(row[j])) for j in order if row[j] >= threshold]
+            for row, order in zip(probs, idx, strict=True)]
 
 
 def _check_dim(emb: np.ndarray, d: int, what: str) -> None:

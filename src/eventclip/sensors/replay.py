@@ -88,7 +88,7 @@ def slice_by_time(
         cuts = np.flatnonzero(np.diff(idx)) + 1
         starts = np.concatenate(([0], cuts))
         ends = np.concatenate((cuts, [len(block)]))
-        for s, e in zip(starts, ends):
+        for s, e in zip(starts, ends, strict=True):
             w = int(idx[s])
             if w != current:
                 yield _window(origin_us, chunk_us, current, pending)

@@ -256,7 +256,7 @@ def video_to_events(frames: np.ndarray, t_us: np.ndarray, threshold: float, rng:
 
     conv = VideoToEvents("dvs", threshold=threshold)
     gray = np.clip(np.rint(frames * 255.0), 0, 255).astype(np.uint8)
-    parts = [conv.push(f, int(t)) for f, t in zip(gray, t_us)]
+    parts = [conv.push(f, int(t)) for f, t in zip(gray, t_us, strict=True)]
     h, w = frames.shape[1:]
     duration = float(t_us[-1] - t_us[0]) * 1e-6
     n_noise = int(rng.poisson(noise_hz_per_px * h * w * duration)) if noise_hz_per_px > 0 else 0

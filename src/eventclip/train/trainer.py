@@ -213,7 +213,7 @@ class Batcher:
         imgs = [self.image_tensor(it, rng) for it in items] if images else None
         frs = [self.frame_tensor(it, rng) for it in items] if frames else None
         if self.augment is not None and rng is not None and imgs is not None and frs is not None:
-            pairs = [paired_views(i, f, self.augment, rng) for i, f in zip(imgs, frs)]
+            pairs = [paired_views(i, f, self.augment, rng) for i, f in zip(imgs, frs, strict=True)]
             imgs, frs = [p[0] for p in pairs], [p[1] for p in pairs]
         elif self.augment is not None and rng is not None and imgs is not None:
             imgs = [image_view(i, self.augment, rng) for i in imgs]
