@@ -74,7 +74,7 @@ def main() -> None:
     rows = []
     ours = median_time(ours_pipeline, args.repeats)
     peer = median_time(tonic_pipeline, args.repeats)
-    rows.append(("augment + frame, 1 recording (%d ev)" % len(events), ours, "tonic", peer))
+    rows.append((f"augment + frame, 1 recording ({len(events)} ev)", ours, "tonic", peer))
     synth_t = median_time(lambda: synth.video_to_events(*synth.render_recording(sprite, cfg, rng)[:2], cfg.threshold,
                                                         rng, cfg.noise_hz_per_px), max(3, args.repeats // 3))
     rows.append(("synthesise 1 saccade recording", synth_t, "-", float("nan")))

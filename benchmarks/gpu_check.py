@@ -121,7 +121,7 @@ def check_model(label, model, work: Path, batches: list[int], repeats: int, trt_
             backend.load(result.root)
             for b in batches:
                 x = torch.from_numpy(np.resize(frames, (b, *frames.shape[1:]))).cuda()
-                ms = cuda_median_ms(lambda x=x: backend.encode_device(x), repeats)
+                ms = cuda_median_ms(lambda x=x, backend=backend: backend.encode_device(x), repeats)
                 entry.setdefault("latency_ms", {}).setdefault(f"trt_{precision}", {})[b] = ms
                 rows.append(f"{label:<22}{'TensorRT ' + precision:<20}{b:>6}{ms:>10.3f}")
             if precision == "fp16":

@@ -40,7 +40,7 @@ class EventReader(ABC):
     def __iter__(self) -> Iterator[np.ndarray]:
         """Yield decoded event blocks in file order until the end of the file."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - deliberately a no-op default, not abstract
         """Release the file handle. Safe to call twice."""
 
     def __enter__(self) -> EventReader:

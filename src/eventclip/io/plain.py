@@ -212,8 +212,8 @@ class NpyReader(EventReader):
 
 def _npy_header(count: int) -> bytes:
     """A v1.0 npy header for ``count`` EVENT_DTYPE events, always 256 bytes so close() can rewrite it."""
-    text = "{'descr': %r, 'fortran_order': False, 'shape': (%d,), }" % (
-        np.lib.format.dtype_to_descr(EVENT_DTYPE), count)
+    descr = np.lib.format.dtype_to_descr(EVENT_DTYPE)
+    text = f"{{'descr': {descr!r}, 'fortran_order': False, 'shape': ({count:d},), }}"
     total = 256
     body = text.ljust(total - 10 - 1) + "\n"
     if len(body) + 10 != total:

@@ -11,7 +11,6 @@ where ``packet.polarity_events`` has dtype (t u8, x u2, y u2, on ?), ``packet.tr
 from __future__ import annotations
 
 import dataclasses
-import typing
 
 import numpy as np
 
@@ -24,8 +23,8 @@ class ListedDevice:
     name: str
     connection: str
     address: str
-    serial: typing.Optional[str]
-    error: typing.Optional[str]
+    serial: str | None
+    error: str | None
 
 
 @dataclasses.dataclass
@@ -75,7 +74,7 @@ class Device:
         raise RuntimeError("device disconnected (LIBUSB_ERROR_NO_DEVICE)")
 
 
-def open(serial: typing.Optional[str] = None, configuration=None, iterator_timeout=None, **kwargs) -> Device:
+def open(serial: str | None = None, configuration=None, iterator_timeout=None, **kwargs) -> Device:
     if serial is None:
         if not PLUGGED:
             raise RuntimeError("no device found")
