@@ -33,18 +33,25 @@ def _stream(rng: np.random.Generator, n: int, rising: bool = True, types: np.nda
     return w
 
 
+def _failing_streams(kernel, reference, streams, rng: np.random.Generator, cases: int = 150) -> int:
+    """Check ``kernel`` against ``reference`` on ``cases`` word streams from ``streams(n)`` (random
+    sizes, 20-47 pixel sensors); returns how many of them the reference rejects."""
+    errors = 0
+    for _ in range(cases):
+        words = streams(int(rng.integers(1, 300)))
+        width, height = int(rng.integers(20, 48)), int(rng.integers(20, 48))
+        try:
+            reference(words, width, height)
+        except Exception:  # noqa: BLE001 - only counting that error cases occur
+            errors += 1
+        _check_kernel_vs_reference(kernel, reference, words, width, height)
+    return errors
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_evt3_runs_with_errors_mid_run_match_reference(seed):
     rng = np.random.default_rng(seed)
-    errors = 0
-    for _ in range(150):
-        words = _stream(rng, int(rng.integers(1, 300)))
-        width, height = int(rng.integers(20, 48)), int(rng.integers(20, 48))
-        try:
-            reference_decode_evt3(words, width, height)
-        except Exception:  # noqa: BLE001 - only counting that error cases occur
-            errors += 1
-        _check_kernel_vs_reference(K.decode_evt3, reference_decode_evt3, words, width, height)
+    errors = _failing_streams(K.decode_evt3, reference_decode_evt3, lambda n: _stream(rng, n), rng)
     assert 0 < errors < 150  # both valid and failing streams were exercised
 
 
@@ -62,15 +69,7 @@ def _stream2(rng: np.random.Generator, n: int) -> np.ndarray:
 @pytest.mark.parametrize("seed", range(4))
 def test_evt2_runs_with_errors_mid_run_match_reference(seed):
     rng = np.random.default_rng(100 + seed)
-    errors = 0
-    for _ in range(150):
-        words = _stream2(rng, int(rng.integers(1, 300)))
-        width, height = int(rng.integers(20, 48)), int(rng.integers(20, 48))
-        try:
-            reference_decode_evt2(words, width, height)
-        except Exception:  # noqa: BLE001 - only counting that error cases occur
-            errors += 1
-        _check_kernel_vs_reference(K.decode_evt2, reference_decode_evt2, words, width, height)
+    errors = _failing_streams(K.decode_evt2, reference_decode_evt2, lambda n: _stream2(rng, n), rng)
     assert 0 < errors < 150  # both valid and failing streams were exercised
 
 
@@ -80,15 +79,7 @@ def test_evt3_time_low_going_back_matches_reference(seed):
     time undoes the run even when no event follows it), so the general path must then decode
     exactly what the reference decodes, erroring only when an event really goes back."""
     rng = np.random.default_rng(200 + seed)
-    errors = 0
-    for _ in range(150):
-        words = _stream(rng, int(rng.integers(1, 200)), rising=False)
-        width, height = int(rng.integers(20, 48)), int(rng.integers(20, 48))
-        try:
-            reference_decode_evt3(words, width, height)
-        except Exception:  # noqa: BLE001 - only counting that error cases occur
-            errors += 1
-        _check_kernel_vs_reference(K.decode_evt3, reference_decode_evt3, words, width, height)
+    errors = _failing_streams(K.decode_evt3, reference_decode_evt3, lambda n: _stream(rng, n, rising=False), rng)
     assert 0 < errors < 150
 
 
