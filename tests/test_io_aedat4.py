@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 
 from eventclip._optional import available
 from eventclip.events import EVENT_DTYPE, Geometry, make_events
+from eventclip.io import aedat4 as aedat4_mod
 from eventclip.io.aedat4 import (
     MAGIC,
     Aedat4Reader,
@@ -284,3 +285,31 @@ def test_writer_refuses_bad_events(tmp_path):
         writer.write(make_events([0], [0], [1], [10]))
         with pytest.raises(ValueError, match="time order"):
             writer.write(make_events([0], [0], [1], [9]))
+
+
+def test_small_and_large_packets_in_file_order_with_or_without_prefetch(tmp_path):
+    """Large packets are decompressed ahead in the worker, small ones in the calling thread: with a
+    small corrupt packet after them, every mode delivers the same events and then the same error
+    (the corrupt packet's offset), never the error first."""
+    rng = np.random.default_rng(5)
+    n = 20_000
+    big = _event_packet(_words(rng.integers(0, 1000, n), rng.integers(0, 1000, n), rng.integers(0, 2, n),
+                               np.sort(rng.integers(0, 10**6, n))))
+    small = _event_packet(_words([1, 2], [3, 4], [0, 1], [2 * 10**6, 2 * 10**6 + 5]))
+    assert len(lz4.frame.compress(big)) >= aedat4_mod.PREFETCH_MIN_BYTES > len(lz4.frame.compress(small))
+    path = tmp_path / "mixed.aedat4"
+    corrupt = b"not lz4"
+    _raw_file(path, [big, small, corrupt], geometry=Geometry(1000, 1000),
+              compress=lambda p: p if p == corrupt else lz4.frame.compress(p))
+    seen = []
+    for prefetch in (0, 1, 2):
+        reader = Aedat4Reader(path, prefetch=prefetch, block_events=1)
+        got = []
+        with pytest.raises(EventFormatError, match="decompress") as info:
+            for block in reader:
+                got.append(block.copy())
+        reader.close()
+        seen.append((np.concatenate(got) if got else np.empty(0, EVENT_DTYPE), info.value.offset))
+    for events, offset in seen[1:]:
+        assert offset == seen[0][1] and same_events(events, seen[0][0])
+    assert len(seen[0][0]) >= n  # the large packet's events came out before the error
