@@ -313,3 +313,39 @@ def test_small_and_large_packets_in_file_order_with_or_without_prefetch(tmp_path
     for events, offset in seen[1:]:
         assert offset == seen[0][1] and same_events(events, seen[0][0])
     assert len(seen[0][0]) >= n  # the large packet's events came out before the error
+
+
+def _stream_until_error(path, **kwargs) -> tuple[np.ndarray, EventFormatError]:
+    """Every event a stream yields before it raises, and the error."""
+    got = []
+    with pytest.raises(EventFormatError) as info, Aedat4Reader(path, **kwargs) as reader:
+        for block in reader:
+            got.append(block.copy())
+    return (np.concatenate(got) if got else np.empty(0, EVENT_DTYPE)), info.value
+
+
+@pytest.mark.parametrize("prefetch", [0, 2])
+def test_a_recording_cut_mid_packet_still_gives_every_complete_packet(tmp_path, prefetch):
+    """A recorder killed mid-write: the stream yields all events of the complete packets (exactly
+    what the intact file holds up to there), then says where the file was cut."""
+    src = recording("inivation_dvxplorer_320x240.aedat4")
+    whole, _ = read_all(src)
+    with Aedat4Reader(src) as reader:
+        packets = [(pos, len(reader._decode_packet(pos, raw))) for pos, raw in reader._packets()]
+    k = len(packets) // 2
+    cut = tmp_path / "cut.aedat4"
+    cut.write_bytes(src.read_bytes()[: packets[k][0] + 20])  # into packet k
+    events, error = _stream_until_error(cut, prefetch=prefetch)
+    assert isinstance(error, TruncatedFileError) and error.offset == packets[k][0]
+    before = sum(n for _, n in packets[:k])
+    assert before > 0 and same_events(events, whole[:before])
+
+
+def test_a_bad_event_mid_packet_comes_after_the_good_ones(tmp_path):
+    words = _words([1, 2, 3, 4], [1, 1, 1, 1], [0, 1, 0, 1], [10, 20, 30, 40])
+    words[2, 1] |= np.uint64(0x7 << 32)  # the third event's polarity byte
+    out = tmp_path / "pol.aedat4"
+    _raw_file(out, [_event_packet(_words([5], [5], [1], [5])), _event_packet(words)])
+    events, error = _stream_until_error(out, block_events=1)
+    assert "polarity" in str(error)
+    assert same_events(events, make_events([5, 1, 2], [5, 1, 1], [1, 0, 1], [5, 10, 20]))

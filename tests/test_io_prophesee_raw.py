@@ -341,3 +341,25 @@ def test_evt3_writer_output_matches_faery_on_real_events(tmp_path):
     write_events(path, chunk.events, chunk.geometry)
     fa = faery_events(path)
     assert same_events(make_events(fa["x"], fa["y"], fa["on"], fa["t"].astype(np.int64)), chunk.events)
+
+
+@pytest.mark.parametrize(("name", "word_bytes", "bad"), [(EVT3_FILES[0], 2, 0x9000), (EVT2_FILES[0], 4, 0x90000000)])
+def test_a_bad_word_mid_stream_comes_after_every_event_before_it(tmp_path, name, word_bytes, bad):
+    """A reserved word in the middle of a real recording (inside a stream block, so the threads'
+    segments fail to join and the block is decoded again in one piece): the stream yields every
+    event before it, exactly what the file cut at that word holds, and then the error at its offset."""
+    src = recording(name)
+    data = bytearray(src.read_bytes())
+    start = read_header(src).data_offset
+    at = start + ((len(data) - start) // word_bytes // 2) * word_bytes  # a word boundary mid-file
+    data[at:at + word_bytes] = bad.to_bytes(word_bytes, "little")
+    corrupt, prefix = tmp_path / "bad.raw", tmp_path / "prefix.raw"
+    corrupt.write_bytes(bytes(data))
+    prefix.write_bytes(bytes(data[:at]))
+    got = []
+    with pytest.raises(EventFormatError) as info, open_events(corrupt) as stream:
+        for chunk in stream:
+            got.append(chunk.events.copy())
+    assert info.value.offset == at and "reserved" in str(info.value)
+    want = read_events(prefix).events
+    assert len(want) > 1000 and same_events(np.concatenate(got), want)

@@ -430,11 +430,23 @@ class Aedat4Reader(EventReader):
         raise EventFormatError(f"event {index} of the packet goes back in time (t={t} µs)", self.path, pos)
 
     def __iter__(self) -> Iterator[np.ndarray]:
+        """Blocks of about ``block_events`` events. On bad data (a cut or corrupt packet, a bad event)
+        the valid events before it are yielded first and the error is raised after them, so a
+        recording cut short by a crash still gives up everything it holds."""
         last_t = np.iinfo(np.int64).min
         width, height = self.geometry.width, self.geometry.height
         block = np.empty(0, dtype=EVENT_DTYPE)
         filled = 0
-        for pos, words in self._decoded_packets():
+        packets = self._decoded_packets()
+        while True:
+            try:
+                pos, words = next(packets)
+            except StopIteration:
+                break
+            except EventFormatError:
+                if filled:
+                    yield block[:filled]
+                raise
             n = len(words)
             if n == 0:
                 continue
@@ -446,6 +458,8 @@ class Aedat4Reader(EventReader):
             out = block[filled : filled + n].view(np.int64).reshape(n, 2)
             status, index = convert_words(words.view(np.int64), out, width, height, last_t)
             if status:
+                if filled + index:  # the kernel converted the packet's events before the bad one
+                    yield block[: filled + index]
                 self._raise(status, index, words, pos)
             last_t = int(out[-1, 1])
             filled += n

@@ -274,6 +274,8 @@ class _RawReader(EventReader):
                       ) -> Iterator[np.ndarray]:
         """Decode ``words`` (file word index ``first_word`` onwards), yielding event arrays.
 
+        At a bad word the events decoded before it are yielded first, then the error is raised.
+
         With ``out`` (big enough for every event, e.g. sized by ``_count``) all events go into it
         and the filled prefixes are yielded; otherwise fresh buffers are allocated as needed.
         """
@@ -292,6 +294,8 @@ class _RawReader(EventReader):
             if nt:
                 self._triggers.append(_trigger_array(trig, nt))
             if err:
+                if n:  # the events before the bad word are valid: hand them over, then raise
+                    yield block[:n]
                 offset = self.header.data_offset + (first_word + pos + at) * ws
                 raise self._error(err, offset, int(words[pos + at]))
             if used == 0 and n == 0 and nt == 0:
