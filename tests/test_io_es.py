@@ -106,3 +106,20 @@ def test_truncated_event_and_outside_geometry(tmp_path):
     with pytest.raises(GeometryError, match="x=10") as info:
         read_all(out)
     assert info.value.offset == 25
+
+
+@pytest.mark.parametrize("block_bytes", [7, 1 << 20])
+def test_a_bad_event_comes_after_every_event_before_it(tmp_path, block_bytes):
+    """The stream hands over the valid events before an event outside the sensor, then raises."""
+    good = [es_event(1, k % 2, k % 10, k % 4) for k in range(40)]
+    out = tmp_path / "bad.es"
+    out.write_bytes(es_header(10, 4) + b"".join(good[:23]) + es_event(1, 1, 10, 2) + b"".join(good[23:]))
+    got = []
+    with pytest.raises(GeometryError, match="x=10") as info, EsReader(out, block_bytes=block_bytes) as reader:
+        for block in reader:
+            got.append(block.copy())
+    assert info.value.offset == 20 + 23 * 5
+    prefix = tmp_path / "prefix.es"
+    prefix.write_bytes(es_header(10, 4) + b"".join(good[:23]))
+    want = read_all(prefix)[0]
+    assert len(want) == 23 and same_events(np.concatenate(got), want)

@@ -158,3 +158,18 @@ def test_hdf5_kernel_matches_reference():
             assert same_events(direct, ref) and not (flat[:, 0] >> 48).any()
 
     check()
+
+
+@pytest.mark.parametrize("dtype", [CD_DTYPE, METAVISION_DTYPE], ids=["packed", "metavision"])
+def test_hdf5_stream_yields_the_valid_events_before_a_bad_one(tmp_path, monkeypatch, dtype):
+    monkeypatch.setattr(hdf5_mod, "BLOCK_EVENTS", 1000)
+    ev = _events(5000, 100, 100)
+    bad = ev.copy()
+    bad["x"][2345] = 100  # outside 100x100, in the middle of the third block
+    path = tmp_path / "bad.h5"
+    _write(path, bad, {"geometry": "100x100"}, dtype=dtype)
+    got = []
+    with pytest.raises(GeometryError, match="event 2345 "), open_events(path) as stream:
+        for chunk in stream:
+            got.append(chunk.events.copy())
+    assert same_events(np.concatenate(got), ev[:2345])

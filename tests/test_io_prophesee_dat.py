@@ -133,3 +133,28 @@ def test_dat_streaming_in_tiny_blocks(monkeypatch):
     with open_events(path) as stream:
         blocks = [c.events for c in stream]
     assert len(blocks) > 40 and same_events(np.concatenate(blocks), whole)
+
+
+@pytest.mark.parametrize("block_records", [100, 1 << 18])
+def test_a_bad_record_mid_stream_comes_after_every_event_before_it(tmp_path, monkeypatch, block_records):
+    """Time going back in the middle of a real file (inside a block, and in the only block): the
+    stream yields every event before the bad record, exactly the file cut there, then the error."""
+    import eventclip.io.prophesee_dat as dat
+    from eventclip.io import open_events
+
+    monkeypatch.setattr(dat, "BLOCK_RECORDS", block_records)
+    src = recording(DAT_FILES[0]).read_bytes()
+    start = dat.DatReader(recording(DAT_FILES[0])).data_offset
+    body = np.frombuffer(src[start:], dtype="<u4").reshape(-1, 2).copy()
+    k = len(body) // 2 + 37
+    body[k, 0] = 0  # time 0 after later times
+    bad, prefix = tmp_path / "bad.dat", tmp_path / "prefix.dat"
+    bad.write_bytes(src[:start] + body.tobytes())
+    prefix.write_bytes(src[:start] + body[:k].tobytes())
+    got = []
+    with pytest.raises(EventFormatError, match="backwards") as info, open_events(bad) as stream:
+        for chunk in stream:
+            got.append(chunk.events.copy())
+    assert info.value.offset == start + 8 * k
+    want = read_events(prefix).events
+    assert len(want) > 100 and same_events(np.concatenate(got), want)

@@ -188,6 +188,10 @@ class EsReader(EventReader):
             data = carry + chunk
             base = offset - len(carry)
             x, y, p, ts, consumed, t, status, bad_at = _decode_dvs(data, t, width, height)
+            if len(x):  # at a bad event, these are the valid ones before it: handed over first
+                block = np.empty(len(x), dtype=EVENT_DTYPE)
+                block["x"], block["y"], block["p"], block["t"] = x, y, p, ts
+                yield block
             if status == _OUTSIDE:
                 bx = data[bad_at + 1] | (data[bad_at + 2] << 8)
                 by = data[bad_at + 3] | (data[bad_at + 4] << 8)
@@ -196,10 +200,6 @@ class EsReader(EventReader):
                 )
             carry = data[consumed:]
             offset += len(chunk)
-            if len(x):
-                block = np.empty(len(x), dtype=EVENT_DTYPE)
-                block["x"], block["y"], block["p"], block["t"] = x, y, p, ts
-                yield block
         if carry:
             raise TruncatedFileError(
                 f"file ends inside an event ({len(carry)} of 5 bytes)", path, offset - len(carry)

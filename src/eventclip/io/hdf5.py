@@ -114,9 +114,10 @@ class Hdf5Reader(EventReader):
             out[f] = raw[f] if f in (raw.dtype.names or ()) else 0
         return out
 
-    def _fill(self, out: np.ndarray, start: int, last_t: int) -> None:
+    def _fill(self, out: np.ndarray, start: int, last_t: int) -> tuple[int, EventFormatError | None]:
         """Read events ``start:start + len(out)`` of the dataset into ``out`` (EVENT_DTYPE) and validate them.
 
+        Returns (how many leading events of ``out`` are valid, the error at the first bad one or None).
         Datasets in Metavision's own layout (x u2, y u2, p i2 at 0, 2, 4; t i8 at 8; 16 bytes: our
         EVENT_DTYPE) are read by HDF5 straight into ``out`` and checked in place. Any other layout
         is read as stored and converted by field name (HDF5's own compound conversion is ~10x
@@ -129,7 +130,9 @@ class Hdf5Reader(EventReader):
             else:
                 raw = self._ds[start:stop]
         except _H5_ERRORS as exc:
-            raise EventFormatError(f"cannot read /{EVENTS_PATH}[{start}:{stop}]: {exc}", self.path) from exc
+            error = EventFormatError(f"cannot read /{EVENTS_PATH}[{start}:{stop}]: {exc}", self.path)
+            error.__cause__ = exc
+            return 0, error
         flat = out.view(np.int64).reshape(-1, 2)
         w, h = self.geometry.width, self.geometry.height
         if self._direct:
@@ -137,13 +140,15 @@ class Hdf5Reader(EventReader):
         else:
             code, i = K.convert_block(raw["x"], raw["y"], raw["p"], raw["t"], flat, w, h, last_t)
         if code == K.ERR_OUTSIDE_GEOMETRY:
-            raise GeometryError(f"event {start + i} of /{EVENTS_PATH} lies outside the sensor geometry "
-                                f"{self.geometry}", self.path)
+            return i, GeometryError(f"event {start + i} of /{EVENTS_PATH} lies outside the sensor geometry "
+                                    f"{self.geometry}", self.path)
         if code == K.ERR_BAD_POLARITY:
-            raise EventFormatError(f"event {start + i} of /{EVENTS_PATH} has a polarity other than 0 or 1", self.path)
+            return i, EventFormatError(f"event {start + i} of /{EVENTS_PATH} has a polarity other than 0 or 1",
+                                       self.path)
         if code == K.ERR_TIME_BACKWARDS:
-            raise EventFormatError(f"event {start + i} of /{EVENTS_PATH} is earlier than the event before it",
-                                   self.path)
+            return i, EventFormatError(f"event {start + i} of /{EVENTS_PATH} is earlier than the event before it",
+                                       self.path)
+        return len(out), None
 
     def _spans(self) -> Iterator[tuple[int, int]]:
         n = self._ds.shape[0]
@@ -151,20 +156,27 @@ class Hdf5Reader(EventReader):
             yield start, min(n, start + BLOCK_EVENTS)
 
     def __iter__(self) -> Iterator[np.ndarray]:
+        """Blocks of ``BLOCK_EVENTS`` events; at a bad event the valid ones before it are yielded,
+        then the error is raised."""
         last_t = np.iinfo(np.int64).min
         for start, stop in self._spans():
             out = np.empty(stop - start, dtype=EVENT_DTYPE)
-            self._fill(out, start, last_t)
+            valid, error = self._fill(out, start, last_t)
+            if valid:
+                yield out[:valid]
+            if error is not None:
+                raise error
             if len(out):
                 last_t = int(out["t"][-1])
-            yield out
 
     def read_all(self) -> np.ndarray:
         """The whole dataset read into one preallocated array (no concatenation)."""
         out = np.empty(self._ds.shape[0], dtype=EVENT_DTYPE)
         last_t = np.iinfo(np.int64).min
         for start, stop in self._spans():
-            self._fill(out[start:stop], start, last_t)
+            _, error = self._fill(out[start:stop], start, last_t)
+            if error is not None:
+                raise error
             if stop > start:
                 last_t = int(out["t"][stop - 1])
         return out

@@ -110,31 +110,42 @@ class DatReader(EventReader):
                                 self.path, self.data_offset)
         return Geometry(mx + 1, my + 1)
 
-    def _decode(self, words: np.ndarray, first: int, state: np.ndarray) -> np.ndarray:
+    def _decode(self, words: np.ndarray, first: int, state: np.ndarray) -> tuple[np.ndarray, EventFormatError | None]:
+        """Decode records ``first``... : (the events before the first bad record, its error or None)."""
         out = np.empty(len(words), dtype=EVENT_DTYPE)
         n, err, at = K.decode_dat(words, out.view(np.int64).reshape(-1, 2), state, self.geometry.width,
                                   self.geometry.height)
-        if err:
-            offset = self.data_offset + (first + at) * RECORD_SIZE
-            if err == K.ERR_OUTSIDE_GEOMETRY:
-                raise GeometryError(f"an event lies outside the sensor geometry {self.geometry}; pass the right "
-                                    "geometry, or the data is corrupt", self.path, offset)
-            if err == K.ERR_TIME_BACKWARDS:
-                raise EventFormatError("event time goes backwards (corrupt DAT data)", self.path, offset)
-            raise EventFormatError("polarity field is not 0 or 1 (corrupt DAT data)", self.path, offset)
-        return out
+        if not err:
+            return out, None
+        offset = self.data_offset + (first + at) * RECORD_SIZE
+        if err == K.ERR_OUTSIDE_GEOMETRY:
+            error = GeometryError(f"an event lies outside the sensor geometry {self.geometry}; pass the right "
+                                  "geometry, or the data is corrupt", self.path, offset)
+        elif err == K.ERR_TIME_BACKWARDS:
+            error = EventFormatError("event time goes backwards (corrupt DAT data)", self.path, offset)
+        else:
+            error = EventFormatError("polarity field is not 0 or 1 (corrupt DAT data)", self.path, offset)
+        return out[:n], error
 
     def __iter__(self) -> Iterator[np.ndarray]:
+        """Blocks of ``BLOCK_RECORDS`` events; at a bad record the valid events before it are yielded,
+        then the error is raised."""
         state = np.array([0, -1], dtype=np.int64)
         for done, words in self._records():
-            yield self._decode(words, done, state)
+            events, error = self._decode(words, done, state)
+            if len(events):
+                yield events
+            if error is not None:
+                raise error
         self._check_tail()
 
     def read_all(self) -> np.ndarray:
         """Decode the whole file into one array in a single pass from a read-only memory map."""
         n = (self._size - self.data_offset) // RECORD_SIZE
         words = map_words(self.path, "<u4", self.data_offset, 2 * n, (n, 2))
-        out = self._decode(words, 0, np.array([0, -1], dtype=np.int64))
+        out, error = self._decode(words, 0, np.array([0, -1], dtype=np.int64))
+        if error is not None:
+            raise error
         self._check_tail()
         return out
 
