@@ -171,3 +171,40 @@ def test_aedat31_errors(tmp_path, dvs_events):
     out.write_bytes(AEDAT31_HEADER + aedat31_packet(make_events([1, 2], [1, 1], [0, 0], [9, 3])))
     with pytest.raises(EventFormatError, match="back in time"):
         read_all(Aedat31Reader, out)
+
+
+def _until_error(reader_cls, path, **kwargs) -> tuple[np.ndarray, EventFormatError]:
+    got = []
+    with pytest.raises(EventFormatError) as info, reader_cls(path, **kwargs) as reader:
+        for block in reader:
+            got.append(block.copy())
+    return (np.concatenate(got) if got else np.empty(0, EVENT_DTYPE)), info.value
+
+
+def test_aedat2_stream_yields_the_valid_events_before_the_first_bad_one(tmp_path, dvs_events):
+    """Time goes back at event 150 and an event lies outside a 100x128 sensor at 200: the stream
+    hands over events 0-149 (in file order, the first problem wins), then raises there."""
+    ev = dvs_events.copy()
+    ev["x"][:] = np.minimum(ev["x"], 99)
+    ev["t"][150] = ev["t"][149] - 1
+    ev["x"][200] = 120
+    out = tmp_path / "bad.aedat"
+    out.write_bytes(AEDAT2_HEADER + aedat2_body(ev))
+    events, error = _until_error(Aedat2Reader, out, geometry=Geometry(100, 128))
+    assert "back in time" in str(error) and error.offset == len(AEDAT2_HEADER) + 150 * 8
+    assert same_events(events, ev[:150])
+
+
+def test_aedat31_stream_yields_the_valid_events_before_the_first_bad_one(tmp_path, dvs_events):
+    """Second packet: an event outside the sensor at 7, before a negative timestamp at 9: events of
+    the first packet and 0-6 of the second come out, then the geometry error at event 7's offset."""
+    first, second = dvs_events[:20], dvs_events[20:40].copy()
+    second["x"][7] = 200
+    packet = bytearray(aedat31_packet(second))
+    struct.pack_into("<i", packet, 28 + 9 * 8 + 4, -5)  # event 9's timestamp
+    out = tmp_path / "bad.aedat"
+    out.write_bytes(AEDAT31_HEADER + aedat31_packet(first) + bytes(packet))
+    events, error = _until_error(Aedat31Reader, out)
+    second_at = len(AEDAT31_HEADER) + len(aedat31_packet(first))
+    assert isinstance(error, GeometryError) and error.offset == second_at + 28 + 7 * 8
+    assert same_events(events, dvs_events[:27])

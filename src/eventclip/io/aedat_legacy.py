@@ -78,6 +78,31 @@ def _read_header_lines(fh, path: Path, end_marker: bytes | None) -> tuple[list[b
             return lines, offset
 
 
+def _first_problem(path: Path, geometry: Geometry, x: np.ndarray, y: np.ndarray, t: np.ndarray, last_t: int,
+                   offsets: np.ndarray, negative: np.ndarray | None = None) -> tuple[int, EventFormatError] | None:
+    """The first event, in file order, that is bad: (its index, the error naming its byte offset), or None.
+
+    Checked per event, in this order: a negative raw timestamp (``negative``, AEDAT 3.1), a position
+    outside ``geometry`` (x, y unclamped), a time earlier than the event before (``last_t`` for the
+    first). ``offsets`` holds each event's byte offset in the file.
+    """
+    if len(t) == 0:
+        return None
+    outside = (x >= geometry.width) | (y >= geometry.height)
+    back = np.concatenate(([t[0] < last_t], t[1:] < t[:-1]))
+    bad = outside | back if negative is None else negative | outside | back
+    if not bad.any():
+        return None
+    i = int(np.argmax(bad))
+    at = int(offsets[i])
+    if negative is not None and negative[i]:
+        return i, EventFormatError("negative 31-bit timestamp", path, at)
+    if outside[i]:
+        return i, GeometryError(f"event at (x={int(x[i])}, y={int(y[i])}) lies outside the sensor geometry {geometry}",
+                                path, at)
+    return i, EventFormatError(f"event goes back in time (t={int(t[i])} µs)", path, at)
+
+
 class Aedat2Reader(EventReader):
     """Streams a jAER AEDAT 2.0 DVS128 recording in blocks of ``block_events`` records."""
 
@@ -139,27 +164,16 @@ class Aedat2Reader(EventReader):
                 ev["y"] = 127 - ((ak >> 8) & 0x7F)
                 ev["p"] = 1 - (ak & 1)
                 ev["t"] = t[keep]
-                self._validate(ev, keep, base, last_t)
+                problem = _first_problem(self.path, self.geometry, ev["x"], ev["y"], ev["t"], last_t, base + keep * 8)
+                if problem is not None:  # the valid events before the bad one are handed over first
+                    i, error = problem
+                    if i:
+                        yield ev[:i]
+                    raise error
                 if len(ev):
                     last_t = int(ev["t"][-1])
                     yield ev
                 done += n
-
-    def _validate(self, ev: np.ndarray, keep: np.ndarray, base: int, last_t: int) -> None:
-        if len(ev) == 0:
-            return
-        bad = (ev["x"] >= self.geometry.width) | (ev["y"] >= self.geometry.height)
-        if bad.any():
-            i = int(np.argmax(bad))
-            raise GeometryError(
-                f"event at (x={int(ev['x'][i])}, y={int(ev['y'][i])}) lies outside the sensor geometry {self.geometry}",
-                self.path, base + int(keep[i]) * 8,
-            )
-        t = ev["t"]
-        back = np.concatenate(([t[0] < last_t], t[1:] < t[:-1]))
-        if back.any():
-            i = int(np.argmax(back))
-            raise EventFormatError(f"event goes back in time (t={int(t[i])} µs)", self.path, base + int(keep[i]) * 8)
 
 
 class Aedat31Reader(EventReader):
@@ -247,25 +261,16 @@ class Aedat31Reader(EventReader):
                 ev["y"] = y
                 ev["p"] = (d >> 1) & 1
                 ts = rec["ts"][keep].astype(np.int64)
-                if (ts < 0).any():
-                    i = int(np.argmax(ts < 0))
-                    raise EventFormatError("negative 31-bit timestamp", path, data_at + int(keep[i]) * 8)
                 ev["t"] = (np.int64(ts_overflow) << 31) | ts
+                problem = _first_problem(path, self.geometry, x, y, ev["t"], last_t, data_at + keep * 8,
+                                         negative=ts < 0)
+                if problem is not None:  # the valid events before the bad one are handed over first
+                    i, error = problem
+                    if i:
+                        yield ev[:i]
+                    raise error
                 if len(ev):
-                    offset_of = lambda i, k=keep, b=data_at: b + int(k[i]) * 8  # noqa: E731
-                    bad = (x >= self.geometry.width) | (y >= self.geometry.height)
-                    if bad.any():
-                        i = int(np.argmax(bad))
-                        raise GeometryError(
-                            f"event at (x={int(x[i])}, y={int(y[i])}) lies outside the sensor geometry {self.geometry}",
-                            path, offset_of(i),
-                        )
-                    t = ev["t"]
-                    back = np.concatenate(([t[0] < last_t], t[1:] < t[:-1]))
-                    if back.any():
-                        i = int(np.argmax(back))
-                        raise EventFormatError(f"event goes back in time (t={int(t[i])} µs)", path, offset_of(i))
-                    last_t = int(t[-1])
+                    last_t = int(ev["t"][-1])
                     yield ev
                 pos = data_at + nbytes
 
