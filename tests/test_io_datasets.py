@@ -123,3 +123,17 @@ def test_nimagenet_bad_inputs(tmp_path, nimagenet_events):
     np.savez(out, x_pos=np.arange(3), y_pos=np.arange(3), timestamp=np.array([5, 3, 9]), polarity=np.ones(3))
     with pytest.raises(EventFormatError, match="back in time"):
         read_all(NImageNetReader, out)
+
+
+def test_nimagenet_stream_yields_the_valid_events_before_a_bad_one(tmp_path, nimagenet_events):
+    """Event 300 steps back in time (third 128-event block): events 0-299 come out, then the error."""
+    ev = nimagenet_events.copy()
+    ev["t"][300] = ev["t"][299] - 1
+    out = tmp_path / "bad.npz"
+    np.savez(out, x_pos=ev["x"].astype(np.int32), y_pos=ev["y"].astype(np.int32), timestamp=ev["t"],
+             polarity=np.where(ev["p"] == 1, 1, -1).astype(np.int8))
+    got = []
+    with pytest.raises(EventFormatError, match="back in time") as info, NImageNetReader(out, block_events=128) as r:
+        for block in r:
+            got.append(block.copy())
+    assert info.value.offset == 300 and same_events(np.concatenate(got), ev[:300])

@@ -189,3 +189,36 @@ def test_writers_refuse_bad_events(tmp_path):
             writer.write(make_events([0], [0], [1], [10]))
             with pytest.raises(ValueError, match="back in time"):
                 writer.write(make_events([0], [0], [1], [9]))
+
+
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
+def test_streams_yield_the_valid_events_before_the_first_bad_one(tmp_path, fmt):
+    """Event 60 of 100 steps back in time and event 80 lies outside the sensor: the stream hands
+    over events 0-59 (the first problem in file order wins), then raises."""
+    g = Geometry(10, 10)
+    ev = make_events(np.arange(100) % 10, np.arange(100) // 10, np.arange(100) % 2, np.arange(100) * 10)
+    path = tmp_path / f"bad.{fmt}"
+    write(fmt, path, ev, g)
+    if fmt == "npy":
+        arr = np.load(path, mmap_mode="r+")
+        arr["t"][60], arr["x"][80] = 5, 12
+        arr.flush()
+        del arr
+    elif fmt == "npz":
+        with np.load(path) as z:
+            members = {k: z[k].copy() for k in z.files}
+        members["t"][60], members["x"][80] = 5, 12
+        np.savez(path, **members)
+    else:
+        lines = path.read_text().splitlines()
+        header = next(k for k, line in enumerate(lines) if line[:1].isdigit())  # comment and column lines
+        for k, field, value in ((60, 3, "5"), (80, 0, "12")):
+            cells = lines[header + k].split(",")
+            cells[field] = value
+            lines[header + k] = ",".join(cells)
+        path.write_text("\n".join(lines) + "\n")
+    got = []
+    with pytest.raises(EventFormatError, match="back in time"), FORMATS[fmt][1](path) as reader:
+        for block in reader:
+            got.append(block.copy())
+    assert same_events(np.concatenate(got), ev[:60])

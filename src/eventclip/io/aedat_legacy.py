@@ -35,6 +35,7 @@ import numpy as np
 from eventclip.events import EVENT_DTYPE, Geometry
 from eventclip.io.base import EventReader, FormatSpec, PathLike, register_format
 from eventclip.io.errors import EventFormatError, GeometryError, TruncatedFileError, UnsupportedFeatureError
+from eventclip.io.plain import first_problem
 
 AEDAT2_MAGIC = b"#!AER-DAT2.0"
 AEDAT31_MAGIC = b"#!AER-DAT3.1"
@@ -76,31 +77,6 @@ def _read_header_lines(fh, path: Path, end_marker: bytes | None) -> tuple[list[b
         offset += len(line)
         if end_marker is not None and line.startswith(end_marker):
             return lines, offset
-
-
-def _first_problem(path: Path, geometry: Geometry, x: np.ndarray, y: np.ndarray, t: np.ndarray, last_t: int,
-                   offsets: np.ndarray, negative: np.ndarray | None = None) -> tuple[int, EventFormatError] | None:
-    """The first event, in file order, that is bad: (its index, the error naming its byte offset), or None.
-
-    Checked per event, in this order: a negative raw timestamp (``negative``, AEDAT 3.1), a position
-    outside ``geometry`` (x, y unclamped), a time earlier than the event before (``last_t`` for the
-    first). ``offsets`` holds each event's byte offset in the file.
-    """
-    if len(t) == 0:
-        return None
-    outside = (x >= geometry.width) | (y >= geometry.height)
-    back = np.concatenate(([t[0] < last_t], t[1:] < t[:-1]))
-    bad = outside | back if negative is None else negative | outside | back
-    if not bad.any():
-        return None
-    i = int(np.argmax(bad))
-    at = int(offsets[i])
-    if negative is not None and negative[i]:
-        return i, EventFormatError("negative 31-bit timestamp", path, at)
-    if outside[i]:
-        return i, GeometryError(f"event at (x={int(x[i])}, y={int(y[i])}) lies outside the sensor geometry {geometry}",
-                                path, at)
-    return i, EventFormatError(f"event goes back in time (t={int(t[i])} µs)", path, at)
 
 
 class Aedat2Reader(EventReader):
@@ -164,7 +140,8 @@ class Aedat2Reader(EventReader):
                 ev["y"] = 127 - ((ak >> 8) & 0x7F)
                 ev["p"] = 1 - (ak & 1)
                 ev["t"] = t[keep]
-                problem = _first_problem(self.path, self.geometry, ev["x"], ev["y"], ev["t"], last_t, base + keep * 8)
+                problem = first_problem(ev["x"], ev["y"], ev["t"], last_t, self.geometry, self.path,
+                                        lambda i, b=base, k=keep: b + int(k[i]) * 8)
                 if problem is not None:  # the valid events before the bad one are handed over first
                     i, error = problem
                     if i:
@@ -262,8 +239,8 @@ class Aedat31Reader(EventReader):
                 ev["p"] = (d >> 1) & 1
                 ts = rec["ts"][keep].astype(np.int64)
                 ev["t"] = (np.int64(ts_overflow) << 31) | ts
-                problem = _first_problem(path, self.geometry, x, y, ev["t"], last_t, data_at + keep * 8,
-                                         negative=ts < 0)
+                problem = first_problem(x, y, ev["t"], last_t, self.geometry, path,
+                                        lambda i, b=data_at, k=keep: b + int(k[i]) * 8, negative=ts < 0)
                 if problem is not None:  # the valid events before the bad one are handed over first
                     i, error = problem
                     if i:

@@ -28,8 +28,8 @@ import numpy as np
 
 from eventclip.events import EVENT_DTYPE, Geometry
 from eventclip.io.base import EventReader, FormatSpec, PathLike, register_format
-from eventclip.io.errors import EventFormatError, GeometryError, TruncatedFileError
-from eventclip.io.plain import NPZ_ERRORS
+from eventclip.io.errors import EventFormatError, TruncatedFileError
+from eventclip.io.plain import NPZ_ERRORS, checked_blocks, validate_block
 
 NMNIST_RECORD = 5
 NMNIST_OVERFLOW_Y = 240
@@ -37,28 +37,6 @@ NMNIST_OVERFLOW_US = 1 << 13
 NMNIST_GEOMETRY = Geometry(34, 34)
 ATIS_GEOMETRY = Geometry(304, 240)
 NIMAGENET_GEOMETRY = Geometry(640, 480)
-
-
-def _check_order(events: np.ndarray, path: Path, offset_of) -> None:
-    """Raise for the first event whose time is before its predecessor's (recordings are time-ordered)."""
-    t = events["t"]
-    if len(t) > 1:
-        back = t[1:] < t[:-1]
-        if back.any():
-            i = int(np.argmax(back)) + 1
-            raise EventFormatError(
-                f"event goes back in time (t={int(t[i])} µs after {int(t[i - 1])} µs)", path, offset_of(i)
-            )
-
-
-def _check_geometry(events: np.ndarray, geometry: Geometry, path: Path, offset_of) -> None:
-    bad = (events["x"] >= geometry.width) | (events["y"] >= geometry.height)
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise GeometryError(
-            f"event at (x={int(events['x'][i])}, y={int(events['y'][i])}) lies outside the sensor geometry {geometry}",
-            path, offset_of(i),
-        )
 
 
 def decode_nmnist(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -101,8 +79,7 @@ class NmnistReader(EventReader):
             self.geometry = NMNIST_GEOMETRY if fits else ATIS_GEOMETRY
             self.metadata["geometry_source"] = "N-MNIST 34x34" if fits else "ATIS sensor 304x240"
         offset_of = lambda i: int(index[i]) * NMNIST_RECORD  # noqa: E731
-        _check_geometry(events, self.geometry, path, offset_of)
-        _check_order(events, path, offset_of)
+        validate_block(events, self.geometry, np.iinfo(np.int64).min, path, offset_of)
         self._events = events
 
     def __iter__(self) -> Iterator[np.ndarray]:
@@ -193,12 +170,8 @@ class NImageNetReader(EventReader):
             block["p"] = self._cols["p"][start:stop] > 0
             # Inside a zip member there is no meaningful byte offset: errors give the event index.
             offset_of = lambda i, s=start: s + i  # noqa: E731
-            _check_geometry(block, self.geometry, self.path, offset_of)
-            if block["t"][0] < last_t:
-                raise EventFormatError(f"event {start} goes back in time", self.path, start)
-            _check_order(block, self.path, offset_of)
+            yield from checked_blocks(block, self.geometry, last_t, self.path, offset_of)
             last_t = int(block["t"][-1])
-            yield block
 
 
 register_format(FormatSpec(

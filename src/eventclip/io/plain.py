@@ -54,36 +54,62 @@ def sidecar_path(path: PathLike) -> Path:
     return Path(os.fspath(path) + ".json")
 
 
-def validate_block(events: np.ndarray, geometry: Geometry, last_t: int, path: Path, offset_of) -> None:
-    """Raise EventFormatError for the first event with bad polarity, outside geometry or going back in time.
+def first_problem(x: np.ndarray, y: np.ndarray, t: np.ndarray, last_t: int, geometry: Geometry, path: Path,
+                  offset_of, *, p: np.ndarray | None = None, negative: np.ndarray | None = None
+                  ) -> tuple[int, EventFormatError] | None:
+    """The first bad event in file order: (its index, an error naming its byte offset), or None.
 
-    ``offset_of(i)`` maps an index in ``events`` to its byte offset in the file (for the message).
+    Checked per event, in this order: a negative raw timestamp (``negative``, where a format can
+    have one), polarity other than 0/1 (``p``, where a format stores it as a number), a position
+    outside ``geometry`` (x, y unclamped), a time earlier than the event before (``last_t`` for the
+    first). ``offset_of(i)`` maps an index to its byte offset in the file. Readers hand over the
+    events before the index, then raise: a cut or damaged file still gives up its valid events.
     """
-    if len(events) == 0:
-        return
-    p = events["p"]
-    bad = (p != 0) & (p != 1)
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise EventFormatError(f"event has polarity {int(p[i])} (must be 0 or 1)", path, offset_of(i))
-    bad = (events["x"] >= geometry.width) | (events["y"] >= geometry.height)
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise GeometryError(
-            f"event at (x={int(events['x'][i])}, y={int(events['y'][i])}) lies outside the sensor geometry {geometry}",
-            path, offset_of(i),
-        )
-    t = events["t"]
+    if len(t) == 0:
+        return None
+    outside = (x >= geometry.width) | (y >= geometry.height)
     back = np.empty(len(t), dtype=bool)
     back[0] = t[0] < last_t
     np.less(t[1:], t[:-1], out=back[1:])
-    if back.any():
-        i = int(np.argmax(back))
-        raise EventFormatError(
-            f"event goes back in time (t={int(t[i])} µs after {int(t[i - 1]) if i else last_t} µs); "
-            "eventclip streams must be time-ordered: sort by t first",
-            path, offset_of(i),
-        )
+    bad_p = None if p is None else (p != 0) & (p != 1)
+    bad = outside | back
+    for extra in (bad_p, negative):
+        if extra is not None:
+            bad |= extra
+    if not bad.any():
+        return None
+    i = int(np.argmax(bad))
+    at = offset_of(i)
+    if negative is not None and negative[i]:
+        return i, EventFormatError("negative 31-bit timestamp", path, at)
+    if bad_p is not None and bad_p[i]:
+        return i, EventFormatError(f"event has polarity {int(p[i])} (must be 0 or 1)", path, at)
+    if outside[i]:
+        return i, GeometryError(f"event at (x={int(x[i])}, y={int(y[i])}) lies outside the sensor geometry {geometry}",
+                                path, at)
+    return i, EventFormatError(
+        f"event goes back in time (t={int(t[i])} µs after {int(t[i - 1]) if i else last_t} µs); "
+        "eventclip streams must be time-ordered: sort by t first", path, at)
+
+
+def validate_block(events: np.ndarray, geometry: Geometry, last_t: int, path: Path, offset_of) -> None:
+    """Raise the error of :func:`first_problem` for EVENT_DTYPE ``events``, if any."""
+    problem = first_problem(events["x"], events["y"], events["t"], last_t, geometry, path, offset_of, p=events["p"])
+    if problem is not None:
+        raise problem[1]
+
+
+def checked_blocks(block: np.ndarray, geometry: Geometry, last_t: int, path: Path, offset_of) -> Iterator[np.ndarray]:
+    """Yield ``block`` if it is valid; else yield its valid events before the first bad one, then raise."""
+    problem = first_problem(block["x"], block["y"], block["t"], last_t, geometry, path, offset_of, p=block["p"])
+    if problem is None:
+        if len(block):
+            yield block
+        return
+    i, error = problem
+    if i:
+        yield block[:i]
+    raise error
 
 
 def to_events(columns: dict[str, np.ndarray], path: Path, offset_of) -> np.ndarray:
@@ -204,9 +230,8 @@ class NpyReader(EventReader):
             offset_of = lambda i, s=start: base + (s + i) * item  # noqa: E731
             cols = {"x": part["x"], "y": part["y"], "p": part[self._pol], "t": part["t"]}
             block = to_events(cols, self.path, offset_of)
-            validate_block(block, self.geometry, last_t, self.path, offset_of)
+            yield from checked_blocks(block, self.geometry, last_t, self.path, offset_of)
             last_t = int(block["t"][-1])
-            yield block
         del arr
 
 
@@ -327,9 +352,8 @@ class NpzReader(EventReader):
             # npz members are (possibly compressed) zip entries: the offset is the event index.
             offset_of = lambda i, s=start: s + i  # noqa: E731
             block = to_events(part, self.path, offset_of)
-            validate_block(block, self.geometry, last_t, self.path, offset_of)
+            yield from checked_blocks(block, self.geometry, last_t, self.path, offset_of)
             last_t = int(block["t"][-1])
-            yield block
 
 
 class NpzWriter(_CheckedWriter):
@@ -465,10 +489,9 @@ class CsvReader(EventReader):
                     offset_of = lambda i, b=base, s=starts: b + int(s[i])  # noqa: E731
                     cols = {"x": values[:, 0], "y": values[:, 1], "p": values[:, 2], "t": values[:, 3]}
                     block = to_events(cols, self.path, offset_of)
-                    validate_block(block, self.geometry, last_t, self.path, offset_of)
+                    yield from checked_blocks(block, self.geometry, last_t, self.path, offset_of)
                     if len(block):
                         last_t = int(block["t"][-1])
-                        yield block
                 line += body.count(b"\n")
                 base += len(body)
                 if not chunk:
