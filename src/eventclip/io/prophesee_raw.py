@@ -162,7 +162,7 @@ class _ReusedOutputs:
     """
 
     def __init__(self, keep: int) -> None:
-        """``keep``: arrays kept for reuse (a block's segments plus those of the block a consumer still holds)."""
+        """``keep``: arrays kept for reuse (the block being decoded plus those a consumer may still hold)."""
         self._keep = max(2, keep)
         self._arrays: list[np.ndarray] = []
 
