@@ -35,7 +35,7 @@ import numpy as np
 from eventclip.events import EVENT_DTYPE, Geometry
 from eventclip.io.base import EventReader, FormatSpec, PathLike, register_format
 from eventclip.io.errors import EventFormatError, GeometryError, TruncatedFileError, UnsupportedFeatureError
-from eventclip.io.plain import first_problem
+from eventclip.io.plain import checked_blocks
 
 AEDAT2_MAGIC = b"#!AER-DAT2.0"
 AEDAT31_MAGIC = b"#!AER-DAT3.1"
@@ -140,16 +140,10 @@ class Aedat2Reader(EventReader):
                 ev["y"] = 127 - ((ak >> 8) & 0x7F)
                 ev["p"] = 1 - (ak & 1)
                 ev["t"] = t[keep]
-                problem = first_problem(ev["x"], ev["y"], ev["t"], last_t, self.geometry, self.path,
-                                        lambda i, b=base, k=keep: b + int(k[i]) * 8)
-                if problem is not None:  # the valid events before the bad one are handed over first
-                    i, error = problem
-                    if i:
-                        yield ev[:i]
-                    raise error
+                yield from checked_blocks(ev, self.geometry, last_t, self.path,
+                                          lambda i, b=base, k=keep: b + int(k[i]) * 8)
                 if len(ev):
                     last_t = int(ev["t"][-1])
-                    yield ev
                 done += n
 
 
@@ -239,16 +233,10 @@ class Aedat31Reader(EventReader):
                 ev["p"] = (d >> 1) & 1
                 ts = rec["ts"][keep].astype(np.int64)
                 ev["t"] = (np.int64(ts_overflow) << 31) | ts
-                problem = first_problem(x, y, ev["t"], last_t, self.geometry, path,
-                                        lambda i, b=data_at, k=keep: b + int(k[i]) * 8, negative=ts < 0)
-                if problem is not None:  # the valid events before the bad one are handed over first
-                    i, error = problem
-                    if i:
-                        yield ev[:i]
-                    raise error
+                yield from checked_blocks(ev, self.geometry, last_t, path,
+                                          lambda i, b=data_at, k=keep: b + int(k[i]) * 8, x=x, y=y, negative=ts < 0)
                 if len(ev):
                     last_t = int(ev["t"][-1])
-                    yield ev
                 pos = data_at + nbytes
 
 

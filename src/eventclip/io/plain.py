@@ -99,9 +99,16 @@ def validate_block(events: np.ndarray, geometry: Geometry, last_t: int, path: Pa
         raise problem[1]
 
 
-def checked_blocks(block: np.ndarray, geometry: Geometry, last_t: int, path: Path, offset_of) -> Iterator[np.ndarray]:
-    """Yield ``block`` if it is valid; else yield its valid events before the first bad one, then raise."""
-    problem = first_problem(block["x"], block["y"], block["t"], last_t, geometry, path, offset_of, p=block["p"])
+def checked_blocks(block: np.ndarray, geometry: Geometry, last_t: int, path: Path, offset_of, *,
+                   x: np.ndarray | None = None, y: np.ndarray | None = None, negative: np.ndarray | None = None
+                   ) -> Iterator[np.ndarray]:
+    """Yield ``block`` if it is valid; else yield its valid events before the first bad one, then raise.
+
+    ``x``, ``y`` (the unclamped coordinates, where ``block`` holds clamped ones) and ``negative`` go to
+    :func:`first_problem`.
+    """
+    problem = first_problem(block["x"] if x is None else x, block["y"] if y is None else y, block["t"], last_t,
+                            geometry, path, offset_of, p=block["p"], negative=negative)
     if problem is None:
         if len(block):
             yield block

@@ -392,16 +392,15 @@ class _RawReader(EventReader):
         """
         bounds = _even_bounds(len(words), n_seg)
         counts = [int(c) for c in _run_shared(lambda k: self._count(words[bounds[k]:bounds[k + 1]]), n_seg)]
-        events, triggers = self._decode_counted(words, bounds, counts, state,
-                                                lambda n: np.empty(n, dtype=EVENT_DTYPE))
-        return None if triggers is None else (events, triggers)
+        return self._decode_counted(words, bounds, counts, state, lambda n: np.empty(n, dtype=EVENT_DTYPE))
 
     def _decode_counted(self, words: np.ndarray, bounds: list[int], counts: list[int], state: np.ndarray,
                         alloc: Callable[[int], np.ndarray], first: Callable[[], object] | None = None
-                        ) -> tuple[np.ndarray, list[np.ndarray] | None]:
+                        ) -> tuple[np.ndarray, list[np.ndarray]] | None:
         """Decode counted segments into one array from ``alloc(n)`` and join them (see ``_join``).
 
-        Returns (events, trigger arrays), the triggers None when the segments do not join.
+        ``first`` runs in this thread while the others decode (see ``_run_shared``). Returns
+        (events, trigger arrays), or None when the segments do not join.
         """
         starts = np.cumsum([0, *counts]).tolist()
         out = alloc(starts[-1] + self.max_events_per_word)
@@ -409,20 +408,7 @@ class _RawReader(EventReader):
         decoded, entries, assumed_high = self._decode_all(words, bounds, dsts, state, first)
         results = [(*r, c) for r, c in zip(decoded, counts, strict=True)]
         triggers = self._join([out[a:b] for a, b in pairwise(starts)], results, entries, assumed_high, state)
-        return out[:starts[-1]], triggers
-
-    def _stream_segments(self, block: _Block, state: np.ndarray, pool: _ReusedOutputs,
-                         read_ahead: Callable[[], object]) -> tuple[np.ndarray, list[np.ndarray]] | None:
-        """Decode a stream block's segments at once into one array from ``pool``, from decoder ``state``.
-
-        For stream blocks, unlike ``_decode_segments``: the segments were counted when the block
-        was read, there are a few per thread, and this thread first calls ``read_ahead`` (read and
-        count the next block) and then helps with whatever segments are left (see ``_run_shared``).
-        Returns (events, trigger arrays) or None (see ``_join``).
-        """
-        events, triggers = self._decode_counted(block.words, block.bounds, block.counts, state,
-                                                pool.take, read_ahead)
-        return None if triggers is None else (events, triggers)
+        return None if triggers is None else (out[:starts[-1]], triggers)
 
     def _decode_segment(self, words: np.ndarray, dst: np.ndarray, state: np.ndarray
                         ) -> tuple[int, bool, list[np.ndarray]]:
@@ -456,10 +442,12 @@ class _RawReader(EventReader):
                       read_ahead: Callable[[], object]) -> Iterator[np.ndarray]:
         """Decode one block (segments at once where possible, else in one piece), yielding event arrays.
 
-        ``read_ahead`` is called once, while the other threads decode (before the one-piece path).
+        The block's segments were counted when it was read; its events go into one array from
+        ``pool``. ``read_ahead`` is called once, while the other threads decode (before the
+        one-piece path).
         """
         if self.high_bits:
-            got = self._stream_segments(block, state, pool, read_ahead)
+            got = self._decode_counted(block.words, block.bounds, block.counts, state, pool.take, read_ahead)
             if got is not None:
                 events, triggers = got
                 self._triggers.extend(triggers)
