@@ -260,3 +260,49 @@ def test_output_pool_reuses_only_free_arrays_and_only_where_refcounts_are_truste
     del c
     fresh.take(100)
     assert fresh._arrays == []  # nothing kept, so nothing can be handed out while still in use
+
+
+def test_output_cache_serves_later_streams_within_its_budget(monkeypatch):
+    """Memory a finished block leaves is handed to the next taker (another stream too); beyond the byte
+    budget only ``keep`` arrays stay, and never more than MAX_ARRAYS however small."""
+    monkeypatch.setattr(raw, "_REFCOUNT_REUSE", True)
+    cache = raw._ReusedOutputs(keep=2)
+    a = cache.take(1000)
+    address = a.ctypes.data
+    del a
+    assert cache.take(900).ctypes.data == address
+    monkeypatch.setattr(raw, "OUTPUT_CACHE_BYTES", 0)
+    held = [cache.take(10_000) for _ in range(4)]
+    assert len(cache._arrays) == 2 and all(x is held[-2] or x is held[-1] for x in cache._arrays)
+    assert not any(np.shares_memory(x, y) for x, y in itertools.combinations(held, 2))
+    monkeypatch.setattr(raw, "OUTPUT_CACHE_BYTES", 1 << 40)
+    held += [cache.take(10) for _ in range(raw._ReusedOutputs.MAX_ARRAYS + 5)]
+    assert len(cache._arrays) == raw._ReusedOutputs.MAX_ARRAYS
+
+
+def test_streams_in_several_threads_share_the_output_cache_safely(tmp_path, monkeypatch):
+    """Streams of one process share one output cache: threads streaming at once (each keeping some
+    chunks, dropping others) must each get exactly the file's events."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from eventclip.events import Geometry, make_events
+
+    rng = np.random.default_rng(7)
+    n = 300_000
+    ev = make_events(rng.integers(0, 640, n), rng.integers(0, 480, n), rng.integers(0, 2, n),
+                     np.sort(rng.integers(0, 40_000_000, n)))
+    path = tmp_path / "shared.raw"
+    write_events(path, ev, Geometry(640, 480), format="evt3")
+    monkeypatch.setattr(raw, "BLOCK_BYTES", 20_000)
+    monkeypatch.setattr(raw, "MIN_SEGMENT_WORDS", 1000)
+
+    def stream(k: int) -> np.ndarray:
+        copies = []
+        with open_events(path) as s:
+            for i, chunk in enumerate(s):
+                copies.append(chunk.events if (i + k) % 3 == 0 else chunk.events.copy())
+        return np.concatenate(copies)
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(stream, range(8)))
+    assert all(same_events(r, ev) for r in results)

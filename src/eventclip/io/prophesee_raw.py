@@ -50,10 +50,10 @@ log = logging.getLogger(__name__)
 BLOCK_BYTES = 2 << 20
 """Bytes of event words decoded per block and thread (2 MiB: ~1 M EVT 3.0 events, 8-16 MiB of output).
 
-Why this size: glibc serves blocks under its mmap threshold (at most 32 MiB) from memory that the
-consumer's freed chunks return, so a stream of such blocks pays no page faults after the first
-few (measured: 0 minor faults per 20 M-event pass, against ~3000 with 8 MiB blocks, whose 48 MiB
-outputs are fresh zero-filled maps every time)."""
+Why this size: large enough that a block's fixed costs (thread hand-offs, one chunk) are a small
+share of it, small enough that the output arrays a stream cycles through (see ``_ReusedOutputs``)
+stay tens of MiB. Measured on 2 cores (EVT 3.0, 20 M events): 1, 2 and 4 MiB per thread within
+the noise of each other, 256 KiB 25 % slower."""
 
 DECODE_THREADS: int | None = None
 """Threads decoding one EVT 2.0/3.0 block or file at once; None: one per CPU this process may use."""
@@ -150,21 +150,38 @@ _REFCOUNT_REUSE = (sys.implementation.name == "cpython" and (3, 10) <= sys.versi
 """Whether :class:`_ReusedOutputs` may judge by ``sys.getrefcount`` (see :meth:`_ReusedOutputs.take`)."""
 
 
-class _ReusedOutputs:
-    """Event arrays for a stream's blocks, reused once the consumer holds no view of them.
+OUTPUT_CACHE_BYTES = 128 << 20
+"""Bytes of stream output arrays this process keeps for later blocks and later streams (0: only the
+few one stream needs at a time). Why: a stream that starts with fresh arrays pays the kernel's page
+zeroing for its first blocks (measured: ~1000 minor faults, 15-20 % of a 20 M-event EVT 2.0 stream's
+time with two threads), which a program opening many files (a dataset loader, a looping replay) would
+pay on every file."""
 
-    Why: a fresh array of a few MiB costs page faults, and how many depends on glibc's state
-    (measured 0 to ~13000 minor faults per 20 M-event pass, 57 to 79 ms for the same EVT 2.0
-    stream), while a stream's consumer usually drops each chunk before asking for the next.
-    An array is taken again only when nothing but this pool refers to it: every numpy view holds
+BLOCK_THREADS_MAX = 4
+"""A stream block holds ``BLOCK_BYTES`` per decoding thread, for at most this many threads, so that
+its output array (16 bytes per event) stays tens of MiB however many cores the machine has."""
+
+
+class _ReusedOutputs:
+    """Event arrays for stream blocks, shared by every RAW stream of the process, each reused once
+    nobody holds a view of it.
+
+    An array is taken again only when nothing but this cache refers to it: every numpy view holds
     a reference to the array that owns its memory, so ``sys.getrefcount`` sees any chunk, slice
-    or tensor a caller still keeps, and such data is never overwritten.
+    or tensor a caller still keeps, and such data is never overwritten. Streams in several threads
+    may share it: arrays are looked at and handed out under a lock.
     """
 
-    def __init__(self, keep: int) -> None:
-        """``keep``: arrays kept for reuse (the block being decoded plus those a consumer may still hold)."""
+    MAX_ARRAYS = 16
+    """Most arrays kept, however small (each ``take`` looks at them all)."""
+
+    def __init__(self, keep: int = 3) -> None:
+        """``keep``: arrays kept whatever their size (one stream's block being decoded, the chunk its
+        consumer holds, and a spare); more are kept while they fit in ``OUTPUT_CACHE_BYTES``."""
         self._keep = max(2, keep)
-        self._arrays: list[np.ndarray] = []
+        self._arrays: list[np.ndarray] = []  # least recently handed out first; indexed, not enumerate()d,
+        # because enumerate's cached result tuple would hold one more reference to an array
+        self._lock = threading.Lock()
 
     def take(self, n: int) -> np.ndarray:
         """An EVENT_DTYPE array of at least ``n`` events that nobody else refers to.
@@ -175,12 +192,28 @@ class _ReusedOutputs:
         """
         if not _REFCOUNT_REUSE:
             return np.empty(n, dtype=EVENT_DTYPE)
-        for arr in self._arrays:
-            if len(arr) >= n and sys.getrefcount(arr) <= 3:  # the list, ``arr`` and the call's argument
-                return arr
-        arr = np.empty(n + n // 8, dtype=EVENT_DTYPE)  # slack, so that later blocks fit
-        self._arrays = [*self._arrays[-(self._keep - 1):], arr]
-        return arr
+        with self._lock:
+            for k in reversed(range(len(self._arrays))):  # most recently used first: its lines may still be cached
+                arr = self._arrays[k]
+                if len(arr) >= n and sys.getrefcount(arr) <= 3:  # the list, ``arr`` and the call's argument
+                    self._arrays.append(self._arrays.pop(k))
+                    return arr
+            arr = np.empty(n + n // 8, dtype=EVENT_DTYPE)  # slack, so that later blocks fit
+            self._arrays.append(arr)
+            while len(self._arrays) > self._keep and (len(self._arrays) > self.MAX_ARRAYS or sum(
+                    a.nbytes for a in self._arrays) > OUTPUT_CACHE_BYTES):
+                self._arrays.pop(0)  # freed once no chunk refers to it
+            return arr
+
+
+@lru_cache(maxsize=1)
+def _outputs() -> _ReusedOutputs:
+    """The process's stream output cache (a forked child starts its own: the lock may be held)."""
+    return _ReusedOutputs()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_outputs.cache_clear)
 
 
 class _RawReader(EventReader):
@@ -485,9 +518,10 @@ class _RawReader(EventReader):
         """Decode block after block. While the threads decode one block, this thread reads and counts
         the next into the other of two word buffers (read once, again and again: no page faults)."""
         start, n_words, tail = self._layout()
-        block_words = BLOCK_BYTES // self.word_dtype.itemsize * (decode_threads() if self.high_bits else 1)
+        threads = min(decode_threads(), BLOCK_THREADS_MAX) if self.high_bits else 1
+        block_words = BLOCK_BYTES // self.word_dtype.itemsize * threads
         state = K.new_decoder_state()
-        pool = _ReusedOutputs(3)  # the block being decoded, the one a consumer holds, and one spare
+        pool = _outputs()
         bufs = [np.empty(min(block_words, n_words), dtype=self.word_dtype) for _ in range(2)]
         with self.path.open("rb") as fh:
             fh.seek(start)
