@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from eventclip.events import EVENT_DTYPE, Geometry, as_events
+from eventclip.io._mmap import file_blocks
 from eventclip.io.base import EventReader, EventWriter, FormatSpec, PathLike, register_format
 from eventclip.io.errors import EventFormatError, GeometryError, TruncatedFileError
 
@@ -229,17 +230,14 @@ class NpyReader(EventReader):
     def __iter__(self) -> Iterator[np.ndarray]:
         if self._count == 0:
             return
-        arr = np.memmap(self.path, dtype=self._dtype, mode="r", offset=self._data_offset, shape=(self._count,))
         item, base = self._dtype.itemsize, self._data_offset
         last_t = np.iinfo(np.int64).min
-        for start in range(0, self._count, self.block_events):
-            part = arr[start : start + self.block_events]
+        for start, part in file_blocks(self.path, self._dtype, base, self._count, self.block_events):
             offset_of = lambda i, s=start: base + (s + i) * item  # noqa: E731
             cols = {"x": part["x"], "y": part["y"], "p": part[self._pol], "t": part["t"]}
             block = to_events(cols, self.path, offset_of)
             yield from checked_blocks(block, self.geometry, last_t, self.path, offset_of)
             last_t = int(block["t"][-1])
-        del arr
 
 
 def _npy_header(count: int) -> bytes:

@@ -1,0 +1,76 @@
+"""Map-or-copy block reading (DAT and .npy streams): same events both ways, and a file that another
+process cuts short mid-stream raises TruncatedFileError at the right offset instead of killing the
+process with SIGBUS (which is what touching a map past the new end of file would do)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+import eventclip.io._mmap as M
+import eventclip.io.prophesee_dat as dat
+from eventclip.events import Geometry, make_events
+from eventclip.io import TruncatedFileError, open_events, read_events, write_events
+from eventclip.io.plain import NpyReader
+from tests._io_helpers import same_events
+
+N = 5000
+
+
+def _events() -> np.ndarray:
+    rng = np.random.default_rng(3)
+    return make_events(rng.integers(0, 304, N), rng.integers(0, 240, N), rng.integers(0, 2, N),
+                       np.sort(rng.integers(0, 1_000_000, N)))
+
+
+def _open(path, fmt):
+    if fmt == "npy":
+        return NpyReader(path, block_events=1000)
+    return open_events(path)
+
+
+@pytest.fixture(params=["dat", "npy"])
+def recorded(request, tmp_path, monkeypatch):
+    monkeypatch.setattr(dat, "BLOCK_RECORDS", 1000)
+    path = tmp_path / f"rec.{request.param}"
+    write_events(path, _events(), Geometry(304, 240))
+    return path, request.param
+
+
+@pytest.mark.parametrize("use_map", [True, False])
+def test_mapped_and_copied_blocks_give_the_same_events(recorded, monkeypatch, use_map):
+    path, fmt = recorded
+    monkeypatch.setattr(M, "USE_MAP", use_map)
+    with _open(path, fmt) as stream:
+        got = [c.events if hasattr(c, "events") else c for c in stream]
+    assert len(got) == N // 1000
+    assert same_events(np.concatenate(got), _events())
+    assert same_events(read_events(path).events, _events())
+
+
+@pytest.mark.parametrize("use_map", [True, False])
+def test_a_file_truncated_between_blocks_raises_with_its_offset(recorded, monkeypatch, use_map):
+    path, fmt = recorded
+    monkeypatch.setattr(M, "USE_MAP", use_map)
+    size = path.stat().st_size
+    got = []
+    with pytest.raises(TruncatedFileError, match="shrank") as info, _open(path, fmt) as stream:
+        for chunk in stream:
+            got.append(chunk.events if hasattr(chunk, "events") else chunk)
+            if len(got) == 2:
+                os.truncate(path, size // 2)  # another process cuts the recording short
+    assert same_events(np.concatenate(got), _events()[:2000])  # what came before is intact
+    assert info.value.offset == size - N * (16 if fmt == "npy" else 8) + 2000 * (16 if fmt == "npy" else 8)
+    assert str(path) in str(info.value)
+
+
+def test_without_maps_whole_file_reads_copy_too(recorded, monkeypatch):
+    """EVENTCLIP_MMAP=0 means no map anywhere: whole-file reads (DAT, RAW) read one copy instead."""
+    path, _ = recorded
+    monkeypatch.setattr(M, "USE_MAP", False)
+    words = M.map_words(path, "<u4", 0, 10)
+    assert type(words) is np.ndarray and same_events(read_events(path).events, _events())
+    with pytest.raises(TruncatedFileError, match="shrank"):
+        M.map_words(path, "<u4", 0, path.stat().st_size)
