@@ -52,18 +52,54 @@ def test_mapped_and_copied_blocks_give_the_same_events(recorded, monkeypatch, us
 
 @pytest.mark.parametrize("use_map", [True, False])
 def test_a_file_truncated_between_blocks_raises_with_its_offset(recorded, monkeypatch, use_map):
+    """Every whole record still in the file is handed over, then TruncatedFileError names where the rest was."""
     path, fmt = recorded
     monkeypatch.setattr(M, "USE_MAP", use_map)
     size = path.stat().st_size
+    record = 16 if fmt == "npy" else 8
+    data_start = size - N * record
     got = []
     with pytest.raises(TruncatedFileError, match="shrank") as info, _open(path, fmt) as stream:
         for chunk in stream:
             got.append(chunk.events if hasattr(chunk, "events") else chunk)
             if len(got) == 2:
                 os.truncate(path, size // 2)  # another process cuts the recording short
-    assert same_events(np.concatenate(got), _events()[:2000])  # what came before is intact
-    assert info.value.offset == size - N * (16 if fmt == "npy" else 8) + 2000 * (16 if fmt == "npy" else 8)
+    kept = (size // 2 - data_start) // record
+    assert same_events(np.concatenate(got), _events()[:kept])
+    assert info.value.offset == data_start + kept * record
     assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("fmt", ["evt3", "evt2", "dat"])
+@pytest.mark.parametrize("chunking", [{}, {"n_events": 700}, {"delta_t_us": 30_000}])
+def test_streams_of_a_file_cut_short_hand_over_what_was_there_then_raise(tmp_path, monkeypatch, fmt, chunking):
+    """RAW streams used to end quietly, as if complete, when the file shrank under them; rechunked
+    streams used to drop the events of their last, unfinished chunk when the reader raised."""
+    import eventclip.io.prophesee_raw as raw
+
+    monkeypatch.setattr(raw, "BLOCK_BYTES", 2000)
+    monkeypatch.setattr(raw, "MIN_SEGMENT_WORDS", 100)
+    monkeypatch.setattr(dat, "BLOCK_RECORDS", 500)
+    path = tmp_path / f"rec.{'dat' if fmt == 'dat' else 'raw'}"
+    write_events(path, _events(), Geometry(304, 240), format=fmt)
+    size = path.stat().st_size
+    got, incomplete = [], []
+    with pytest.raises(TruncatedFileError, match="shrank") as info, open_events(path, **chunking) as stream:
+        for chunk in stream:
+            got.append(chunk.events)
+            incomplete.append(chunk.meta.get("incomplete", False))
+            if len(got) == 2:
+                os.truncate(path, size * 2 // 3)
+    there = []  # what the shortened file holds, read on its own
+    try:
+        with open_events(path) as whole:
+            there.extend(c.events for c in whole)
+    except TruncatedFileError:  # DAT: cut inside a record
+        pass
+    assert len(np.concatenate(there)) > N // 2
+    assert same_events(np.concatenate(got), np.concatenate(there))
+    assert info.value.offset <= size * 2 // 3
+    assert incomplete[:-1] == [False] * (len(got) - 1) and incomplete[-1] == bool(chunking)
 
 
 def test_without_maps_whole_file_reads_copy_too(recorded, monkeypatch):

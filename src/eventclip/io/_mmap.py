@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -65,18 +66,25 @@ def file_blocks(path: Path, dtype: np.dtype, offset: int, count: int, block: int
             n = min(block, count - first)
             start = offset + first * record
             size = os.fstat(fh.fileno()).st_size
-            if size < start + n * record:
+            if size < start + n * record:  # hand over the whole records still there, then stop
+                n = max(0, (size - start) // record)
+                if n:
+                    yield first, mapped[first:first + n] if mapped is not None else _read(fh, start, n, dtype, tail)
                 raise TruncatedFileError(
                     f"the file shrank to {size} bytes while being read (another process truncated or rewrote "
-                    "it); the events before this offset were handed over", path, start)
+                    "it); the events before this offset were handed over", path, start + n * record)
             if mapped is not None:
                 yield first, mapped[first:first + n]
                 continue
-            out = np.empty((n, *tail), dtype=dtype)
-            fh.seek(start)
-            got = fh.readinto(out.view(np.uint8).reshape(-1))
-            if got < n * record:
-                raise TruncatedFileError(
-                    f"the file shrank while being read: {got} of {n * record} bytes at this offset (another "
-                    "process truncated or rewrote it)", path, start + got)
-            yield first, out
+            yield first, _read(fh, start, n, dtype, tail)
+
+
+def _read(fh: BinaryIO, start: int, n: int, dtype: np.dtype, tail: tuple[int, ...]) -> np.ndarray:
+    """``n`` records of shape ``tail`` read from byte ``start`` into a fresh array."""
+    out = np.empty((n, *tail), dtype=dtype)
+    fh.seek(start)
+    got = fh.readinto(out.view(np.uint8).reshape(-1))
+    if got < out.nbytes:
+        raise TruncatedFileError(f"the file shrank while being read: {got} of {out.nbytes} bytes at this offset "
+                                 "(another process truncated or rewrote it)", Path(fh.name), start + got)
+    return out

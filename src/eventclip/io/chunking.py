@@ -40,15 +40,20 @@ def chunk_by_count(
         raise ValueError(f"n_events must be positive, got {n_events}")
     pending: list[np.ndarray] = []
     n_pending = 0
-    for block in blocks:
-        while len(block):
-            take = min(n_events - n_pending, len(block))
-            pending.append(block[:take])
-            n_pending += take
-            block = block[take:]
-            if n_pending == n_events:
-                yield EventChunk(_concat(pending), geometry, None, dict(meta or {}))
-                pending, n_pending = [], 0
+    try:
+        for block in blocks:
+            while len(block):
+                take = min(n_events - n_pending, len(block))
+                pending.append(block[:take])
+                n_pending += take
+                block = block[take:]
+                if n_pending == n_events:
+                    yield EventChunk(_concat(pending), geometry, None, dict(meta or {}))
+                    pending, n_pending = [], 0
+    except Exception:
+        if n_pending:  # the reader's valid events before its error, as a short chunk marked incomplete
+            yield EventChunk(_concat(pending), geometry, None, dict(meta or {}, incomplete=True))
+        raise
     if n_pending:
         yield EventChunk(_concat(pending), geometry, None, dict(meta or {}))
 
@@ -65,23 +70,30 @@ def chunk_by_time(
         raise ValueError(f"delta_t_us must be positive, got {delta_t_us}")
     pending: list[np.ndarray] = []
     span_start: int | None = None
-    for block in blocks:
-        if not len(block):
-            continue
-        if span_start is None:
-            span_start = int(block["t"][0]) // delta_t_us * delta_t_us
-        if int(block["t"][0]) < span_start:
-            raise ValueError(f"events are not time-ordered: t={int(block['t'][0])} µs after span start {span_start} µs")
-        while len(block):
-            span_end = span_start + delta_t_us
-            cut = int(np.searchsorted(block["t"], span_end, side="left"))
-            if cut == len(block):
-                pending.append(block)
-                break
-            pending.append(block[:cut])
-            block = block[cut:]
-            yield EventChunk(_concat(pending), geometry, span_end, dict(meta or {}, t_start_us=span_start))
-            pending = []
-            span_start = span_end
+    try:
+        for block in blocks:
+            if not len(block):
+                continue
+            if span_start is None:
+                span_start = int(block["t"][0]) // delta_t_us * delta_t_us
+            if int(block["t"][0]) < span_start:
+                raise ValueError(
+                    f"events are not time-ordered: t={int(block['t'][0])} µs after span start {span_start} µs")
+            while len(block):
+                span_end = span_start + delta_t_us
+                cut = int(np.searchsorted(block["t"], span_end, side="left"))
+                if cut == len(block):
+                    pending.append(block)
+                    break
+                pending.append(block[:cut])
+                block = block[cut:]
+                yield EventChunk(_concat(pending), geometry, span_end, dict(meta or {}, t_start_us=span_start))
+                pending = []
+                span_start = span_end
+    except Exception:
+        if span_start is not None and any(len(p) for p in pending):  # valid events before the error: the span
+            yield EventChunk(_concat(pending), geometry, span_start + delta_t_us,  # so far, marked incomplete
+                             dict(meta or {}, t_start_us=span_start, incomplete=True))
+        raise
     if span_start is not None and any(len(p) for p in pending):
         yield EventChunk(_concat(pending), geometry, span_start + delta_t_us, dict(meta or {}, t_start_us=span_start))

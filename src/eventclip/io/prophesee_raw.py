@@ -131,12 +131,14 @@ def _even_bounds(n: int, parts: int) -> list[int]:
 
 
 class _Block(NamedTuple):
-    """A stream block as read: its words, segment cut points, each segment's event count, words read."""
+    """A stream block as read: its words, segment cut points, each segment's event count, words read,
+    and words asked for (more than read only when the file shrank after it was opened)."""
 
     words: np.ndarray
     bounds: list[int]
     counts: list[int]
     n_read: int
+    wanted: int
 
 
 def _trigger_array(trig: np.ndarray, nt: int) -> np.ndarray:
@@ -512,7 +514,7 @@ class _RawReader(EventReader):
         words = self._words(raw)
         bounds = _even_bounds(len(words), self._stream_segment_count(len(words)))
         counts = [self._count(words[a:b]) for a, b in pairwise(bounds)] if self.high_bits else []
-        return _Block(words, bounds, counts, len(raw))
+        return _Block(words, bounds, counts, len(raw), max(want, 0))
 
     def __iter__(self) -> Iterator[np.ndarray]:
         """Decode block after block. While the threads decode one block, this thread reads and counts
@@ -536,7 +538,14 @@ class _RawReader(EventReader):
                     ahead.append(self._read_block(fh, buf, min(block_words, n_words - after)))
 
                 yield from self._decode_block(block, done, state, pool, read_ahead)
+                if block.n_read < block.wanted:
+                    break
                 done, block, spare = after, ahead[0], 1 - spare
+        if block.n_read < block.wanted:
+            at = start + (done + block.n_read) * self.word_dtype.itemsize
+            raise TruncatedFileError(
+                f"the file shrank to {self.path.stat().st_size} bytes while being read (another process truncated "
+                "or rewrote it); the events before this offset were handed over", self.path, at)
         self._finish(state, tail)
 
     def read_all(self, threads: int | None = None) -> np.ndarray:
