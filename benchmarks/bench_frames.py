@@ -6,6 +6,7 @@ Runs: ours (numba kernel, single-threaded), ours numpy reference (np.bincount), 
 and torch CUDA when a GPU is present. Prints medians (Mev/s) and ratios to ours; never asserts.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_frames.py [--events 20000000] [--repeats 5] [--pattern driving]
+    OMP_NUM_THREADS=1 python benchmarks/bench_frames.py --footprint   # scatter speed vs counts-buffer size
 """
 
 from __future__ import annotations
@@ -123,6 +124,29 @@ def unchecked_scatter(words: np.ndarray, width: int, counts: np.ndarray) -> None
         counts[(u - (u >> np.uint64(16)) * d) & mask] += np.uint32(1)
 
 
+FOOTPRINTS = ((64, 64), (256, 256), (512, 512), (1280, 720), (4096, 4096))
+"""Geometries for --footprint: uint32 counts of 16 KiB (L1), 256 KiB and 1 MiB (L2), 3.5 MiB (L3), 64 MiB (DRAM)."""
+
+
+def footprint(n: int, repeats: int) -> None:
+    """The unchecked scatter's speed against the size of its counts buffer, uniform pixels.
+
+    Why: it shows what bounds a single-threaded scatter on this machine (the cache level holding
+    the counts), so a target can be judged against the hardware rather than against our code.
+    """
+    runners: dict[str, Callable[[], object]] = {}
+    for w, h in FOOTPRINTS:
+        words = synthetic_events(n, Geometry(w, h)).view(np.int64)
+        counts = np.zeros(1 << (w * h - 1).bit_length(), np.uint32)
+        unchecked_scatter(words, w, counts)
+        runners[f"{w}x{h} ({counts.nbytes / 2**20:.3g} MiB of uint32 counts)"] = (
+            lambda words=words, w=w, counts=counts: unchecked_scatter(words, w, counts))
+    seconds = round_robin(runners, repeats, set(), repeats)
+    print(f"\nUnchecked scatter (index + increment, one thread), {n:,} uniform events, medians of {repeats}")
+    for name, sec in seconds.items():
+        print(f"{name:44s} {n / sec / 1e6:10.1f} Mev/s")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--events", type=int, default=20_000_000)
@@ -132,7 +156,12 @@ def main() -> None:
     ap.add_argument("--slow-repeats", type=int, default=2, help="repeats for the slow peers (np.add.at)")
     ap.add_argument("--pattern", choices=("uniform", "driving"), default="uniform",
                     help="uniform pixels (worst case for caches) or a real 1280x720 recording's pixels, repeated")
+    ap.add_argument("--footprint", action="store_true",
+                    help="instead: the bare scatter's speed for counts buffers from 16 KiB (L1) to 64 MiB (DRAM)")
     args = ap.parse_args()
+    if args.footprint:
+        footprint(args.events, args.repeats)
+        return
     g = Geometry(args.width, args.height)
     n = args.events
     ev = synthetic_events(n, g) if args.pattern == "uniform" else driving_events(n)
