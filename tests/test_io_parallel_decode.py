@@ -306,3 +306,18 @@ def test_streams_in_several_threads_share_the_output_cache_safely(tmp_path, monk
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(stream, range(8)))
     assert all(same_events(r, ev) for r in results)
+
+
+def test_decode_threads_come_from_the_setting_then_the_environment(monkeypatch):
+    monkeypatch.setattr(raw, "DECODE_THREADS", None)
+    monkeypatch.setenv("EVENTCLIP_DECODE_THREADS", "3")
+    assert raw.decode_threads() == 3
+    monkeypatch.setattr(raw, "DECODE_THREADS", 2)
+    assert raw.decode_threads() == 2
+    monkeypatch.setattr(raw, "DECODE_THREADS", None)
+    for bad in ("0", "two", "-1"):
+        monkeypatch.setenv("EVENTCLIP_DECODE_THREADS", bad)
+        with pytest.raises(ValueError, match="EVENTCLIP_DECODE_THREADS"):
+            raw.decode_threads()
+    monkeypatch.delenv("EVENTCLIP_DECODE_THREADS")
+    assert raw.decode_threads() >= 1

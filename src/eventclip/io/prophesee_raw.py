@@ -56,7 +56,7 @@ stay tens of MiB. Measured on 2 cores (EVT 3.0, 20 M events): 1, 2 and 4 MiB per
 the noise of each other, 256 KiB 25 % slower."""
 
 DECODE_THREADS: int | None = None
-"""Threads decoding one EVT 2.0/3.0 block or file at once; None: one per CPU this process may use."""
+"""Threads decoding one EVT 2.0/3.0 block or file at once; None: see :func:`decode_threads`."""
 
 MIN_SEGMENT_WORDS = 1 << 18
 """Fewest words worth a thread of their own (~1 ms of decoding); smaller inputs stay in one piece."""
@@ -75,9 +75,16 @@ TRIGGER_BLOCK = 1 << 16
 
 
 def decode_threads() -> int:
-    """How many threads decode a block: ``DECODE_THREADS``, else the CPUs this process may run on."""
+    """How many threads decode a block: ``DECODE_THREADS``, else ``EVENTCLIP_DECODE_THREADS`` from the
+    environment (for processes that share the cores, e.g. several loaders), else the CPUs this process may run on."""
     if DECODE_THREADS is not None:
         return max(1, int(DECODE_THREADS))
+    env = os.environ.get("EVENTCLIP_DECODE_THREADS", "").strip()
+    if env:
+        if not env.isdigit() or int(env) < 1:
+            raise ValueError(f"EVENTCLIP_DECODE_THREADS must be a whole number of threads >= 1, got {env!r}; "
+                             "unset it to use every CPU")
+        return int(env)
     if hasattr(os, "sched_getaffinity"):  # Linux: honours taskset/cgroup CPU sets
         return max(1, len(os.sched_getaffinity(0)))
     return max(1, os.cpu_count() or 1)
