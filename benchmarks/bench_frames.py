@@ -1,6 +1,7 @@
 """Frame accumulation: N events into one W x H count frame, ours beside the peers, one process.
 
-Runs: ours (numba kernel, single-threaded), ours numpy reference (np.bincount), tonic's
+Runs: ours (numba kernel, single-threaded; also as the daemon counts: RunningCounts fed 1 M-event
+chunks), ours numpy reference (np.bincount), tonic's
 ``to_frame_numpy`` (np.add.at), plain ``np.bincount`` on precomputed indices, dv-processing's
 ``Accumulator`` (no decay, contribution 1) fed from an AEDAT4 file, torch on the CPU (1 thread)
 and torch CUDA when a GPU is present. Prints medians (Mev/s) and ratios to ours; never asserts.
@@ -103,6 +104,20 @@ def dv_runner(ev: np.ndarray, geometry: Geometry, workdir: Path) -> Callable[[],
     return run
 
 
+def running_counts(ev: np.ndarray, geometry: Geometry, per_polarity: bool) -> np.ndarray:
+    """The daemon's path: one window counted as 1 M-event chunks arrive (RunningCounts), then taken."""
+    from eventclip.frames.running import RunningCounts
+    from eventclip.frames.windows import DurationWindower
+
+    windower = DurationWindower(int(ev["t"][-1] - ev["t"][0]) + 1)
+    running = RunningCounts(windower, geometry, per_polarity=per_polarity)
+    for a in range(0, len(ev), 1_000_000):
+        windower.push(ev[a:a + 1_000_000])
+        running.add(ev[a:a + 1_000_000])
+    (window,) = windower.flush()
+    return running.take(window)
+
+
 @numba.njit(cache=True, nogil=True, boundscheck=False)
 def read_all(words: np.ndarray) -> int:
     """Sum of every 8-byte word of the events, contiguous (LLVM vectorises it with plain loads):
@@ -172,8 +187,11 @@ def main() -> None:
     slow: set[str] = set()
 
     assert np.array_equal(count_events(ev[:200_000], g)[0], want)
+    assert np.array_equal(running_counts(ev[:200_000], g, True).sum(0), want)
     runners["eventclip numba (1 thread)"] = lambda: count_events(ev, g)
     runners["eventclip numba, per polarity"] = lambda: count_events(ev, g, per_polarity=True)
+    runners["eventclip RunningCounts, 1 M-event chunks"] = lambda: running_counts(ev, g, False)
+    runners["eventclip RunningCounts, per polarity"] = lambda: running_counts(ev, g, True)
     runners["eventclip numpy reference"] = lambda: count_events_reference(ev, g)
     slow.add("eventclip numpy reference")
     index = ev["y"].astype(np.int64) * g.width + ev["x"]

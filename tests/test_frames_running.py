@@ -101,3 +101,25 @@ def test_window_taken_without_events_is_zero():
     running.add(ev[:5])
     counts = [running.take(x) for x in windows]
     assert any(c.sum() == 0 for c in counts) and sum(int(c.sum()) for c in counts) == 5
+
+
+@pytest.mark.parametrize("huge_sensor_path", [False, True])
+def test_per_polarity_counts_past_65535_on_one_pixel_are_exact(monkeypatch, huge_sensor_path):
+    """Per polarity the open windows count in uint16 plus carries (half the cache footprint); a pixel
+    that passes 65535 events, over several chunks, must still give the exact uint32 count, also on
+    the numpy path that sensors wider than the kernels' limit take."""
+    from eventclip.frames import _kernels
+
+    if huge_sensor_path:
+        monkeypatch.setattr(_kernels, "MAX_SIDE", 8)
+    n = 140_000
+    rng = np.random.default_rng(9)
+    x = np.where(np.arange(n) % 7 == 0, rng.integers(0, GEOM.width, n), 3)
+    ev = make_events(x, np.full(n, 5), np.where(np.arange(n) % 3 == 0, 0, 1), np.arange(n) // 20)
+    windower = DurationWindower(10_000)
+    pairs, _ = _run(windower, ev, [40_000, 70_000, 100_001], per_polarity=True)
+    assert len(pairs) == 1
+    window, counts = pairs[0]
+    want = count_events(ev, GEOM, per_polarity=True)[0]
+    assert counts.dtype == np.uint32 and counts[1, 5, 3] > 65_535
+    np.testing.assert_array_equal(counts, want)

@@ -23,13 +23,60 @@ from eventclip.frames.accumulate import _raise_outside, as_event_array, count_ev
 from eventclip.frames.windows import Window, _GridWindower
 
 
+class _WindowCounts:
+    """The counts of one open window: uint32, or per polarity uint16 plus uint32 carries.
+
+    Why uint16 per polarity: two 1280x720 uint32 planes (7.4 MB) outgrow the cache this process
+    gets on the development machine and the scatter falls to 77-97 Mev/s; as uint16 (3.7 MB) it
+    runs 266-345 (``count_windows16``; see BENCHMARKS.md, Frame accumulation). The carries are
+    touched only when a pixel passes 65535 events, so their zero pages cost nothing until then.
+    """
+
+    def __init__(self, channels: int, plane: int) -> None:
+        size = _kernels.padded_size(channels, plane)
+        self.used = channels * plane
+        self.counts = np.zeros(size, dtype=np.uint16 if channels == 2 else np.uint32)
+        self.carry = np.zeros(size, dtype=np.uint32) if channels == 2 else None
+        self.wrapped = False
+
+    def add(self, words: np.ndarray, n: int, geometry: Geometry) -> bool:
+        """Count the ``n`` events of ``words`` (their int64 view); True when one lay outside the geometry."""
+        offsets = np.array([0, n], dtype=np.int64)
+        w, h = geometry.width, geometry.height
+        if self.carry is None:
+            return bool(_kernels.count_windows(words, offsets, w, h, False, self.counts))
+        flags = _kernels.count_windows16(words, offsets, w, h, True, self.counts, self.carry)
+        self.wrapped |= bool(flags & 2)
+        return bool(flags & 1)
+
+    def add_counts(self, counts: np.ndarray) -> None:
+        """Add uint32 counts made elsewhere (the numpy reference, for sensors the kernels cannot take)."""
+        if self.carry is None:
+            self.counts[: counts.size] += counts.reshape(-1)
+            return
+        total = self.total() + counts.reshape(-1)
+        self.counts[: self.used] = total & np.uint32(0xFFFF)
+        self.carry[: self.used] = total >> np.uint32(16)
+        self.wrapped = True
+
+    def total(self) -> np.ndarray:
+        """The counts as one flat uint32 array of ``used`` values."""
+        if self.carry is None:
+            return self.counts[: self.used]
+        total = self.counts[: self.used].astype(np.uint32)
+        if self.wrapped:
+            total += self.carry[: self.used] << np.uint32(16)
+        return total
+
+
 class RunningCounts:
     """One count buffer per open window of a :class:`~eventclip.frames.windows.DurationWindower` or
     :class:`~eventclip.frames.windows.SlidingWindower` (times in µs; counts in events per pixel).
 
     ``per_polarity`` keeps OFF and ON counts apart (channel 0 = OFF, 1 = ON), as the ``authors``
-    and ``polarity`` frames need. Memory: one H*W (x2 per polarity) uint32 buffer per open window,
-    i.e. ceil(length / stride) buffers for sliding windows.
+    and ``polarity`` frames need. Memory: one H*W uint32 buffer per open window (per polarity: two
+    H*W uint16 planes, plus carries only where a pixel passes 65535), i.e. ceil(length / stride)
+    buffers for sliding windows.
     """
 
     @staticmethod
@@ -45,17 +92,17 @@ class RunningCounts:
         self.per_polarity = per_polarity
         self._channels = 2 if per_polarity else 1
         self._plane = geometry.width * geometry.height
-        self._open: dict[int, np.ndarray] = {}
+        self._open: dict[int, _WindowCounts] = {}
 
     @property
     def open_windows(self) -> int:
         """How many windows hold counts that :meth:`take` has not collected yet."""
         return len(self._open)
 
-    def _buffer(self, k: int) -> np.ndarray:
+    def _buffer(self, k: int) -> _WindowCounts:
         buf = self._open.get(k)
         if buf is None:
-            buf = self._open[k] = np.zeros(_kernels.padded_size(self._channels, self._plane), dtype=np.uint32)
+            buf = self._open[k] = _WindowCounts(self._channels, self._plane)
         return buf
 
     def add(self, events: np.ndarray) -> None:
@@ -80,15 +127,12 @@ class RunningCounts:
             if hi > lo:
                 self._count(events, lo, hi, self._buffer(k))
 
-    def _count(self, events: np.ndarray, lo: int, hi: int, buf: np.ndarray) -> None:
+    def _count(self, events: np.ndarray, lo: int, hi: int, buf: _WindowCounts) -> None:
         g = self.geometry
         piece = events[lo:hi]
         if max(g.width, g.height) > _kernels.MAX_SIDE:
-            ref = count_events_reference(piece, g, per_polarity=self.per_polarity)
-            buf[: ref.size] += ref.reshape(-1)
-            return
-        if _kernels.count_windows(piece.view(np.int64), np.array([0, hi - lo], dtype=np.int64), g.width, g.height,
-                                  self.per_polarity, buf):
+            buf.add_counts(count_events_reference(piece, g, per_polarity=self.per_polarity))
+        elif buf.add(piece.view(np.int64), hi - lo, g):
             _raise_outside(events, g)
 
     def take(self, window: Window) -> np.ndarray:
@@ -100,4 +144,4 @@ class RunningCounts:
         shape = (2, g.height, g.width) if self.per_polarity else (g.height, g.width)
         if buf is None:
             return np.zeros(shape, dtype=np.uint32)
-        return buf[: self._channels * self._plane].reshape(shape)
+        return buf.total().reshape(shape)
