@@ -321,3 +321,29 @@ def test_decode_threads_come_from_the_setting_then_the_environment(monkeypatch):
             raw.decode_threads()
     monkeypatch.delenv("EVENTCLIP_DECODE_THREADS")
     assert raw.decode_threads() >= 1
+
+
+def _fresh_cache_then_stream(path: str) -> tuple[int, int]:
+    empty_at_start = len(raw._outputs()._arrays)
+    with open_events(path) as stream:
+        return empty_at_start, sum(len(c) for c in stream)
+
+
+def test_forked_child_starts_its_own_output_cache(tmp_path, monkeypatch):
+    """The cache's lock may be held by another thread at fork time: a child must start with its own."""
+    import multiprocessing
+
+    from eventclip.events import Geometry, make_events
+
+    rng = np.random.default_rng(5)
+    n = 50_000
+    ev = make_events(rng.integers(0, 64, n), rng.integers(0, 48, n), rng.integers(0, 2, n), np.arange(n))
+    path = tmp_path / "f.raw"
+    write_events(path, ev, Geometry(64, 48), format="evt3")
+    monkeypatch.setattr(raw, "BLOCK_BYTES", 4000)
+    with open_events(path) as stream:
+        kept = [c.events for c in stream]  # the parent's cache now holds arrays (still in use)
+    assert raw._outputs()._arrays
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        empty_at_start, count = pool.apply_async(_fresh_cache_then_stream, (str(path),)).get(timeout=60)
+    assert empty_at_start == 0 and count == n == sum(len(k) for k in kept)
