@@ -168,6 +168,24 @@ def test_csv_errors_name_line_and_byte(tmp_path):
         CsvReader(path)
 
 
+def test_csv_cut_inside_its_last_line_is_truncated(tmp_path):
+    """A recording cut mid-line ends in a line with no newline that does not parse: that is a truncated
+    file (every complete line before it is handed over), while the same bad line with its newline is
+    just a bad line."""
+    path = tmp_path / "cut.csv"
+    head = "# geometry: 10x10\nx,y,p,t\n"
+    path.write_text(head + "1,1,0,5\n2,2,1,6\n3,3,")
+    got = []
+    with pytest.raises(TruncatedFileError, match="line 5") as info, CsvReader(path, block_bytes=8) as reader:
+        got.extend(reader)
+    assert info.value.offset == len(head) + 16
+    assert [int(e["t"]) for e in np.concatenate(got)] == [5, 6]
+    path.write_text(head + "1,1,0,5\n2,2,1,6\n3,3,\n")
+    with pytest.raises(EventFormatError, match="line 5") as info:
+        read_all(CsvReader, path)
+    assert not isinstance(info.value, TruncatedFileError)
+
+
 def test_npz_errors(tmp_path):
     path = tmp_path / "e.npz"
     path.write_bytes(b"PK\x03\x04garbage")

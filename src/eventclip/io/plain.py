@@ -490,7 +490,15 @@ class CsvReader(EventReader):
                 body, carry = data[:cut], data[cut:]
                 if body.strip():
                     starts = np.concatenate(([0], np.flatnonzero(np.frombuffer(body, np.uint8) == 10)[:-1] + 1))
-                    values = self._parse(body.replace(b"\r", b""), base, line)
+                    try:
+                        values = self._parse(body.replace(b"\r", b""), base, line)
+                    except EventFormatError:
+                        if chunk:
+                            raise
+                        raise TruncatedFileError(  # only the unterminated last line is left here
+                            f"the file ends inside line {line} ({body.strip()[:60]!r}, no newline, not four "
+                            "integers x,y,p,t): the recording was cut short; all complete lines before it were "
+                            "read", self.path, base) from None
                     offset_of = lambda i, b=base, s=starts: b + int(s[i])  # noqa: E731
                     cols = {"x": values[:, 0], "y": values[:, 1], "p": values[:, 2], "t": values[:, 3]}
                     block = to_events(cols, self.path, offset_of)
