@@ -25,6 +25,7 @@ import os
 import re
 import struct
 import tokenize
+import warnings
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -198,7 +199,10 @@ class NpyReader(EventReader):
                 version = np.lib.format.read_magic(fh)
                 read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
                                else np.lib.format.read_array_header_2_0)
-                shape, fortran, dtype = read_header(fh, max_header_size=1 << 20)
+                with warnings.catch_warnings():  # numpy parses a corrupt header as Python text, which can warn
+                    warnings.simplefilter("ignore", SyntaxWarning)
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    shape, fortran, dtype = read_header(fh, max_header_size=1 << 20)
             except NPY_HEADER_ERRORS as exc:
                 raise EventFormatError(f"the npy header is invalid ({exc})", path, 8) from exc
             self._data_offset = fh.tell()
