@@ -110,3 +110,23 @@ def test_without_maps_whole_file_reads_copy_too(recorded, monkeypatch):
     assert type(words) is np.ndarray and same_events(read_events(path).events, _events())
     with pytest.raises(TruncatedFileError, match="shrank"):
         M.map_words(path, "<u4", 0, path.stat().st_size)
+
+
+def test_aedat4_stream_of_a_file_cut_short_says_so(tmp_path):
+    """An AEDAT 4.0 packet read short because the file shrank since it was opened is a truncation,
+    reported as such after every packet before it (it used to surface as a packet that does not decompress)."""
+    from eventclip.io.aedat4 import Aedat4Reader, Aedat4Writer
+
+    path = tmp_path / "rec.aedat4"
+    with Aedat4Writer(path, Geometry(304, 240), packet_events=500) as writer:
+        writer.write(_events())
+    size = path.stat().st_size
+    got = []
+    with pytest.raises(TruncatedFileError, match="shrank") as info, Aedat4Reader(path, block_events=500) as reader:
+        for events in reader:
+            got.append(events)
+            if len(got) == 1:
+                os.truncate(path, size // 2)
+    assert info.value.offset < size // 2
+    events = np.concatenate(got)
+    assert 500 <= len(events) < N and same_events(events, _events()[:len(events)])

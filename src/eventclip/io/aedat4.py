@@ -350,6 +350,10 @@ class Aedat4Reader(EventReader):
                 )
             if sid == self.stream_id:
                 data = fh.read(size)
+                if len(data) < size:  # the size was checked at open: another process cut the file since
+                    raise TruncatedFileError(
+                        f"the file shrank to {os.fstat(fh.fileno()).st_size} bytes while being read (another "
+                        "process truncated or rewrote it); the events before this packet were handed over", path, pos)
                 yield pos, data
             else:
                 fh.seek(size, os.SEEK_CUR)
