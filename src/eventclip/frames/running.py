@@ -32,11 +32,13 @@ class _WindowCounts:
     touched only when a pixel passes 65535 events, so their zero pages cost nothing until then.
     """
 
-    def __init__(self, channels: int, plane: int) -> None:
+    def __init__(self, channels: int, plane: int, narrow: bool) -> None:
+        """``narrow``: uint16 counts plus carries (per polarity, where the kernels can count the sensor)."""
         size = _kernels.padded_size(channels, plane)
         self.used = channels * plane
-        self.counts = np.zeros(size, dtype=np.uint16 if channels == 2 else np.uint32)
-        self.carry = np.zeros(size, dtype=np.uint32) if channels == 2 else None
+        self.per_polarity = channels == 2
+        self.counts = np.zeros(size, dtype=np.uint16 if narrow else np.uint32)
+        self.carry = np.zeros(size, dtype=np.uint32) if narrow else None
         self.wrapped = False
 
     def add(self, words: np.ndarray, n: int, geometry: Geometry) -> bool:
@@ -44,20 +46,15 @@ class _WindowCounts:
         offsets = np.array([0, n], dtype=np.int64)
         w, h = geometry.width, geometry.height
         if self.carry is None:
-            return bool(_kernels.count_windows(words, offsets, w, h, False, self.counts))
+            return bool(_kernels.count_windows(words, offsets, w, h, self.per_polarity, self.counts))
         flags = _kernels.count_windows16(words, offsets, w, h, True, self.counts, self.carry)
         self.wrapped |= bool(flags & 2)
         return bool(flags & 1)
 
     def add_counts(self, counts: np.ndarray) -> None:
-        """Add uint32 counts made elsewhere (the numpy reference, for sensors the kernels cannot take)."""
-        if self.carry is None:
-            self.counts[: counts.size] += counts.reshape(-1)
-            return
-        total = self.total() + counts.reshape(-1)
-        self.counts[: self.used] = total & np.uint32(0xFFFF)
-        self.carry[: self.used] = total >> np.uint32(16)
-        self.wrapped = True
+        """Add uint32 counts made elsewhere (the numpy reference, for sensors the kernels cannot take;
+        their buffers are never narrow)."""
+        self.counts[: counts.size] += counts.reshape(-1)
 
     def total(self) -> np.ndarray:
         """The counts as one flat uint32 array of ``used`` values."""
@@ -99,10 +96,14 @@ class RunningCounts:
         """How many windows hold counts that :meth:`take` has not collected yet."""
         return len(self._open)
 
+    def _kernels_fit(self) -> bool:
+        """Whether the numba kernels can count this sensor (else the numpy reference does)."""
+        return max(self.geometry.width, self.geometry.height) <= _kernels.MAX_SIDE
+
     def _buffer(self, k: int) -> _WindowCounts:
         buf = self._open.get(k)
         if buf is None:
-            buf = self._open[k] = _WindowCounts(self._channels, self._plane)
+            buf = self._open[k] = _WindowCounts(self._channels, self._plane, self.per_polarity and self._kernels_fit())
         return buf
 
     def add(self, events: np.ndarray) -> None:
@@ -130,7 +131,7 @@ class RunningCounts:
     def _count(self, events: np.ndarray, lo: int, hi: int, buf: _WindowCounts) -> None:
         g = self.geometry
         piece = events[lo:hi]
-        if max(g.width, g.height) > _kernels.MAX_SIDE:
+        if not self._kernels_fit():
             buf.add_counts(count_events_reference(piece, g, per_polarity=self.per_polarity))
         elif buf.add(piece.view(np.int64), hi - lo, g):
             _raise_outside(events, g)
