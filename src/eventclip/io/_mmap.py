@@ -23,7 +23,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from eventclip.io.errors import TruncatedFileError
+from eventclip.io.errors import file_shrank
 
 USE_MAP = os.environ.get("EVENTCLIP_MMAP", "1") != "0"
 """Whether :func:`file_blocks` reads through a memory map (default) or by copies (``EVENTCLIP_MMAP=0``)."""
@@ -44,8 +44,7 @@ def map_words(path: Path, dtype: np.dtype | str, offset: int, count: int, shape:
         return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape)
     out = np.fromfile(path, dtype=dtype, count=count, offset=offset)
     if len(out) < count:
-        raise TruncatedFileError(f"the file shrank while being read: {len(out)} of {count} items (another process "
-                                 "truncated or rewrote it)", path, offset + len(out) * dtype.itemsize)
+        raise file_shrank(path, offset + len(out) * dtype.itemsize)
     return out.reshape(shape)
 
 
@@ -55,7 +54,8 @@ def file_blocks(path: Path, dtype: np.dtype, offset: int, count: int, block: int
 
     ``width`` > 0 gives each record as a row of ``width`` items of ``dtype`` (shape (n, width)).
     Through a map when :data:`USE_MAP`, else read into a fresh array per block; either way the
-    file's size is checked before each block (see the module docstring).
+    file's size is checked before each block, and a file that shrank hands over the whole records
+    still there, then raises (see the module docstring).
     """
     record = dtype.itemsize * max(width, 1)
     tail = (width,) if width else ()
@@ -65,18 +65,11 @@ def file_blocks(path: Path, dtype: np.dtype, offset: int, count: int, block: int
         for first in range(0, count, block):
             n = min(block, count - first)
             start = offset + first * record
-            size = os.fstat(fh.fileno()).st_size
-            if size < start + n * record:  # hand over the whole records still there, then stop
-                n = max(0, (size - start) // record)
-                if n:
-                    yield first, mapped[first:first + n] if mapped is not None else _read(fh, start, n, dtype, tail)
-                raise TruncatedFileError(
-                    f"the file shrank to {size} bytes while being read (another process truncated or rewrote "
-                    "it); the events before this offset were handed over", path, start + n * record)
-            if mapped is not None:
-                yield first, mapped[first:first + n]
-                continue
-            yield first, _read(fh, start, n, dtype, tail)
+            whole = min(n, max(0, (os.fstat(fh.fileno()).st_size - start) // record))  # records still there
+            if whole:
+                yield first, mapped[first:first + whole] if mapped is not None else _read(fh, start, whole, dtype, tail)
+            if whole < n:
+                raise file_shrank(path, start + whole * record)
 
 
 def _read(fh: BinaryIO, start: int, n: int, dtype: np.dtype, tail: tuple[int, ...]) -> np.ndarray:
@@ -85,6 +78,5 @@ def _read(fh: BinaryIO, start: int, n: int, dtype: np.dtype, tail: tuple[int, ..
     fh.seek(start)
     got = fh.readinto(out.view(np.uint8).reshape(-1))
     if got < out.nbytes:
-        raise TruncatedFileError(f"the file shrank while being read: {got} of {out.nbytes} bytes at this offset "
-                                 "(another process truncated or rewrote it)", Path(fh.name), start + got)
+        raise file_shrank(fh.name, start + got)
     return out

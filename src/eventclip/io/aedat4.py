@@ -38,6 +38,7 @@ from eventclip.io.errors import (
     GeometryError,
     TruncatedFileError,
     UnsupportedFeatureError,
+    file_shrank,
 )
 
 MAGIC = b"#!AER-DAT4.0\r\n"
@@ -351,9 +352,7 @@ class Aedat4Reader(EventReader):
             if sid == self.stream_id:
                 data = fh.read(size)
                 if len(data) < size:  # the size was checked at open: another process cut the file since
-                    raise TruncatedFileError(
-                        f"the file shrank to {os.fstat(fh.fileno()).st_size} bytes while being read (another "
-                        "process truncated or rewrote it); the events before this packet were handed over", path, pos)
+                    raise file_shrank(path, pos)
                 yield pos, data
             else:
                 fh.seek(size, os.SEEK_CUR)

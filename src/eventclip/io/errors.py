@@ -34,6 +34,17 @@ class TruncatedFileError(EventFormatError):
     """The file ends in the middle of a record or a header."""
 
 
+def file_shrank(path: str | os.PathLike, offset: int) -> TruncatedFileError:
+    """The error for a file that is shorter than when it was opened (another process truncated or
+    rewrote it while it was read); ``offset`` is where the missing data starts."""
+    try:
+        size = f"to {os.stat(path).st_size} bytes "
+    except OSError:
+        size = ""
+    return TruncatedFileError(f"the file shrank {size}while being read (another process truncated or rewrote it); "
+                              "the events before this offset were handed over", path, offset)
+
+
 class GeometryError(EventFormatError):
     """The sensor geometry is missing (pass width/height) or an event lies outside it."""
 

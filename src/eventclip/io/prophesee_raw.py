@@ -43,7 +43,7 @@ from eventclip.io import _evt_kernels as K
 from eventclip.io._mmap import map_words
 from eventclip.io._raw_header import RawHeader, format_header, parse_header, read_header, resolve_geometry
 from eventclip.io.base import EventReader, EventWriter, FormatSpec, PathLike, register_format
-from eventclip.io.errors import EventFormatError, GeometryError, TruncatedFileError
+from eventclip.io.errors import EventFormatError, GeometryError, TruncatedFileError, file_shrank
 
 log = logging.getLogger(__name__)
 
@@ -549,10 +549,7 @@ class _RawReader(EventReader):
                     break
                 done, block, spare = after, ahead[0], 1 - spare
         if block.n_read < block.wanted:
-            at = start + (done + block.n_read) * self.word_dtype.itemsize
-            raise TruncatedFileError(
-                f"the file shrank to {self.path.stat().st_size} bytes while being read (another process truncated "
-                "or rewrote it); the events before this offset were handed over", self.path, at)
+            raise file_shrank(self.path, start + (done + block.n_read) * self.word_dtype.itemsize)
         self._finish(state, tail)
 
     def read_all(self, threads: int | None = None) -> np.ndarray:
