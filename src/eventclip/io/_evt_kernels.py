@@ -71,32 +71,86 @@ def _swar_limits(width, height):
     return ((np.int64(width) - 1 + _GUARD) << 32) | (np.int64(height) - 1 + _GUARD)
 
 
+_LANE_GUARDS = np.int64(0x80008000)
+_EVT2_TILE = 64
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _lane_limits(width, height):
+    """``(G + height - 1) << 16 | (G + width - 1)`` with guard bit G = 2^15, for EVT 2.0's packed ``x | y << 16``.
+
+    Subtracting a packed ``x | y << 16`` (x, y < 2^11) never borrows across the 16-bit lanes, and bit 15
+    of each lane stays set exactly when the coordinate is inside; sizes past 2^11 cannot be exceeded
+    by 11-bit coordinates and are clamped so the lanes cannot overflow."""
+    w = min(np.int64(width), 2048)
+    h = min(np.int64(height), 2048)
+    return ((0x8000 + h - 1) << 16) | (0x8000 + w - 1)
+
+
+@njit(nogil=True, cache=True, boundscheck=False)
+def _evt2_cd_prefix(words, i, length):
+    """How many of ``words[i:i + length]`` come before the first non-CD word (``length`` if none).
+
+    A min-reduction with no early exit, so that LLVM turns it into vector compares."""
+    m = np.uint32(0)
+    for j in range(length):
+        m |= words[np.uint64(i + j)]
+    if m < np.uint32(0x20000000):
+        return length
+    first = length
+    for j in range(length):
+        if words[np.uint64(i + j)] >= np.uint32(0x20000000):
+            first = min(first, j)
+    return first
+
+
+@njit(nogil=True, cache=True, boundscheck=False)
+def _evt2_cd_tile(words, flat, i, length, n, th6, lim):
+    """Decode the ``length`` CD words from ``words[i]`` into events ``n`` onwards, unchecked.
+
+    Returns (inside, back): bit 15 of both lanes of ``inside`` stays set while every event lies on
+    the sensor, and ``back`` goes negative when a time low goes back within the tile. Counted loops
+    with no exit, so that they vectorise; the time check reads each word's predecessor."""
+    inside = np.int64(-1)
+    for j in range(length):
+        w = np.int64(words[np.uint64(i + j)])
+        xy = ((w >> 11) & 0x7FF) | ((w & 0x7FF) << 16)
+        inside &= lim - xy
+        k = np.uint64(2 * (n + j))
+        flat[k] = xy | ((w << 4) & 0x100000000)
+        flat[k + np.uint64(1)] = th6 | ((w >> 22) & 0x3F)
+    back = np.int64(0)
+    for j in range(1, length):
+        low = (np.int64(words[np.uint64(i + j)]) >> 22) & 0x3F
+        back |= low - ((np.int64(words[np.uint64(i + j - 1)]) >> 22) & 0x3F)
+    return inside, back
+
+
 @njit(nogil=True, cache=True, boundscheck=False)
 def _evt2_run(words, flat, i, stop, n, th6, last_t, lim):
     """Decode EVT 2.0 CD words from ``words[i]`` until ``stop`` or the first other word, unchecked.
 
     Returns (i, n, last_t, bad): ``bad`` is True when an event of the run lay outside the sensor
-    or went back in time; the caller then undoes the run. A separate function so that its few
-    live values stay in registers (inside ``decode_evt2`` they were spilled to the stack).
+    or went back in time; the caller then undoes the run. Works in tiles of ``_EVT2_TILE`` words:
+    each tile first finds where its CD words end, then decodes them in vectorised loops.
     """
     inside = np.int64(-1)
     back = np.int64(0)
     while i < stop:
-        w = np.int64(words[np.uint64(i)])
-        if w >= 0x20000000:  # type > 1: not a CD word
+        length = min(_EVT2_TILE, stop - i)
+        cd = _evt2_cd_prefix(words, i, length)
+        if cd == 0:
             break
-        x = (w >> 11) & 0x7FF
-        y = w & 0x7FF
-        t = th6 | ((w >> 22) & 0x3F)
-        inside &= lim - ((x << 32) | y)
-        back |= t - last_t
-        last_t = t
-        k = np.uint64(2 * n)
-        flat[k] = x | (y << 16) | ((w >> 28) << 32)
-        flat[k + np.uint64(1)] = t
-        n += 1
-        i += 1
-    return i, n, last_t, (inside & _GUARDS) != _GUARDS or back < 0
+        back |= (th6 | ((np.int64(words[np.uint64(i)]) >> 22) & 0x3F)) - last_t
+        tile_inside, tile_back = _evt2_cd_tile(words, flat, i, cd, n, th6, lim)
+        inside &= tile_inside
+        back |= tile_back
+        i += cd
+        n += cd
+        last_t = th6 | ((np.int64(words[np.uint64(i - 1)]) >> 22) & 0x3F)
+        if cd < length:
+            break
+    return i, n, last_t, (inside & _LANE_GUARDS) != _LANE_GUARDS or back < 0
 
 
 @njit(nogil=True, cache=True, boundscheck=False)
@@ -117,7 +171,7 @@ def decode_evt2(words, out, trig, state, width, height):
     nw = words.shape[0]
     err = 0
     flat = out.reshape(out.shape[0] * 2)
-    lim = _swar_limits(width, height)
+    lim = _lane_limits(width, height)
     slow = False
     while i < nw:
         if n >= cap or nt >= trig.shape[0]:
