@@ -1,17 +1,18 @@
 """Read the record region of an event file in blocks: through a read-only memory map, or by copies.
 
-Why two ways. A map lets a decoder read the page cache directly, which matters where the decoder is
-cheap and single-threaded: a 20 M-event DAT stream runs 242 Mev/s through a map and 214 Mev/s by
-copies on the 2-core development machine (same process, in turns; fastest peer ~205-250), so DAT and
-``.npy`` streams read through a map by default. The operating system's rule for maps is that
-touching a page past the end of a file that another process has truncated kills the reader with
-SIGBUS. So each block is checked against the file's current size first: a file cut short *between*
-blocks raises TruncatedFileError naming the offset. Only a truncation in the ~1 ms while one block
-is decoded is not caught. Where other processes may truncate or rewrite files in place (or on
-network file systems, where an I/O error in a map is also a SIGBUS), set ``EVENTCLIP_MMAP=0`` in the
-environment (or ``USE_MAP = False``): blocks are then read as copies and every failure is an
-exception. RAW streams always read copies: their decoding is parallel and hides the copy (measured:
-no gain from a map).
+Why two ways. A map lets a decoder read the page cache directly instead of paying for a copy first:
+a 20 M-event DAT stream runs 242 Mev/s through a map and 214 Mev/s by copies on the 2-core
+development machine (same process, in turns; fastest peer ~205-250). RAW streams gain on EVT 3.0
+(20 M events, copies against map in alternating processes, medians of 5: 299-356 -> 378-392 Mev/s);
+on EVT 2.0 the two are within the noise of each other (410-516 against 438-507). So DAT, ``.npy`` and
+RAW streams read through a map by default. The operating system's rule for maps is that touching a
+page past the end of a file that another process has truncated kills the reader with SIGBUS. So
+each block is checked against the file's current size first (:func:`records_present`): a file cut
+short *between* blocks raises TruncatedFileError naming the offset. Only a truncation in the ~1 ms
+while one block is decoded is not caught. Where other processes may truncate or rewrite files in
+place (or on network file systems, where an I/O error in a map is also a SIGBUS), set
+``EVENTCLIP_MMAP=0`` in the environment (or ``USE_MAP = False``): blocks are then read as copies
+and every failure is an exception.
 """
 
 from __future__ import annotations
@@ -65,11 +66,17 @@ def file_blocks(path: Path, dtype: np.dtype, offset: int, count: int, block: int
         for first in range(0, count, block):
             n = min(block, count - first)
             start = offset + first * record
-            whole = min(n, max(0, (os.fstat(fh.fileno()).st_size - start) // record))  # records still there
+            whole = records_present(fh, start, n, record)
             if whole:
                 yield first, mapped[first:first + whole] if mapped is not None else _read(fh, start, whole, dtype, tail)
             if whole < n:
                 raise file_shrank(path, start + whole * record)
+
+
+def records_present(fh: BinaryIO, start: int, n: int, record: int) -> int:
+    """How many of the ``n`` records of ``record`` bytes from byte ``start`` the open file still holds
+    (fewer than ``n`` only when it shrank after it was opened): read before touching mapped pages."""
+    return min(n, max(0, (os.fstat(fh.fileno()).st_size - start) // record))
 
 
 def _read(fh: BinaryIO, start: int, n: int, dtype: np.dtype, tail: tuple[int, ...]) -> np.ndarray:

@@ -40,7 +40,8 @@ import numpy as np
 
 from eventclip.events import EVENT_DTYPE, Geometry, as_events
 from eventclip.io import _evt_kernels as K
-from eventclip.io._mmap import map_words
+from eventclip.io import _mmap
+from eventclip.io._mmap import map_words, records_present
 from eventclip.io._raw_header import RawHeader, format_header, parse_header, read_header, resolve_geometry
 from eventclip.io.base import EventReader, EventWriter, FormatSpec, PathLike, register_format
 from eventclip.io.errors import EventFormatError, GeometryError, TruncatedFileError, file_shrank
@@ -514,10 +515,19 @@ class _RawReader(EventReader):
                 self.path.stat().st_size - tail,
             )
 
-    def _read_block(self, fh: BinaryIO, buf: np.ndarray, want: int) -> _Block:
-        """Read the next ``want`` words into ``buf`` and cut them into segments, counted (see ``_Block``)."""
+    def _read_block(self, fh: BinaryIO, words_at: int, want: int, buf: np.ndarray, mapped: np.ndarray | None
+                    ) -> _Block:
+        """The next ``want`` words (from word ``words_at``), cut into segments and counted (see ``_Block``).
+
+        From the map of the file's words when there is one (after checking the file still holds
+        them, see :mod:`eventclip.io._mmap`), else read into ``buf``."""
         ws = self.word_dtype.itemsize
-        raw = buf[:fh.readinto(buf[:want].view(np.uint8)) // ws] if want > 0 else buf[:0]
+        if want <= 0:
+            raw = buf[:0]
+        elif mapped is not None:
+            raw = mapped[words_at:words_at + records_present(fh, self.header.data_offset + words_at * ws, want, ws)]
+        else:
+            raw = buf[:fh.readinto(buf[:want].view(np.uint8)) // ws]
         words = self._words(raw)
         bounds = _even_bounds(len(words), self._stream_segment_count(len(words)))
         counts = [self._count(words[a:b]) for a, b in pairwise(bounds)] if self.high_bits else []
@@ -525,31 +535,40 @@ class _RawReader(EventReader):
 
     def __iter__(self) -> Iterator[np.ndarray]:
         """Decode block after block. While the threads decode one block, this thread reads and counts
-        the next into the other of two word buffers (read once, again and again: no page faults)."""
+        the next: from a map of the file (see :mod:`eventclip.io._mmap`), or into the other of two
+        word buffers (read into again and again: no page faults) when maps are off."""
         start, n_words, tail = self._layout()
+        ws = self.word_dtype.itemsize
         threads = min(decode_threads(), BLOCK_THREADS_MAX) if self.high_bits else 1
-        block_words = BLOCK_BYTES // self.word_dtype.itemsize * threads
+        block_words = BLOCK_BYTES // ws * threads
         state = K.new_decoder_state()
         pool = _outputs()
-        bufs = [np.empty(min(block_words, n_words), dtype=self.word_dtype) for _ in range(2)]
         with self.path.open("rb") as fh:
+            mapped = np.memmap(fh, dtype=self.word_dtype, mode="r", offset=start, shape=(n_words,)) \
+                if _mmap.USE_MAP and n_words else None
+            bufs = [np.empty(0 if mapped is not None else min(block_words, n_words), dtype=self.word_dtype)
+                    for _ in range(2)]
             fh.seek(start)
             done = 0
-            block = self._read_block(fh, bufs[0], min(block_words, n_words))
+            block = self._read_block(fh, 0, min(block_words, n_words), bufs[0], mapped)
             spare = 1  # the word buffer the next block is read into
             while block.n_read:
+                if mapped is not None and records_present(fh, start + done * ws, block.n_read, ws) < block.n_read:
+                    block = self._read_block(fh, done, block.wanted, bufs[0], mapped)  # shrank since read ahead
+                    if not block.n_read:
+                        break
                 ahead: list[_Block] = []
                 after = done + block.n_read
 
                 def read_ahead(buf: np.ndarray = bufs[spare], after: int = after, ahead: list[_Block] = ahead) -> None:
-                    ahead.append(self._read_block(fh, buf, min(block_words, n_words - after)))
+                    ahead.append(self._read_block(fh, after, min(block_words, n_words - after), buf, mapped))
 
                 yield from self._decode_block(block, done, state, pool, read_ahead)
                 if block.n_read < block.wanted:
                     break
                 done, block, spare = after, ahead[0], 1 - spare
         if block.n_read < block.wanted:
-            raise file_shrank(self.path, start + (done + block.n_read) * self.word_dtype.itemsize)
+            raise file_shrank(self.path, start + (done + block.n_read) * ws)
         self._finish(state, tail)
 
     def read_all(self, threads: int | None = None) -> np.ndarray:
@@ -557,8 +576,7 @@ class _RawReader(EventReader):
 
         ``threads`` (EVT 2.0/3.0) sets the number of segments decoded at once (default: see
         ``decode_threads``, one piece for files under ``MIN_SEGMENT_WORDS`` words per thread).
-        The words are memory-mapped for this short whole-file read; streaming iteration reads
-        copies instead, so a file truncated by another process mid-stream raises, not SIGBUS.
+        The words are memory-mapped unless maps are off (see :mod:`eventclip.io._mmap`).
         """
         start, n_words, tail = self._layout()
         words = self._words(map_words(self.path, self.word_dtype, start, n_words))
