@@ -155,3 +155,34 @@ def test_aedat4_stream_of_a_file_cut_short_says_so(tmp_path):
     assert info.value.offset < size // 2
     events = np.concatenate(got)
     assert 500 <= len(events) < N and same_events(events, _events()[:len(events)])
+
+
+@pytest.mark.parametrize("fmt", ["aedat2", "aedat31"])
+@pytest.mark.parametrize("keep", [0.5, 0.2])
+def test_legacy_aedat_streams_of_a_file_cut_short_say_so(tmp_path, fmt, keep):
+    """AEDAT 2.0 used to end quietly with part of the events (or fail with an IndexError on an empty
+    read) when the file shrank under it; AEDAT 3.1 reported a cut packet header. Both now hand over
+    what is still there, then raise TruncatedFileError saying the file shrank."""
+    from eventclip.io.aedat_legacy import Aedat2Reader, Aedat31Reader
+    from tests.test_io_aedat_legacy import AEDAT2_HEADER, AEDAT31_HEADER, aedat2_body, aedat31_packet
+
+    rng = np.random.default_rng(5)
+    events = make_events(rng.integers(0, 128, N), rng.integers(0, 128, N), rng.integers(0, 2, N),
+                         np.sort(rng.integers(0, 1_000_000, N)))
+    path = tmp_path / "rec.aedat"
+    if fmt == "aedat2":
+        path.write_bytes(AEDAT2_HEADER + aedat2_body(events))
+        reader = Aedat2Reader(path, block_events=500)
+    else:
+        path.write_bytes(AEDAT31_HEADER + b"".join(aedat31_packet(events[i:i + 500]) for i in range(0, N, 500)))
+        reader = Aedat31Reader(path)
+    size = path.stat().st_size
+    got = []
+    with pytest.raises(TruncatedFileError, match="shrank") as info, reader:
+        for chunk in reader:
+            got.append(chunk)
+            if len(got) == 1:
+                os.truncate(path, int(size * keep))
+    handed = np.concatenate(got)
+    assert len(handed) >= 500 and same_events(handed, events[:len(handed)])
+    assert info.value.offset <= int(size * keep)

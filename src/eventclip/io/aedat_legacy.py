@@ -34,7 +34,13 @@ import numpy as np
 
 from eventclip.events import EVENT_DTYPE, Geometry
 from eventclip.io.base import EventReader, FormatSpec, PathLike, register_format
-from eventclip.io.errors import EventFormatError, GeometryError, TruncatedFileError, UnsupportedFeatureError
+from eventclip.io.errors import (
+    EventFormatError,
+    GeometryError,
+    TruncatedFileError,
+    UnsupportedFeatureError,
+    file_shrank,
+)
 from eventclip.io.plain import checked_blocks
 
 AEDAT2_MAGIC = b"#!AER-DAT2.0"
@@ -123,6 +129,8 @@ class Aedat2Reader(EventReader):
                 n = min(self.block_events, self._count - done)
                 rec = np.fromfile(fh, dtype=rec_dtype, count=n)
                 base = self._data_offset + done * 8
+                if not len(rec):
+                    raise file_shrank(self.path, base)
                 a = rec["a"]
                 raw_t = rec["t"].astype(np.int64)
                 # Unwrap 32-bit time: a drop of more than 2**31 µs is a wrap, not disorder.
@@ -144,6 +152,8 @@ class Aedat2Reader(EventReader):
                                           lambda i, b=base, k=keep: b + int(k[i]) * 8)
                 if len(ev):
                     last_t = int(ev["t"][-1])
+                if len(rec) < n:
+                    raise file_shrank(self.path, base + len(rec) * 8)
                 done += n
 
 
@@ -191,6 +201,8 @@ class Aedat31Reader(EventReader):
             while pos < self._size:
                 head = fh.read(PACKET_HEADER.size)
                 if len(head) < PACKET_HEADER.size:
+                    if pos + PACKET_HEADER.size <= self._size:  # it was there when the file was opened
+                        raise file_shrank(path, pos + len(head))
                     raise TruncatedFileError("file ends inside a 28-byte packet header", path, pos)
                 etype, esource, esize, ts_offset, ts_overflow, capacity, number, valid = PACKET_HEADER.unpack(head)
                 if esize <= 0 or capacity < 0 or number < 0 or number > capacity or valid > number or valid < 0:
@@ -217,7 +229,7 @@ class Aedat31Reader(EventReader):
                         f"polarity packet has eventSize {esize} / eventTSOffset {ts_offset} (expected 8 / 4)", path, pos
                     )
                 rec = np.fromfile(fh, dtype=pol_dtype, count=number)
-                if number < capacity:
+                if number < capacity and len(rec) == number:
                     fh.seek((capacity - number) * esize, os.SEEK_CUR)
                 data = rec["data"]
                 is_valid = (data & 1) != 0
@@ -237,6 +249,8 @@ class Aedat31Reader(EventReader):
                                           lambda i, b=data_at, k=keep: b + int(k[i]) * 8, x=x, y=y, negative=ts < 0)
                 if len(ev):
                     last_t = int(ev["t"][-1])
+                if len(rec) < number:
+                    raise file_shrank(path, data_at + len(rec) * 8)
                 pos = data_at + nbytes
 
 
