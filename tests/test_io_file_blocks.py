@@ -186,3 +186,33 @@ def test_legacy_aedat_streams_of_a_file_cut_short_say_so(tmp_path, fmt, keep):
     handed = np.concatenate(got)
     assert len(handed) >= 500 and same_events(handed, events[:len(handed)])
     assert info.value.offset <= int(size * keep)
+
+
+@pytest.mark.parametrize("chunks", [None, (700,)])
+def test_hdf5_stream_of_a_file_cut_short_hands_over_whole_events_then_says_so(tmp_path, monkeypatch, chunks):
+    """HDF5 reads the missing bytes of a truncated file as zeros: they used to surface as an event
+    'earlier than the event before it'. Now every event still whole in the file (to the event when
+    contiguous, to the chunk when chunked) is handed over, then TruncatedFileError."""
+    h5py = pytest.importorskip("h5py")
+    import eventclip.io.hdf5 as hdf5
+    from eventclip.events import EVENT_DTYPE
+
+    monkeypatch.setattr(hdf5, "BLOCK_EVENTS", 1000)
+    path = tmp_path / "rec.hdf5"
+    with h5py.File(path, "w") as f:
+        f.attrs["width"], f.attrs["height"] = 304, 240
+        events = f.create_group("CD").create_dataset("events", data=_events().astype(EVENT_DTYPE), chunks=chunks)
+        data_at = events.id.get_offset() if chunks is None else None
+    size = path.stat().st_size
+    got = []
+    with pytest.raises(TruncatedFileError, match="shrank"), open_events(path) as stream:
+        for chunk in stream:
+            got.append(chunk.events)
+            if len(got) == 1:
+                os.truncate(path, size // 2)
+    handed = np.concatenate(got)
+    assert same_events(handed, _events()[:len(handed)])
+    if chunks is None:  # every whole 16-byte event before the cut
+        assert len(handed) == (size // 2 - data_at) // 16
+    else:
+        assert len(handed) % 700 == 0 and len(handed) >= 1000

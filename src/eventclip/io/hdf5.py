@@ -11,6 +11,7 @@ an UnsupportedFeatureError that says how to install the codec. Needs the ``hdf5`
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from eventclip.events import EVENT_DTYPE, Geometry
 from eventclip.io import _hdf5_kernels as K
 from eventclip.io._raw_header import RawHeader
 from eventclip.io.base import EventReader, FormatSpec, PathLike, register_format
-from eventclip.io.errors import EventFormatError, GeometryError, UnsupportedFeatureError
+from eventclip.io.errors import EventFormatError, GeometryError, UnsupportedFeatureError, file_shrank
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 ECF_FILTER_ID = 36559
@@ -50,6 +51,7 @@ class Hdf5Reader(EventReader):
         h5py = require("h5py", "hdf5", "reading HDF5 event files")
         if available("hdf5plugin"):
             require("hdf5plugin", "hdf5")  # registers the common compression filters with HDF5
+        self._size = os.stat(self.path).st_size
         try:
             self._file = h5py.File(self.path, "r")
         except _H5_ERRORS as exc:
@@ -155,17 +157,41 @@ class Hdf5Reader(EventReader):
         for start in range(0, n, BLOCK_EVENTS):
             yield start, min(n, start + BLOCK_EVENTS)
 
+    def _present(self, start: int, stop: int, size: int) -> int:
+        """How many of events ``start:stop`` still lie whole in the file, now ``size`` bytes long.
+
+        Why: HDF5 reads the missing bytes of a file that another process truncated as zeros, which
+        would otherwise pass for events (or surface as events going back in time). Contiguous data
+        is counted to the event; chunked data to the first chunk that no longer ends in the file."""
+        ds = self._ds.id
+        if self._ds.chunks is None:
+            offset = ds.get_offset()
+            if offset is None:  # never written: HDF5 returns the fill value, nothing to lose
+                return stop - start
+            return min(stop - start, max(0, (size - offset) // ds.get_type().get_size() - start))
+        step = self._ds.chunks[0]
+        for first in range(start - start % step, stop, step):
+            info = ds.get_chunk_info_by_coord((first,))
+            if info.byte_offset is not None and info.byte_offset + info.size > size:
+                return max(0, first - start)
+        return stop - start
+
     def __iter__(self) -> Iterator[np.ndarray]:
         """Blocks of ``BLOCK_EVENTS`` events; at a bad event the valid ones before it are yielded,
-        then the error is raised."""
+        then the error is raised. The file's size is checked before each block: if it shrank, the
+        events still whole in it are handed over, then TruncatedFileError (see ``_present``)."""
         last_t = np.iinfo(np.int64).min
         for start, stop in self._spans():
+            size = os.stat(self.path).st_size
+            shrank = None
+            if size < self._size and (whole := self._present(start, stop, size)) < stop - start:
+                shrank, stop = file_shrank(self.path, size), start + whole
             out = np.empty(stop - start, dtype=EVENT_DTYPE)
             valid, error = self._fill(out, start, last_t)
             if valid:
                 yield out[:valid]
-            if error is not None:
-                raise error
+            if error is not None or shrank is not None:
+                raise error or shrank
             if len(out):
                 last_t = int(out["t"][-1])
 
