@@ -216,3 +216,20 @@ def test_hdf5_stream_of_a_file_cut_short_hands_over_whole_events_then_says_so(tm
         assert len(handed) == (size // 2 - data_at) // 16
     else:
         assert len(handed) % 700 == 0 and len(handed) >= 1000
+
+
+def test_hdf5_whole_read_of_a_file_cut_short_returns_nothing_and_says_so(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    from eventclip.events import EVENT_DTYPE
+    from eventclip.io.hdf5 import Hdf5Reader
+
+    path = tmp_path / "rec.hdf5"
+    with h5py.File(path, "w") as f:
+        f.attrs["width"], f.attrs["height"] = 304, 240
+        f.create_group("CD").create_dataset("events", data=_events().astype(EVENT_DTYPE))
+    with Hdf5Reader(path) as reader:
+        assert same_events(reader.read_all(), _events())
+        os.truncate(path, path.stat().st_size // 2)
+        with pytest.raises(TruncatedFileError, match="shrank .*nothing was returned") as info:
+            reader.read_all()
+    assert info.value.offset == path.stat().st_size

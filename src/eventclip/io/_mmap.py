@@ -45,7 +45,7 @@ def map_words(path: Path, dtype: np.dtype | str, offset: int, count: int, shape:
         return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape)
     out = np.fromfile(path, dtype=dtype, count=count, offset=offset)
     if len(out) < count:
-        raise file_shrank(path, offset + len(out) * dtype.itemsize)
+        raise file_shrank(path, offset + len(out) * dtype.itemsize, streamed=False)
     return out.reshape(shape)
 
 

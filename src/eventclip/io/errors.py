@@ -34,15 +34,18 @@ class TruncatedFileError(EventFormatError):
     """The file ends in the middle of a record or a header."""
 
 
-def file_shrank(path: str | os.PathLike, offset: int) -> TruncatedFileError:
+def file_shrank(path: str | os.PathLike, offset: int, streamed: bool = True) -> TruncatedFileError:
     """The error for a file that is shorter than when it was opened (another process truncated or
-    rewrote it while it was read); ``offset`` is where the missing data starts."""
+    rewrote it while it was read); ``offset`` is where the missing data starts. ``streamed``: the
+    events before it were handed over (a stream), else nothing was returned (a whole-file read)."""
     try:
         size = f"to {os.stat(path).st_size} bytes "
     except OSError:
         size = ""
+    outcome = ("the events before this offset were handed over" if streamed
+               else "nothing was returned; read the file again once it is complete")
     return TruncatedFileError(f"the file shrank {size}while being read (another process truncated or rewrote it); "
-                              "the events before this offset were handed over", path, offset)
+                              f"{outcome}", path, offset)
 
 
 class GeometryError(EventFormatError):

@@ -22,7 +22,13 @@ from eventclip.events import EVENT_DTYPE, Geometry
 from eventclip.io import _hdf5_kernels as K
 from eventclip.io._raw_header import RawHeader
 from eventclip.io.base import EventReader, FormatSpec, PathLike, register_format
-from eventclip.io.errors import EventFormatError, GeometryError, UnsupportedFeatureError, file_shrank
+from eventclip.io.errors import (
+    EventFormatError,
+    GeometryError,
+    TruncatedFileError,
+    UnsupportedFeatureError,
+    file_shrank,
+)
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 ECF_FILTER_ID = 36559
@@ -176,16 +182,21 @@ class Hdf5Reader(EventReader):
                 return max(0, first - start)
         return stop - start
 
+    def _cut(self, start: int, stop: int, streamed: bool = True) -> tuple[int, TruncatedFileError | None]:
+        """``(stop, None)`` while the file is as long as when opened; else how far events ``start:stop``
+        are still whole (see ``_present``) and the error to raise after them."""
+        size = os.stat(self.path).st_size
+        if size < self._size and (whole := self._present(start, stop, size)) < stop - start:
+            return start + whole, file_shrank(self.path, size, streamed)
+        return stop, None
+
     def __iter__(self) -> Iterator[np.ndarray]:
         """Blocks of ``BLOCK_EVENTS`` events; at a bad event the valid ones before it are yielded,
         then the error is raised. The file's size is checked before each block: if it shrank, the
         events still whole in it are handed over, then TruncatedFileError (see ``_present``)."""
         last_t = np.iinfo(np.int64).min
         for start, stop in self._spans():
-            size = os.stat(self.path).st_size
-            shrank = None
-            if size < self._size and (whole := self._present(start, stop, size)) < stop - start:
-                shrank, stop = file_shrank(self.path, size), start + whole
+            stop, shrank = self._cut(start, stop)
             out = np.empty(stop - start, dtype=EVENT_DTYPE)
             valid, error = self._fill(out, start, last_t)
             if valid:
@@ -196,13 +207,15 @@ class Hdf5Reader(EventReader):
                 last_t = int(out["t"][-1])
 
     def read_all(self) -> np.ndarray:
-        """The whole dataset read into one preallocated array (no concatenation)."""
+        """The whole dataset read into one preallocated array (no concatenation); a file that shrank
+        while read raises TruncatedFileError (nothing partial is returned)."""
         out = np.empty(self._ds.shape[0], dtype=EVENT_DTYPE)
         last_t = np.iinfo(np.int64).min
         for start, stop in self._spans():
-            _, error = self._fill(out[start:stop], start, last_t)
-            if error is not None:
-                raise error
+            whole, shrank = self._cut(start, stop, streamed=False)
+            _, error = self._fill(out[start:whole], start, last_t)
+            if error is not None or shrank is not None:
+                raise error or shrank
             if stop > start:
                 last_t = int(out["t"][stop - 1])
         return out
