@@ -57,20 +57,6 @@ def _advance_high(cur_abs, new_low_bits, nbits):
     return base + new_low_bits
 
 
-_GUARD = np.int64(1) << 20
-_GUARDS = (_GUARD << 32) | _GUARD
-
-
-@njit(nogil=True, cache=True, inline="always")
-def _swar_limits(width, height):
-    """``((width - 1 + G) << 32) | (height - 1 + G)`` with guard bit G = 2^20, for ``_swar_inside``.
-
-    Subtracting ``(x << 32) | y`` (x, y < 2^11) from it never borrows across the halves, and bit 20
-    of each half stays set exactly when the coordinate is inside, so one AND per word accumulates
-    both geometry checks of a whole run."""
-    return ((np.int64(width) - 1 + _GUARD) << 32) | (np.int64(height) - 1 + _GUARD)
-
-
 _LANE_GUARDS = np.int64(0x80008000)
 _EVT2_TILE = 64
 
@@ -91,7 +77,8 @@ def _lane_limits(width, height):
 def _evt2_cd_prefix(words, i, length):
     """How many of ``words[i:i + length]`` come before the first non-CD word (``length`` if none).
 
-    A min-reduction with no early exit, so that LLVM turns it into vector compares."""
+    An OR over the words, then (only when another word is among them) a min-reduction: loops with
+    no early exit, so that LLVM turns them into vector operations."""
     m = np.uint32(0)
     for j in range(length):
         m |= words[np.uint64(i + j)]
