@@ -61,8 +61,7 @@ def file_blocks(path: Path, dtype: np.dtype, offset: int, count: int, block: int
     record = dtype.itemsize * max(width, 1)
     tail = (width,) if width else ()
     with open(path, "rb") as fh:
-        mapped = np.memmap(fh, dtype=dtype, mode="r", offset=offset, shape=(count, *tail)) \
-            if USE_MAP and count else None
+        mapped = map_open(fh, dtype, offset, (count, *tail))
         for first in range(0, count, block):
             n = min(block, count - first)
             start = offset + first * record
@@ -71,6 +70,13 @@ def file_blocks(path: Path, dtype: np.dtype, offset: int, count: int, block: int
                 yield first, mapped[first:first + whole] if mapped is not None else _read(fh, start, whole, dtype, tail)
             if whole < n:
                 raise file_shrank(path, start + whole * record)
+
+
+def map_open(fh: BinaryIO, dtype: np.dtype, offset: int, shape: tuple[int, ...]) -> np.ndarray | None:
+    """A read-only map of ``shape`` items of ``dtype`` from byte ``offset`` of the open file, or None when
+    maps are off (:data:`USE_MAP`) or there is nothing to map. Streams check :func:`records_present`
+    before touching a block of it."""
+    return np.memmap(fh, dtype=dtype, mode="r", offset=offset, shape=shape) if USE_MAP and shape[0] else None
 
 
 def records_present(fh: BinaryIO, start: int, n: int, record: int) -> int:

@@ -40,8 +40,7 @@ import numpy as np
 
 from eventclip.events import EVENT_DTYPE, Geometry, as_events
 from eventclip.io import _evt_kernels as K
-from eventclip.io import _mmap
-from eventclip.io._mmap import map_words, records_present
+from eventclip.io._mmap import map_open, map_words, records_present
 from eventclip.io._raw_header import RawHeader, format_header, parse_header, read_header, resolve_geometry
 from eventclip.io.base import EventReader, EventWriter, FormatSpec, PathLike, register_format
 from eventclip.io.errors import EventFormatError, GeometryError, TruncatedFileError, file_shrank
@@ -544,8 +543,7 @@ class _RawReader(EventReader):
         state = K.new_decoder_state()
         pool = _outputs()
         with self.path.open("rb") as fh:
-            mapped = np.memmap(fh, dtype=self.word_dtype, mode="r", offset=start, shape=(n_words,)) \
-                if _mmap.USE_MAP and n_words else None
+            mapped = map_open(fh, self.word_dtype, start, (n_words,))
             bufs = [np.empty(0 if mapped is not None else min(block_words, n_words), dtype=self.word_dtype)
                     for _ in range(2)]
             fh.seek(start)
