@@ -50,11 +50,14 @@ def test_map_has_the_frame_shape_and_is_non_negative(tiny):
     events = make_events(rng.integers(0, 48, n), rng.integers(0, 32, n), rng.integers(0, 2, n), np.arange(n))
     prompts = PromptSet(classes=["cat", "dog", "car"])
     exp = explain_events(tiny, events, geometry, prompts, top_k=3)
-    assert exp.relevance.shape == exp.frame.shape == (32, 48)
+    assert exp.relevance.shape == exp.frame.shape == (32, 32)  # counted on the model's 32 px grid
     assert exp.relevance.min() >= 0 and exp.relevance.max() == pytest.approx(1.0)
     assert [lab for lab, _ in exp.labels][0] == exp.target and len(exp.labels) == 3
     other = explain_events(tiny, events, geometry, prompts, target="car")
-    assert other.target == "car" and other.relevance.shape == (32, 48)
+    assert other.target == "car" and other.relevance.shape == (32, 32)
+    sensor_model = EventClip.from_clip(TINY_CONFIG, seed=0, representation={"count_at": "sensor"}).eval()
+    at_sensor = explain_events(sensor_model, events, geometry, prompts)
+    assert at_sensor.relevance.shape == at_sensor.frame.shape == (32, 48)
     with pytest.raises(ExplainError, match="bird"):
         explain_events(tiny, events, geometry, prompts, target="bird")
 

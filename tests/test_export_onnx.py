@@ -101,9 +101,10 @@ def test_fused_graph_equals_frames_pipeline(bundle, package):
     model = EventClip.from_pretrained(package)
     windows, geometry = recording_windows(recording(REC), 33_000, max_windows=3)
     events, offsets = stack_windows(windows)
-    counts = count_events(events, geometry, offsets, per_polarity=True).astype(np.float32)
-    emb, logits = ort.InferenceSession(str(bundle.root / "fused.onnx")).run(None, {"counts": counts})
     rep = model.representation.model_copy(update={"input_size": model.input_size})
+    counts = count_events(events, geometry, offsets, per_polarity=True, grid=rep.grid(geometry)).astype(np.float32)
+    assert list(counts.shape[1:]) == bundle.manifest["fused"]["counts_shape"]
+    emb, logits = ort.InferenceSession(str(bundle.root / "fused.onnx")).run(None, {"counts": counts})
     with torch.no_grad():
         want = model.encode_frames(torch.from_numpy(rep(windows, geometry))).numpy()
         text = model.encode_text(PROMPTS).numpy()
@@ -199,7 +200,8 @@ def test_fused_head_from_prompts_yaml_uses_ensembled_classes(package, tmp_path):
 
     windows, geometry = recording_windows(recording(REC), 33_000, max_windows=2)
     events, offsets = stack_windows(windows)
-    counts = count_events(events, geometry, offsets, per_polarity=True).astype(np.float32)
+    grid = model.representation.grid(geometry)
+    counts = count_events(events, geometry, offsets, per_polarity=True, grid=grid).astype(np.float32)
     emb, logits = ort.InferenceSession(str(result.root / "fused.onnx")).run(None, {"counts": counts})
     assert logits.shape == (2, len(want.labels))
     np.testing.assert_allclose(logits, model.card.logit_multiplier * emb @ want.classes.T, atol=1e-3)

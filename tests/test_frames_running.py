@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from eventclip.events import Geometry, make_events
 from eventclip.frames.accumulate import count_events, frames_from_counts
 from eventclip.frames.errors import EventOutsideGeometryError, FramesError
+from eventclip.frames.grid import model_grid
 from eventclip.frames.running import RunningCounts
 from eventclip.frames.windows import CountWindower, DurationWindower, SlidingWindower
 
@@ -27,8 +28,8 @@ def _stream(n: int, seed: int, gap_at: int | None = None) -> np.ndarray:
     return make_events(rng.integers(0, GEOM.width, n), rng.integers(0, GEOM.height, n), rng.integers(0, 2, n), t)
 
 
-def _run(windower, ev, cuts, per_polarity, t_end_every=False):
-    running = RunningCounts(windower, GEOM, per_polarity=per_polarity)
+def _run(windower, ev, cuts, per_polarity, t_end_every=False, grid=None):
+    running = RunningCounts(windower, GEOM, per_polarity=per_polarity, grid=grid)
     edges = [0, *sorted(c % (len(ev) + 1) for c in cuts), len(ev)]
     pairs = []
     for a, b in pairwise(edges):
@@ -47,16 +48,19 @@ def _run(windower, ev, cuts, per_polarity, t_end_every=False):
 @settings(max_examples=50, deadline=None)
 @given(n=st.integers(0, 300), seed=st.integers(0, 10**6), cuts=st.lists(st.integers(0, 10**6), max_size=10),
        per_polarity=st.booleans(), sliding=st.booleans(), gap=st.one_of(st.none(), st.integers(0, 300)),
-       t_end_every=st.booleans())
-def test_running_counts_equal_counts_of_each_closed_window(n, seed, cuts, per_polarity, sliding, gap, t_end_every):
+       t_end_every=st.booleans(), fit=st.sampled_from([None, "letterbox", "crop", "stretch"]))
+def test_running_counts_equal_counts_of_each_closed_window(n, seed, cuts, per_polarity, sliding, gap, t_end_every,
+                                                           fit):
+    """Also on a model grid (``fit`` set): counts kept while open equal the grid counts of the window."""
     ev = _stream(n, seed, gap)
     windower = SlidingWindower(3_000, 1_000) if sliding else DurationWindower(2_500)
-    pairs, running = _run(windower, ev, cuts, per_polarity, t_end_every)
+    grid = None if fit is None else model_grid(GEOM, 8, fit)
+    pairs, running = _run(windower, ev, cuts, per_polarity, t_end_every, grid)
     for w, counts in pairs:
-        want = count_events(w.events, GEOM, per_polarity=per_polarity)[0]
+        want = count_events(w.events, GEOM, per_polarity=per_polarity, grid=grid)[0]
         assert counts.dtype == np.uint32 and np.array_equal(counts, want), (w.t_start, w.t_end)
     assert running.open_windows == 0
-    if not sliding:
+    if not sliding and fit in (None, "letterbox", "stretch"):  # crop drops the sides
         assert sum(int(c.sum()) for _, c in pairs) == n
 
 
@@ -65,18 +69,23 @@ def test_frames_from_running_counts_equal_event_frames():
 
     ev = _stream(2_000, 3)
     for variant in ("paper", "authors", "polarity"):
-        rep = Representation(variant=variant, window_us=2_500, input_size=16)
-        pairs, _ = _run(DurationWindower(2_500), ev, list(range(0, 2_000, 77)), variant != "paper")
-        counts = np.stack([c for _, c in pairs])
-        want = rep.frames([w.parts for w, _ in pairs], GEOM)
-        assert np.array_equal(rep.frames_from_counts(counts, GEOM), want)
+        for count_at in ("model", "sensor"):
+            rep = Representation(variant=variant, window_us=2_500, input_size=16, count_at=count_at,
+                                 clip_nonzero_mean=variant == "authors")
+            pairs, _ = _run(DurationWindower(2_500), ev, list(range(0, 2_000, 77)), variant != "paper",
+                            grid=rep.grid(GEOM))
+            counts = np.stack([c for _, c in pairs])
+            want = rep.frames([w.parts for w, _ in pairs], GEOM)
+            assert want.shape[-2:] == ((16, 16) if count_at == "model" else GEOM.shape)
+            assert np.array_equal(rep.frames_from_counts(counts, GEOM), want)
 
 
-def test_event_outside_geometry_is_reported_by_add():
+@pytest.mark.parametrize("on_grid", [False, True])
+def test_event_outside_geometry_is_reported_by_add(on_grid):
     ev = _stream(50, 4)
     ev["y"][30] = GEOM.height
     w = DurationWindower(2_500)
-    running = RunningCounts(w, GEOM)
+    running = RunningCounts(w, GEOM, grid=model_grid(GEOM, 8) if on_grid else None)
     w.push(ev)
     with pytest.raises(EventOutsideGeometryError) as info:
         running.add(ev)

@@ -8,6 +8,7 @@ import pytest
 import torch
 from open_clip.model import CLIP
 
+from eventclip.frames.preprocess import Representation
 from eventclip.model.errors import CheckpointError
 from eventclip.model.loaders import load_checkpoint
 
@@ -97,6 +98,8 @@ def test_authors_checkpoint_layout(tmp_path, clip):
     model = load_checkpoint(tmp_path / "vitb.pt")
     assert model.card.preprocessing_variant == "authors" and "(authors)" in model.card.source
     assert model.card.representation["variant"] == "authors" and model.representation.input_size == 32
+    # Their preprocessing, selected by the import: stretch onto the grid, count there, no CLIP mean/std.
+    assert model.representation == Representation.authors(input_size=32)
     ref = clip.state_dict()
     for k, v in model.image_encoder.state_dict().items():
         assert torch.equal(v, ref[f"visual.{k}"]), k

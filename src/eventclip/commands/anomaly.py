@@ -28,7 +28,6 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from eventclip.errors import ConfigError
-    from eventclip.frames.preprocess import Representation
     from eventclip.model.card import ModelCard
     from eventclip.model.classify import ANOMALY_HEAD, embed_file, open_encoder
     from eventclip.model.heads import ReferenceAnomaly
@@ -37,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     if args.k < 1:
         raise ConfigError(f"--k must be >= 1, got {args.k}")
     card = ModelCard.read(args.model)
-    rep = Representation(**card.representation) if card.representation else Representation(input_size=card.input_size)
+    rep = card.representation_model()
     window_us = args.window_us or rep.window_us
     if window_us <= 0:
         raise ConfigError(f"--window-us must be > 0 µs, got {window_us}")

@@ -54,8 +54,9 @@ def run(args: argparse.Namespace) -> int:
     card = ModelCard.read(args.model)
     encoder = open_encoder(args.model, args.backend)
     classifier = build_classifier(args.model, encoder, prompts, head=args.head, top_k=args.top_k,
-                                  use_bank=not args.no_bank, ema_alpha=args.ema, cache_dir=args.cache_dir)
-    window_us = args.window_us or int((card.representation or {}).get("window_us", 33_000))
+                                  use_bank=not args.no_bank, ema_alpha=args.ema, cache_dir=args.cache_dir,
+                                  watch_blank=str(args.path))
+    window_us = args.window_us or card.representation_model().window_us
     if not args.json:
         print(f"{'t_start_us':>12} {'t_end_us':>12} {'events':>8}  labels")
     for result in classify_file(args.path, classifier, window_us, args.batch, **open_kw):

@@ -37,7 +37,6 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from eventclip.errors import ConfigError
-    from eventclip.frames.preprocess import Representation
     from eventclip.model.card import ModelCard
     from eventclip.model.classify import as_numpy, embed_file, open_encoder
     from eventclip.model.heads import LinearProbe, TipAdapter
@@ -49,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     if not classes:
         raise ConfigError(f"{support}: needs one sub-folder of recordings per class; found none")
     card = ModelCard.read(args.model)
-    rep = Representation(**card.representation) if card.representation else Representation(input_size=card.input_size)
+    rep = card.representation_model()
     window_us = args.window_us or rep.window_us
     labels = [d.name for d in classes]
     prompts = load_prompts(args.prompts) if args.prompts else PromptSet(classes=labels)

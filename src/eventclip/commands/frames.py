@@ -18,6 +18,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--variant", choices=("paper", "authors", "polarity"), default="paper")
     p.add_argument("--clip-percentile", type=float, default=None, help="clip hot pixels at this percentile")
     p.add_argument("--model-view", action="store_true", help="write the letterboxed input_size x input_size view")
+    p.add_argument("--count-at", choices=("model", "sensor"), default="model",
+                   help="with --model-view: count events on the model's grid (default) or at sensor resolution "
+                   "and then resize (docs/frames.md)")
     p.add_argument("--input-size", type=int, default=224, help="model resolution for --model-view (pixels)")
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many windows")
     p.add_argument("--geometry", default=None, help="WIDTHxHEIGHT when the file does not say")
@@ -36,8 +39,9 @@ def run(args: argparse.Namespace) -> int:
     from eventclip.io import open_events
 
     try:
+        # The sensor-size preview counts at sensor resolution; the model view counts as asked.
         rep = Representation(variant=args.variant, window_us=args.window_us, clip_percentile=args.clip_percentile,
-                             input_size=args.input_size)
+                             input_size=args.input_size, count_at=args.count_at if args.model_view else "sensor")
     except pydantic.ValidationError as exc:
         raise ConfigError(f"invalid option: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}") from exc
     geometry = None

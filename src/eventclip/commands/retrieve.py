@@ -90,7 +90,6 @@ def _embed(modality: str, inputs: list[str], args) -> tuple:
 
     from eventclip.errors import ConfigError
     from eventclip.eval.datasets import EventSlice
-    from eventclip.frames.preprocess import Representation
     from eventclip.model.card import ModelCard
     from eventclip.model.classify import open_encoder
     from eventclip.retrieval import encoders
@@ -99,8 +98,7 @@ def _embed(modality: str, inputs: list[str], args) -> tuple:
     card = ModelCard.read(Path(model))
     meta = {"model": str(Path(model).resolve()), "model_hash": card.model_hash}
     if modality == "event":
-        rep = (Representation(**card.representation) if card.representation
-               else Representation(input_size=card.input_size))
+        rep = card.representation_model()
         files = _event_files(inputs)
         window = args.window_us or rep.window_us
         emb = encoders.embed_event_files(files, open_encoder(model, args.backend), rep,
@@ -179,7 +177,6 @@ def run_eval(args: argparse.Namespace) -> int:
     from eventclip.eval.datasets import EventSlice, load_dataset
     from eventclip.eval.protocols import class_text_embeddings, embed_samples
     from eventclip.eval.report import write_json
-    from eventclip.frames.preprocess import Representation
     from eventclip.model.card import ModelCard
     from eventclip.model.classify import open_encoder
     from eventclip.model.clip import EventClip
@@ -188,7 +185,7 @@ def run_eval(args: argparse.Namespace) -> int:
     from eventclip.train.data import PROMPT_TEMPLATES
 
     card = ModelCard.read(Path(args.model))
-    rep = Representation(**card.representation) if card.representation else Representation(input_size=card.input_size)
+    rep = card.representation_model()
     ds = _subset(load_dataset("folder", args.root), card, args.subset)
     samples = {"test": ds.test, "train": ds.train, "all": ds.train + ds.test}[args.split]
     encoder = open_encoder(args.model, "torch")

@@ -20,6 +20,7 @@ import numpy as np
 from eventclip.daemon.config import DaemonConfig
 from eventclip.daemon.notify import Notifier
 from eventclip.events import Geometry
+from eventclip.frames.quality import BlankWatch
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ class ClassifierEngine:
         self.prompts_path = Path(prompts_path)
         self.classifier = self._build(self.prompts_path)
         self.window_us: int = int(self.classifier.representation.window_us)
+        self.blank = BlankWatch(self.classifier.representation, "eventclipd")
         device = str(getattr(encoder, "device", "cpu"))
         self.frames_device: str | None = None
         self._tensor_input = getattr(encoder, "name", "") in ("torch", "tensorrt")
@@ -54,7 +56,7 @@ class ClassifierEngine:
         return build_classifier(self.package, self.encoder, load_prompts(path), top_k=self.top_k, head=self.head,
                                 ema_alpha=self.anomaly_ema)
 
-    def model_input(self, windows: Sequence[Any], geometry: Geometry) -> Any:
+    def model_input(self, windows: Sequence[Any], geometry: Geometry, watch: bool = True) -> Any:
         """(B, 3, S, S) float32 frames of a micro-batch, by the model card's representation.
 
         numpy on the CPU path; a torch tensor on the encoder's device on the torch/CUDA path (one
@@ -62,11 +64,15 @@ class ClassifierEngine:
         """
         rep = self.classifier.representation
         if self.frames_device is None:
-            return rep([w.parts for w in windows], geometry)
-        from eventclip.frames.accumulate import stack_windows
+            x = rep([w.parts for w in windows], geometry)
+        else:
+            from eventclip.frames.accumulate import stack_windows
 
-        events, offsets = stack_windows([w.parts for w in windows])
-        return rep.model_input_torch(rep.frames_torch(events, geometry, offsets, device=self.frames_device))
+            events, offsets = stack_windows([w.parts for w in windows])
+            x = rep.model_input_torch(rep.frames_torch(events, geometry, offsets, device=self.frames_device))
+        if watch:
+            self.blank.check(x, [w.n_events for w in windows])
+        return x
 
     def running_counts(self, windower: Any, geometry: Geometry) -> Any:
         """A :class:`~eventclip.frames.running.RunningCounts` that counts windows while they are open,
@@ -76,12 +82,16 @@ class ClassifierEngine:
 
         if self.frames_device is not None or not RunningCounts.supports(windower):
             return None
-        return RunningCounts(windower, geometry, per_polarity=self.classifier.representation.variant != "paper")
+        rep = self.classifier.representation
+        return RunningCounts(windower, geometry, per_polarity=rep.variant != "paper", grid=rep.grid(geometry))
 
     def model_input_counts(self, counts: Sequence[np.ndarray], geometry: Geometry) -> np.ndarray:
         """(B, 3, S, S) float32 encoder input from counts kept while the windows were open."""
         rep = self.classifier.representation
-        return rep.model_input(rep.frames_from_counts(np.stack(counts), geometry))
+        n_events = [int(c.sum()) for c in counts]
+        x = rep.model_input(rep.frames_from_counts(np.stack(counts), geometry))
+        self.blank.check(x, n_events)
+        return x
 
     def encode(self, x: np.ndarray) -> np.ndarray:
         """(B, D) unit embeddings from the backend."""
@@ -109,7 +119,7 @@ class ClassifierEngine:
         w, h = geometry.width - 1, geometry.height - 1
         corners = make_events(np.array([0, w, 0, w]), np.array([0, 0, h, h]), np.array([0, 1, 0, 1]), np.zeros(4, int))
         window = Window.of(0, self.window_us, corners)
-        self.classifier.results([window], self.encode(self.model_input([window], geometry)))
+        self.classifier.results([window], self.encode(self.model_input([window], geometry, watch=False)))
 
     @property
     def anomaly_threshold(self) -> float:

@@ -13,7 +13,8 @@ from eventclip.explain.relevance import ExplainError, patch_relevance, to_frame
 
 @dataclass
 class Explanation:
-    """``frame`` (H, W) as the encoder saw it before resizing (for polarity frames, ON + OFF);
+    """``frame`` (H, W) as the encoder saw it before resizing (the model's grid when the representation
+    counts there, else the sensor's; for polarity frames, ON + OFF);
     ``relevance`` (H, W) in [0, 1]; ``labels`` the top prompts (label, probability) best first;
     ``target`` the explained label and ``score`` its cosine with the event embedding."""
 

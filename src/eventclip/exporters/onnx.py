@@ -107,8 +107,10 @@ def _modules() -> dict[str, type]:
     class FusedGraph(nn.Module):
         """Raw per-polarity counts (B,2,H,W) -> frames -> model input -> embeddings and zero-shot logits.
 
-        The resize matrices are precomputed for the fixed sensor size (tracing sees tensor shapes, not
-        ints); the steps are those of ``Representation.model_input_torch``, and parity checks them.
+        H, W are the model's grid when the representation counts there (the caller counts on
+        ``Representation.grid``), else the sensor's. The resize matrices are precomputed for that
+        fixed size (tracing sees tensor shapes, not ints); the steps are those of
+        ``Representation.model_input_torch``, and parity checks them.
         """
 
         def __init__(self, encoder: nn.Module, representation: Any, height: int, width: int,
@@ -117,6 +119,7 @@ def _modules() -> dict[str, type]:
 
             super().__init__()
             self.encoder, self.variant = encoder, representation.variant
+            self.clip_nonzero_mean = representation.clip_nonzero_mean
             ry, rx = resize_matrices(height, width, representation.input_size, representation.fit)
             self.register_buffer("ry", torch.from_numpy(np.asarray(ry, dtype=np.float32)))
             self.register_buffer("rxt", torch.from_numpy(np.ascontiguousarray(np.asarray(rx, dtype=np.float32).T)))
@@ -128,7 +131,7 @@ def _modules() -> dict[str, type]:
         def forward(self, counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             from eventclip.frames.accumulate import normalise_counts_torch
 
-            f = normalise_counts_torch(counts, self.variant)
+            f = normalise_counts_torch(counts, self.variant, clip_nonzero_mean=self.clip_nonzero_mean)
             f = f if f.dim() == 4 else f[:, None]
             resized = self.ry @ (f @ self.rxt)
             if resized.shape[1] == 1:
@@ -336,12 +339,14 @@ def export_onnx(
         if rep.clip_percentile is not None or rep.roi is not None:
             raise ExportError("--fuse-head supports representations without clip_percentile and roi; crop and "
                               "clip before counting, or export without --fuse-head")
-        counts_example = torch.zeros(2, 2, geometry.height, geometry.width)
-        fused = graphs["fused"](model.event_encoder, rep, geometry.height, geometry.width, text,
-                                model.card.logit_multiplier)
-        _export(fused, counts_example, record("fused", "fused.onnx", "fp32"), ["counts"], ["embeddings", "logits"],
-                {"counts": {0: "batch"}, "embeddings": {0: "batch"}, "logits": {0: "batch"}}, opset)
-        fused_info = {"geometry": [geometry.width, geometry.height], "labels": labels, "variant": rep.variant}
+        grid = rep.grid(geometry)
+        rows, cols = grid.shape if grid is not None else geometry.shape
+        fused = graphs["fused"](model.event_encoder, rep, rows, cols, text, model.card.logit_multiplier)
+        _export(fused, torch.zeros(2, 2, rows, cols), record("fused", "fused.onnx", "fp32"), ["counts"],
+                ["embeddings", "logits"], {"counts": {0: "batch"}, "embeddings": {0: "batch"}, "logits": {0: "batch"}},
+                opset)
+        fused_info = {"geometry": [geometry.width, geometry.height], "counts_shape": [2, rows, cols],
+                      "count_at": rep.count_at, "labels": labels, "variant": rep.variant}
 
     vocab_src = Path(model.tokenizer_path)
     if not vocab_src.is_file():
@@ -396,7 +401,8 @@ def check_bundle(model: EventClip, root: Path, files: dict[str, dict[str, str]],
             from eventclip.frames.accumulate import count_events, stack_windows
 
             events, offsets = stack_windows(windows)
-            counts = count_events(events, geometry, offsets, per_polarity=True).astype(np.float32)
+            counts = count_events(events, geometry, offsets, per_polarity=True,
+                                  grid=rep.grid(geometry)).astype(np.float32)
             emb, logits = session.run(None, {"counts": counts})
             diff = float(np.abs(logits - model.card.logit_multiplier * ref @ text.T).max())
             if diff > 1e-3 * model.card.logit_multiplier:

@@ -114,3 +114,38 @@ def count_windows16(words: np.ndarray, offsets: np.ndarray, width: int, height: 
                 carry[j] += np.uint32(1)
                 wrapped = 2
     return wrapped | (1 if (acc & _SIGN_BITS) != np.uint64(0) else 0)
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def count_windows_mapped(words: np.ndarray, offsets: np.ndarray, x_lut: np.ndarray, y_lut: np.ndarray,
+                         plane: int, per_polarity: bool, counts: np.ndarray) -> bool:
+    """Add one count per event at its place on the model's grid (:mod:`eventclip.frames.grid`).
+
+    ``x_lut`` (sensor width + 1 entries) holds each sensor column's grid column, ``y_lut`` (sensor
+    height + 1) each row's grid row times the grid's width; a dropped column/row, and the extra last
+    entry (where out-of-geometry coordinates are sent), hold ``plane``, so their sum is >= ``plane``
+    and the event goes to the trash slot at index ``plane`` of its window. ``counts`` is flat uint32
+    (B*C*plane + 1,): window b's planes start at b*C*plane, and every window shares the one trash slot
+    at the end (it holds nothing meaningful). Returns True when some event lay outside the sensor.
+    Why tables instead of arithmetic: the grid is tiny (224x224 planes stay in cache), so the two
+    table loads cost less than the scatter into full-sensor counts that they replace.
+    """
+    nx = np.uint64(x_lut.shape[0] - 1)
+    ny = np.uint64(y_lut.shape[0] - 1)
+    p = np.uint64(plane)
+    channels = np.uint64(2 if per_polarity else 1)
+    on_stride = p if per_polarity else np.uint64(0)
+    trash = np.uint64(counts.shape[0] - 1)
+    outside = False
+    one = np.uint32(1)
+    for b in range(offsets.shape[0] - 1):
+        base = np.uint64(b) * channels * p
+        for i in range(np.uint64(offsets[b]), np.uint64(offsets[b + 1])):
+            w = np.uint64(words[np.uint64(2) * i])
+            x = w & _U16
+            y = (w >> np.uint64(16)) & _U16
+            outside |= (x >= nx) | (y >= ny)
+            j = np.uint64(x_lut[min(x, nx)]) + np.uint64(y_lut[min(y, ny)])
+            on = np.uint64((((w >> np.uint64(32)) - np.uint64(1)) & _U16) < np.uint64(0x7FFF))
+            counts[base + on * on_stride + j if j < p else trash] += one
+    return outside

@@ -12,12 +12,15 @@ marks where each window starts and ends: window b is ``events[offsets[b]:offsets
 ``events`` may be one array or a sequence of arrays (:data:`Events`) standing for their
 concatenation: the pieces of chunks a stream arrived in, counted in place instead of joined.
 Counts are in events per pixel; frames are (B, H, W) or, per polarity, (B, 2, H, W) with
-channel 0 = OFF (p = 0) and channel 1 = ON (p > 0). H, W are sensor pixels (or the ROI's).
+channel 0 = OFF (p = 0) and channel 1 = ON (p > 0). H, W are sensor pixels (or the ROI's), or,
+when a :class:`~eventclip.frames.grid.ModelGrid` is given (``grid=``), the model's S x S grid:
+each event is then counted at its rescaled coordinates (:mod:`eventclip.frames.grid` says why).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from functools import lru_cache
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -27,6 +30,8 @@ from eventclip.frames.errors import EventOutsideGeometryError, FramesError
 
 if TYPE_CHECKING:
     import torch
+
+    from eventclip.frames.grid import ModelGrid
 
 Variant = Literal["paper", "authors", "polarity"]
 Roi = tuple[int, int, int, int]
@@ -101,11 +106,13 @@ def _raise_outside(events: np.ndarray, geometry: Geometry) -> None:
 
 
 def count_events_reference(
-    events: Events, geometry: Geometry, offsets: np.ndarray | Sequence[int] | None = None, *, per_polarity: bool = False
+    events: Events, geometry: Geometry, offsets: np.ndarray | Sequence[int] | None = None, *,
+    per_polarity: bool = False, grid: ModelGrid | None = None,
 ) -> np.ndarray:
     """Counts per pixel for each window with ``np.bincount``: the plain-numpy definition.
 
-    Returns uint32 (B, H, W), or (B, 2, H, W) with ``per_polarity``.
+    Returns uint32 (B, H, W), or (B, 2, H, W) with ``per_polarity``; on ``grid``, (B, [2,] S, S)
+    where each event counts at its grid pixel and events of dropped columns/rows count nowhere.
     """
     events = join_events(events)
     off = _check_offsets(offsets, len(events))
@@ -113,18 +120,54 @@ def count_events_reference(
     if len(events) and ((events["x"] >= geometry.width).any() or (events["y"] >= geometry.height).any()):
         _raise_outside(events, geometry)
     channels = 2 if per_polarity else 1
-    plane = geometry.width * geometry.height
     window = np.repeat(np.arange(b, dtype=np.int64), np.diff(off))
-    index = window * (channels * plane) + events["y"].astype(np.int64) * geometry.width + events["x"]
+    on = events["p"] > 0
+    if grid is None:
+        rows, cols, x, y = geometry.height, geometry.width, events["x"].astype(np.int64), events["y"].astype(np.int64)
+    else:
+        _check_grid(grid, geometry)
+        rows = cols = grid.size
+        x, y, keep = grid.map_events(events["x"], events["y"])
+        x, y, window, on = x[keep].astype(np.int64), y[keep].astype(np.int64), window[keep], on[keep]
+    plane = rows * cols
+    index = window * (channels * plane) + y * cols + x
     if per_polarity:
-        index += (events["p"] > 0).astype(np.int64) * plane
+        index += on.astype(np.int64) * plane
     counts = np.bincount(index, minlength=b * channels * plane).astype(np.uint32)
-    shape = (b, channels, geometry.height, geometry.width) if per_polarity else (b, geometry.height, geometry.width)
-    return counts.reshape(shape)
+    return counts.reshape((b, channels, rows, cols) if per_polarity else (b, rows, cols))
+
+
+def _check_grid(grid: ModelGrid, geometry: Geometry) -> None:
+    if grid.geometry != geometry:
+        raise FramesError(f"the model grid was made for a {grid.geometry} sensor, not {geometry}; "
+                          "make it with eventclip.frames.grid.model_grid(geometry, size, fit, roi)")
+
+
+def _count_on_grid(parts: list[np.ndarray], off: np.ndarray, geometry: Geometry, grid: ModelGrid,
+                   per_polarity: bool) -> np.ndarray:
+    """:func:`count_events` on a model grid: the numba table kernel, one call per piece."""
+    from eventclip.frames import _kernels
+
+    _check_grid(grid, geometry)
+    b = len(off) - 1
+    channels = 2 if per_polarity else 1
+    plane = grid.size * grid.size
+    x_lut, y_lut = grid.kernel_tables
+    counts = np.zeros(b * channels * plane + 1, dtype=np.uint32)
+    outside = False
+    for first, local, part in _piece_windows(parts, off):
+        # The kernel's trash slot is its buffer's last entry, shared by every window it counts.
+        outside |= _kernels.count_windows_mapped(part.view(np.int64), local, x_lut, y_lut, plane, per_polarity,
+                                                 counts[first * channels * plane:])
+    if outside:
+        _raise_outside(join_events(parts), geometry)
+    shape = (b, channels, grid.size, grid.size) if per_polarity else (b, grid.size, grid.size)
+    return counts[:-1].reshape(shape)
 
 
 def count_events(
-    events: Events, geometry: Geometry, offsets: np.ndarray | Sequence[int] | None = None, *, per_polarity: bool = False
+    events: Events, geometry: Geometry, offsets: np.ndarray | Sequence[int] | None = None, *,
+    per_polarity: bool = False, grid: ModelGrid | None = None,
 ) -> np.ndarray:
     """Counts per pixel for each window with the numba kernel (same result as the reference).
 
@@ -132,10 +175,15 @@ def count_events(
     streams the events faster than a sensor produces them. Returns uint32 (B, H, W) or (B, 2, H, W).
     Per polarity, it counts into uint16 with carries (:func:`_kernels.count_windows16`). Sensors
     wider or taller than 32768 pixels (none exist) take the numpy reference instead, because the
-    kernels' branch-free geometry check is exact only up to that size.
+    kernels' branch-free geometry check is exact only up to that size. On a ``grid`` it counts each
+    event at its grid pixel (:func:`_kernels.count_windows_mapped`), at any sensor size.
     """
     from eventclip.frames import _kernels
 
+    if grid is not None:
+        parts = _pieces(events)
+        return _count_on_grid(parts, _check_offsets(offsets, sum(len(p) for p in parts)), geometry, grid,
+                              per_polarity)
     if max(geometry.width, geometry.height) > _kernels.MAX_SIDE:
         return count_events_reference(events, geometry, offsets, per_polarity=per_polarity)
     parts = _pieces(events)
@@ -221,6 +269,7 @@ def normalise_counts(
     variant: Variant = "paper",
     *,
     clip_percentile: float | None = None,
+    clip_nonzero_mean: bool = False,
 ) -> np.ndarray:
     """Turn per-pixel counts into the model's frames (float32).
 
@@ -230,6 +279,9 @@ def normalise_counts(
     the two averaged -> (B, H, W). ``polarity``: each polarity / (its max + 1) -> (B, 2, H, W).
     ``clip_percentile`` (0-100) first clips each window's (and channel's) counts at that
     percentile of its non-zero pixels, so a few hot pixels cannot squash the rest to black.
+    ``clip_nonzero_mean`` then clips each window's counts (all its channels together) at the mean of
+    its non-zero counts: the authors' ``remove_hot_pixels``, which also makes busy and quiet regions
+    look alike. Windows without events are left as they are.
     """
     _check_channels(tuple(counts.shape), variant)
     c = counts.astype(np.float32)
@@ -241,6 +293,11 @@ def normalise_counts(
             nz = plane[plane > 0]
             if nz.size:
                 np.minimum(plane, np.float32(np.percentile(nz.astype(np.float64), clip_percentile)), out=plane)
+    if clip_nonzero_mean:
+        for window in c:
+            nz = window[window > 0]
+            if nz.size:
+                np.minimum(window, np.float32(nz.mean(dtype=np.float64)), out=window)
     peak = c.max(axis=(2, 3), keepdims=True) + np.float32(1)
     c = c / peak
     if variant == "paper":
@@ -260,22 +317,46 @@ def event_frames(
     *,
     variant: Variant = "paper",
     clip_percentile: float | None = None,
+    clip_nonzero_mean: bool = False,
     hot_pixel_mask: np.ndarray | None = None,
     roi: Roi | None = None,
+    grid: ModelGrid | None = None,
     backend: Literal["numba", "numpy"] = "numba",
 ) -> np.ndarray:
     """Frames (float32) for B windows: count, mask hot pixels, crop to the ROI, then normalise.
 
     ``hot_pixel_mask`` is (H, W) bool at sensor resolution, True = ignore that pixel.
-    ``roi`` is (x, y, width, height) in sensor pixels; the frames have the ROI's size.
+    ``roi`` is (x, y, width, height) in sensor pixels; the frames have the ROI's size. On a
+    ``grid`` (which carries its own ROI, so ``roi`` must be None) events are counted at their grid
+    pixels and the frames are (B, [2,] S, S); masked pixels' events are removed before counting.
     """
     count = {"numba": count_events, "numpy": count_events_reference}.get(backend)
     if count is None:
         raise FramesError(f"unknown CPU backend {backend!r}; use 'numba' or 'numpy'")
+    if grid is not None:
+        if roi is not None:
+            raise FramesError("pass the ROI to model_grid(), not to event_frames(), when counting on a model grid")
+        if hot_pixel_mask is not None:
+            events, offsets = _drop_masked(events, geometry, offsets, hot_pixel_mask)
+        counts = count(events, geometry, offsets, per_polarity=variant != "paper", grid=grid)
+        return frames_from_counts(counts, geometry, variant=variant, clip_percentile=clip_percentile,
+                                  clip_nonzero_mean=clip_nonzero_mean, grid=grid)
     check_roi(roi, geometry)
     counts = count(events, geometry, offsets, per_polarity=variant != "paper")
     return frames_from_counts(counts, geometry, variant=variant, clip_percentile=clip_percentile,
-                              hot_pixel_mask=hot_pixel_mask, roi=roi)
+                              clip_nonzero_mean=clip_nonzero_mean, hot_pixel_mask=hot_pixel_mask, roi=roi)
+
+
+def _drop_masked(events: Events, geometry: Geometry, offsets: np.ndarray | Sequence[int] | None,
+                 mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The events not on masked pixels, and the window offsets that still fit them (one copy)."""
+    joined = join_events(events)
+    off = _check_offsets(offsets, len(joined))
+    if len(joined) and ((joined["x"] >= geometry.width).any() or (joined["y"] >= geometry.height).any()):
+        _raise_outside(joined, geometry)
+    keep = ~_check_mask(mask, geometry)[joined["y"], joined["x"]]
+    kept_before = np.concatenate([[0], np.cumsum(keep, dtype=np.int64)])
+    return joined[keep], kept_before[off]
 
 
 def frames_from_counts(
@@ -284,26 +365,36 @@ def frames_from_counts(
     *,
     variant: Variant = "paper",
     clip_percentile: float | None = None,
+    clip_nonzero_mean: bool = False,
     hot_pixel_mask: np.ndarray | None = None,
     roi: Roi | None = None,
+    grid: ModelGrid | None = None,
 ) -> np.ndarray:
-    """:func:`event_frames` from counts already made: uint32 (B, H, W) for ``paper``, (B, 2, H, W) otherwise.
+    """:func:`event_frames` from counts already made: uint32 (B, H, W) for ``paper``, (B, 2, H, W) otherwise
+    (H, W = S, S for counts made on a ``grid``, which masks and ROIs must have been applied before).
 
     For counts kept up to date while windows are open (:class:`eventclip.frames.running.RunningCounts`).
     Hot pixels are zeroed in ``counts`` itself (they are the caller's to reuse no further).
     """
+    rows, cols = grid.shape if grid is not None else (geometry.height, geometry.width)
     want = (3,) if variant == "paper" else (4,)
-    if counts.ndim not in want or counts.shape[-2:] != (geometry.height, geometry.width) or (
+    if counts.ndim not in want or counts.shape[-2:] != (rows, cols) or (
             counts.ndim == 4 and counts.shape[1] != 2):
         layout = "(B, H, W)" if variant == "paper" else "(B, 2, H, W)"
-        raise FramesError(f"variant {variant!r} needs counts shaped {layout} for {geometry}, got {counts.shape}")
-    x, y, w, h = check_roi(roi, geometry)
+        where = f"the {grid.size}x{grid.size} model grid" if grid is not None else str(geometry)
+        raise FramesError(f"variant {variant!r} needs counts shaped {layout} for {where}, got {counts.shape}")
     if counts.ndim == 3:
         counts = counts[:, None]
-    if hot_pixel_mask is not None:
-        counts[:, :, _check_mask(hot_pixel_mask, geometry)] = 0
-    counts = counts[:, :, y : y + h, x : x + w]
-    return normalise_counts(counts, variant, clip_percentile=clip_percentile)
+    if grid is not None:
+        if hot_pixel_mask is not None or roi is not None:
+            raise FramesError("counts on a model grid cannot take a hot-pixel mask or ROI afterwards; "
+                              "give the ROI to model_grid() and the mask to event_frames()")
+    else:
+        x, y, w, h = check_roi(roi, geometry)
+        if hot_pixel_mask is not None:
+            counts[:, :, _check_mask(hot_pixel_mask, geometry)] = 0
+        counts = counts[:, :, y : y + h, x : x + w]
+    return normalise_counts(counts, variant, clip_percentile=clip_percentile, clip_nonzero_mean=clip_nonzero_mean)
 
 
 def events_to_torch(events: Events, device: str | torch.device = "cpu") -> torch.Tensor:
@@ -333,13 +424,15 @@ def count_events_torch(
     per_polarity: bool = False,
     device: str | torch.device | None = None,
     check: bool = True,
+    grid: ModelGrid | None = None,
 ) -> torch.Tensor:
     """Counts per pixel for each window with torch (one ``index_add_``); float32 on the events' device.
 
     ``events`` is an event array or pieces (copied to ``device``, default CPU) or the tensor from
     :func:`events_to_torch`. Checking the geometry costs one device sync; ``check=False`` skips
     it for events the caller has already validated (the readers check x/y against the header):
-    an out-of-range event then lands in a discarded bin instead of raising.
+    an out-of-range event then lands in a discarded bin instead of raising. On a ``grid`` each event
+    counts at its grid pixel (the tables are copied to the device once per grid and device).
     """
     import torch
 
@@ -368,7 +461,18 @@ def count_events_torch(
             index=i,
         )
     window = torch.repeat_interleave(torch.arange(b, device=raw.device), off[1:] - off[:-1], output_size=n)
-    index = window * (channels * plane) + y * geometry.width + x
+    rows, cols = geometry.height, geometry.width
+    if grid is not None:
+        _check_grid(grid, geometry)
+        rows = cols = grid.size
+        plane = rows * cols
+        total = b * channels * plane
+        x_lut, y_lut = _grid_tables_torch(grid, str(raw.device))
+        pos = x_lut[x.clamp(max=geometry.width)] + y_lut[y.clamp(max=geometry.height)]
+        bad = bad | (pos >= plane)
+    else:
+        pos = y * geometry.width + x
+    index = window * (channels * plane) + pos
     if per_polarity:
         p = (word >> 32) & 0xFFFF
         index += ((p > 0) & (p < 0x8000)).to(torch.int64) * plane
@@ -377,8 +481,16 @@ def count_events_torch(
     ones = torch.ones(1, dtype=torch.int32, device=raw.device).expand(n)
     counts = torch.zeros(total + 1, dtype=torch.int32, device=raw.device).index_add_(0, index, ones)
     counts = counts[:total].to(torch.float32)
-    shape = (b, channels, geometry.height, geometry.width) if per_polarity else (b, geometry.height, geometry.width)
-    return counts.reshape(shape)
+    return counts.reshape((b, channels, rows, cols) if per_polarity else (b, rows, cols))
+
+
+@lru_cache(maxsize=16)
+def _grid_tables_torch(grid: ModelGrid, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The grid's kernel tables as int64 tensors on ``device``, so a live GPU loop copies them once."""
+    import torch
+
+    x, y = grid.kernel_tables
+    return torch.from_numpy(x.astype(np.int64)).to(device), torch.from_numpy(y.astype(np.int64)).to(device)
 
 
 def _nonzero_percentile_torch(c: torch.Tensor, percentile: float) -> torch.Tensor:
@@ -405,7 +517,8 @@ def _nonzero_percentile_torch(c: torch.Tensor, percentile: float) -> torch.Tenso
 
 
 def normalise_counts_torch(
-    counts: torch.Tensor, variant: Variant = "paper", *, clip_percentile: float | None = None
+    counts: torch.Tensor, variant: Variant = "paper", *, clip_percentile: float | None = None,
+    clip_nonzero_mean: bool = False,
 ) -> torch.Tensor:
     """Torch twin of :func:`normalise_counts` (same operations, same float32 results, same device)."""
     import torch
@@ -416,6 +529,10 @@ def normalise_counts_torch(
         c = c.sum(dim=1, keepdim=True)
     if clip_percentile is not None:
         c = torch.minimum(c, _nonzero_percentile_torch(c, clip_percentile))
+    if clip_nonzero_mean:
+        nonzero = (c > 0).sum(dim=(1, 2, 3), keepdim=True)
+        mean = c.to(torch.float64).sum(dim=(1, 2, 3), keepdim=True) / nonzero.clamp(min=1)
+        c = torch.minimum(c, torch.where(nonzero > 0, mean, torch.inf).to(torch.float32))
     peak = c.amax(dim=(2, 3), keepdim=True) + 1.0
     c = c / peak
     if variant == "paper":
@@ -435,22 +552,55 @@ def event_frames_torch(
     *,
     variant: Variant = "paper",
     clip_percentile: float | None = None,
+    clip_nonzero_mean: bool = False,
     hot_pixel_mask: np.ndarray | torch.Tensor | None = None,
     roi: Roi | None = None,
+    grid: ModelGrid | None = None,
     device: str | torch.device | None = None,
 ) -> torch.Tensor:
     """Torch twin of :func:`event_frames`; the frames stay on the events' device (no host round trip)."""
     import torch
 
-    x, y, w, h = check_roi(roi, geometry)
-    counts = count_events_torch(events, geometry, offsets, per_polarity=variant != "paper", device=device)
-    if counts.dim() == 3:
-        counts = counts[:, None]
+    mask = None
     if hot_pixel_mask is not None:
         mask = hot_pixel_mask if isinstance(hot_pixel_mask, torch.Tensor) else torch.from_numpy(
             _check_mask(hot_pixel_mask, geometry))
         if tuple(mask.shape) != geometry.shape:
             _check_mask(np.zeros(tuple(mask.shape), bool), geometry)
+    norm = {"clip_percentile": clip_percentile, "clip_nonzero_mean": clip_nonzero_mean}
+    if grid is not None:
+        if roi is not None:
+            raise FramesError("pass the ROI to model_grid(), not to event_frames_torch(), when counting on a grid")
+        if mask is not None:
+            events, offsets = _drop_masked_torch(events, geometry, offsets, mask, device)
+        counts = count_events_torch(events, geometry, offsets, per_polarity=variant != "paper", device=device,
+                                    grid=grid)
+        return normalise_counts_torch(counts if counts.dim() == 4 else counts[:, None], variant, **norm)
+    x, y, w, h = check_roi(roi, geometry)
+    counts = count_events_torch(events, geometry, offsets, per_polarity=variant != "paper", device=device)
+    if counts.dim() == 3:
+        counts = counts[:, None]
+    if mask is not None:
         counts = counts.masked_fill(mask.to(device=counts.device, dtype=torch.bool), 0.0)
     counts = counts[:, :, y : y + h, x : x + w]
-    return normalise_counts_torch(counts, variant, clip_percentile=clip_percentile)
+    return normalise_counts_torch(counts, variant, **norm)
+
+
+def _drop_masked_torch(events: Events | torch.Tensor, geometry: Geometry,
+                       offsets: np.ndarray | Sequence[int] | torch.Tensor | None, mask: torch.Tensor,
+                       device: str | torch.device | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Torch twin of :func:`_drop_masked`: the raw event rows not on masked pixels and their offsets."""
+    import torch
+
+    raw = events if isinstance(events, torch.Tensor) else events_to_torch(events, device or "cpu")
+    if device is not None:
+        raw = raw.to(device)
+    off = (offsets.to(device=raw.device, dtype=torch.int64) if isinstance(offsets, torch.Tensor)
+           else torch.from_numpy(_check_offsets(offsets, raw.shape[0])).to(raw.device))
+    word = raw[:, 0]
+    x = (word & 0xFFFF).clamp(max=geometry.width - 1)
+    y = ((word >> 16) & 0xFFFF).clamp(max=geometry.height - 1)
+    inside = ((word & 0xFFFF) < geometry.width) & (((word >> 16) & 0xFFFF) < geometry.height)
+    keep = ~(mask.to(device=raw.device, dtype=torch.bool)[y, x] & inside)
+    kept_before = torch.cat([torch.zeros(1, dtype=torch.int64, device=raw.device), keep.cumsum(0)])
+    return raw[keep], kept_before[off]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -26,14 +26,13 @@ from eventclip.frames.accumulate import (
     stack_windows,
 )
 from eventclip.frames.errors import FramesError
+from eventclip.frames.grid import Fit, ModelGrid, model_grid
 
 if TYPE_CHECKING:
     import torch
 
 OPENAI_CLIP_MEAN: tuple[float, float, float] = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_CLIP_STD: tuple[float, float, float] = (0.26862954, 0.26130258, 0.27577711)
-
-Fit = Literal["letterbox", "crop", "stretch"]
 
 
 def _axis_matrix(in_size: int, out_size: int, src_start: float, src_len: float, dst_start: int,
@@ -86,15 +85,35 @@ def _resize_matrices_torch(height: int, width: int, size: int, fit: Fit,
     return torch.from_numpy(ry).to(device), torch.from_numpy(rx).to(device)
 
 
+CountAt = Literal["model", "sensor"]
+
+
 class Representation(BaseModel):
     """How events become the encoder's input; stored in the model card beside the weights.
 
-    ``variant``: ``paper`` = E / (max E + 1) of the event count summed over polarities;
-    ``authors`` = per-polarity counts each / (own max + 1), mapped to [-1, 1] and averaged (the
-    authors' released code, which their checkpoints expect); ``polarity`` = 2-channel frames
-    (OFF, ON), fed to the model as (ON, OFF, mean). ``window_us`` is the default window length
-    (µs); ``input_size`` the model's square resolution (pixels); ``roi`` = (x, y, width, height)
-    in sensor pixels; ``clip_percentile`` clips counts at that percentile of non-zero pixels.
+    The steps, in order (each names the field that controls it):
+
+    1. **Where events are counted** (``count_at``): ``model`` maps each event's (x, y) onto the
+       model's ``input_size`` grid first (by ``fit``, inside ``roi``; :mod:`eventclip.frames.grid`)
+       and counts there; ``sensor`` counts at sensor resolution (inside ``roi``) and resizes the
+       normalised frame in step 4, which leaves a large sensor's frame nearly blank (kept for
+       packages made before ``count_at`` existed).
+    2. **Counts per pixel**: summed over polarities for ``paper``; per polarity (OFF, ON) for
+       ``authors`` and ``polarity``. Optional hot-pixel handling: ``clip_percentile`` clips each
+       channel at that percentile of its non-zero counts; ``clip_nonzero_mean`` clips each window
+       at the mean of its non-zero counts (the authors' ``remove_hot_pixels``); a
+       ``hot_pixel_mask`` (Python API) drops the events of masked sensor pixels.
+    3. **Normalisation** (``variant``): ``paper`` = E / (max E + 1), the paper's formula;
+       ``authors`` = each polarity / (its max + 1), mapped to [-1, 1] and averaged (the authors'
+       released code, which their checkpoints expect); ``polarity`` = each polarity / (its max + 1)
+       as 2 channels, fed to the model as (ON, OFF, mean).
+    4. **Resize** to ``input_size`` by ``fit`` (letterbox, crop, stretch): a no-op when counted on
+       the model's grid.
+    5. **Input range**: 3 channels, then (x - ``mean``) / ``std`` per channel (CLIP's image
+       normalisation by default; 0 and 1 for the authors' checkpoints, which never apply it).
+
+    ``window_us`` is the default window length (µs); ``input_size`` the model's square resolution
+    (pixels); ``roi`` = (x, y, width, height) in sensor pixels.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -103,10 +122,21 @@ class Representation(BaseModel):
     window_us: int = Field(33_000, gt=0)
     input_size: int = Field(224, gt=0)
     fit: Fit = "letterbox"
+    count_at: CountAt = "model"
     mean: tuple[float, float, float] = OPENAI_CLIP_MEAN
     std: tuple[float, float, float] = OPENAI_CLIP_STD
     clip_percentile: float | None = Field(None, gt=0, le=100)
+    clip_nonzero_mean: bool = False
     roi: tuple[int, int, int, int] | None = None
+
+    @classmethod
+    def authors(cls, input_size: int = 224, **fields: Any) -> Representation:
+        """The preprocessing of Jeong et al.'s released code, which their ``vitb.pt``/``vitl.pt`` expect:
+        coordinates stretched onto the input grid, counts per polarity, each / (max + 1), mapped to
+        [-1, 1] and averaged, no CLIP mean/std. ``fields`` override (e.g. ``window_us``)."""
+        preset: dict[str, Any] = {"variant": "authors", "count_at": "model", "fit": "stretch", "mean": (0.0, 0.0, 0.0),
+                                  "std": (1.0, 1.0, 1.0), "input_size": input_size}
+        return cls(**(preset | fields))
 
     @field_validator("std")
     @classmethod
@@ -127,23 +157,35 @@ class Representation(BaseModel):
         """Channels per frame: 2 for ``polarity``, else 1."""
         return 2 if self.variant == "polarity" else 1
 
+    def grid(self, geometry: Geometry) -> ModelGrid | None:
+        """Where ``geometry``'s pixels land on the model's grid when ``count_at`` is ``model``, else None."""
+        if self.count_at == "sensor":
+            return None
+        return model_grid(geometry, self.input_size, self.fit, self.roi)
+
+    def _counting(self, geometry: Geometry) -> dict[str, Any]:
+        """The keyword arguments the accumulate functions take for this representation and sensor."""
+        grid = self.grid(geometry)
+        return {"variant": self.variant, "clip_percentile": self.clip_percentile,
+                "clip_nonzero_mean": self.clip_nonzero_mean, "grid": grid, "roi": self.roi if grid is None else None}
+
     def frames(
         self, events_list: Sequence[Events], geometry: Geometry, hot_pixel_mask: np.ndarray | None = None
     ) -> np.ndarray:
-        """One frame per window: float32 (B, H, W), or (B, 2, H, W) for ``polarity`` (H, W of the ROI).
+        """One frame per window: float32 (B, H, W), or (B, 2, H, W) for ``polarity``.
 
+        H, W are the model's ``input_size`` when counting on its grid, else the sensor's (or the ROI's).
         Each window's events are an array or its pieces (:attr:`~eventclip.frames.windows.Window.parts`).
         """
         events, offsets = stack_windows(events_list)
-        return event_frames(events, geometry, offsets, variant=self.variant, clip_percentile=self.clip_percentile,
-                            hot_pixel_mask=hot_pixel_mask, roi=self.roi)
+        return event_frames(events, geometry, offsets, hot_pixel_mask=hot_pixel_mask, **self._counting(geometry))
 
     def frames_from_counts(
         self, counts: np.ndarray, geometry: Geometry, hot_pixel_mask: np.ndarray | None = None
     ) -> np.ndarray:
-        """:meth:`frames` from per-window counts already made (uint32 (B, H, W), or (B, 2, H, W) unless ``paper``)."""
-        return frames_from_counts(counts, geometry, variant=self.variant, clip_percentile=self.clip_percentile,
-                                  hot_pixel_mask=hot_pixel_mask, roi=self.roi)
+        """:meth:`frames` from per-window counts already made (uint32 (B, H, W), or (B, 2, H, W) unless
+        ``paper``), counted on :meth:`grid` when it is not None."""
+        return frames_from_counts(counts, geometry, hot_pixel_mask=hot_pixel_mask, **self._counting(geometry))
 
     def frames_torch(
         self,
@@ -154,8 +196,8 @@ class Representation(BaseModel):
         device: str | torch.device | None = None,
     ) -> torch.Tensor:
         """Torch twin of :meth:`frames` for a batch given as events + offsets; stays on the device."""
-        return event_frames_torch(events, geometry, offsets, variant=self.variant, clip_percentile=self.clip_percentile,
-                                  hot_pixel_mask=hot_pixel_mask, roi=self.roi, device=device)
+        return event_frames_torch(events, geometry, offsets, hot_pixel_mask=hot_pixel_mask, device=device,
+                                  **self._counting(geometry))
 
     def _check_frames(self, shape: tuple[int, ...]) -> tuple[int, int]:
         want = 4 if self.channels == 2 else 3
@@ -167,11 +209,14 @@ class Representation(BaseModel):
     def model_input(self, frames: np.ndarray) -> np.ndarray:
         """Resize to ``input_size`` (per ``fit``), make 3 channels, normalise: float32 (B, 3, S, S)."""
         h, w = self._check_frames(frames.shape)
-        ry, rx = resize_matrices(h, w, self.input_size, self.fit)
         f = np.asarray(frames, dtype=np.float32)
         if self.channels == 1:
             f = f[:, None]
-        resized = ry @ (f @ rx.T)
+        if (h, w) == (self.input_size, self.input_size):  # counted on the model's grid: nothing to resize
+            resized = f
+        else:
+            ry, rx = resize_matrices(h, w, self.input_size, self.fit)
+            resized = ry @ (f @ rx.T)
         if self.channels == 1:
             rgb = np.repeat(resized, 3, axis=1)
         else:
@@ -187,11 +232,14 @@ class Representation(BaseModel):
 
         h, w = self._check_frames(tuple(frames.shape))
         dev = frames.device
-        ry, rx = _resize_matrices_torch(h, w, self.input_size, self.fit, str(dev))
         f = frames.to(torch.float32)
         if self.channels == 1:
             f = f[:, None]
-        resized = ry @ (f @ rx.T)
+        if (h, w) == (self.input_size, self.input_size):
+            resized = f
+        else:
+            ry, rx = _resize_matrices_torch(h, w, self.input_size, self.fit, str(dev))
+            resized = ry @ (f @ rx.T)
         if self.channels == 1:
             rgb = resized.expand(-1, 3, -1, -1)
         else:

@@ -19,7 +19,8 @@ import numpy as np
 
 from eventclip.events import Geometry
 from eventclip.frames import _kernels
-from eventclip.frames.accumulate import _raise_outside, as_event_array, count_events_reference
+from eventclip.frames.accumulate import _check_grid, _raise_outside, as_event_array, count_events_reference
+from eventclip.frames.grid import ModelGrid
 from eventclip.frames.windows import Window, _GridWindower
 
 
@@ -32,11 +33,14 @@ class _WindowCounts:
     touched only when a pixel passes 65535 events, so their zero pages cost nothing until then.
     """
 
-    def __init__(self, channels: int, plane: int, narrow: bool) -> None:
-        """``narrow``: uint16 counts plus carries (per polarity, where the kernels can count the sensor)."""
-        size = _kernels.padded_size(channels, plane)
+    def __init__(self, channels: int, plane: int, narrow: bool, grid: ModelGrid | None = None) -> None:
+        """``narrow``: uint16 counts plus carries (per polarity, where the kernels can count the sensor).
+        On a ``grid`` the planes are the grid's (small: uint32, plus the mapped kernel's trash slot)."""
+        size = channels * plane + 1 if grid is not None else _kernels.padded_size(channels, plane)
+        self.plane = plane
         self.used = channels * plane
         self.per_polarity = channels == 2
+        self.grid = grid
         self.counts = np.zeros(size, dtype=np.uint16 if narrow else np.uint32)
         self.carry = np.zeros(size, dtype=np.uint32) if narrow else None
         self.wrapped = False
@@ -45,6 +49,10 @@ class _WindowCounts:
         """Count the ``n`` events of ``words`` (their int64 view); True when one lay outside the geometry."""
         offsets = np.array([0, n], dtype=np.int64)
         w, h = geometry.width, geometry.height
+        if self.grid is not None:
+            x_lut, y_lut = self.grid.kernel_tables
+            return bool(_kernels.count_windows_mapped(words, offsets, x_lut, y_lut, self.plane, self.per_polarity,
+                                                      self.counts))
         if self.carry is None:
             return bool(_kernels.count_windows(words, offsets, w, h, self.per_polarity, self.counts))
         flags = _kernels.count_windows16(words, offsets, w, h, True, self.counts, self.carry)
@@ -73,7 +81,9 @@ class RunningCounts:
     ``per_polarity`` keeps OFF and ON counts apart (channel 0 = OFF, 1 = ON), as the ``authors``
     and ``polarity`` frames need. Memory: one H*W uint32 buffer per open window (per polarity: two
     H*W uint16 planes, plus carries only where a pixel passes 65535), i.e. ceil(length / stride)
-    buffers for sliding windows.
+    buffers for sliding windows. With a ``grid`` (:meth:`Representation.grid
+    <eventclip.frames.preprocess.Representation.grid>`) events are counted on the model's S x S grid
+    instead, and the buffers are S*S uint32 per channel.
     """
 
     @staticmethod
@@ -81,14 +91,19 @@ class RunningCounts:
         """Whether ``windower`` cuts windows on a time grid (duration or sliding), which this needs."""
         return isinstance(windower, _GridWindower)
 
-    def __init__(self, windower: _GridWindower, geometry: Geometry, *, per_polarity: bool = False) -> None:
+    def __init__(self, windower: _GridWindower, geometry: Geometry, *, per_polarity: bool = False,
+                 grid: ModelGrid | None = None) -> None:
         if not self.supports(windower):
             raise TypeError(f"RunningCounts needs a duration or sliding windower, got {type(windower).__name__}")
+        if grid is not None:
+            _check_grid(grid, geometry)
         self.windower = windower
         self.geometry = geometry
         self.per_polarity = per_polarity
+        self.grid = grid
         self._channels = 2 if per_polarity else 1
-        self._plane = geometry.width * geometry.height
+        self._shape = grid.shape if grid is not None else geometry.shape
+        self._plane = self._shape[0] * self._shape[1]
         self._open: dict[int, _WindowCounts] = {}
 
     @property
@@ -103,7 +118,8 @@ class RunningCounts:
     def _buffer(self, k: int) -> _WindowCounts:
         buf = self._open.get(k)
         if buf is None:
-            buf = self._open[k] = _WindowCounts(self._channels, self._plane, self.per_polarity and self._kernels_fit())
+            narrow = self.grid is None and self.per_polarity and self._kernels_fit()
+            buf = self._open[k] = _WindowCounts(self._channels, self._plane, narrow, self.grid)
         return buf
 
     def add(self, events: np.ndarray) -> None:
@@ -131,18 +147,18 @@ class RunningCounts:
     def _count(self, events: np.ndarray, lo: int, hi: int, buf: _WindowCounts) -> None:
         g = self.geometry
         piece = events[lo:hi]
-        if not self._kernels_fit():
+        if self.grid is None and not self._kernels_fit():
             buf.add_counts(count_events_reference(piece, g, per_polarity=self.per_polarity))
         elif buf.add(piece.view(np.int64), hi - lo, g):
             _raise_outside(events, g)
 
     def take(self, window: Window) -> np.ndarray:
-        """The counts of a window the windower has closed: uint32 (H, W), or (2, H, W) per polarity."""
+        """The counts of a window the windower has closed: uint32 (H, W), or (2, H, W) per polarity
+        (H, W = S, S on a grid)."""
         w = self.windower
-        g = self.geometry
         k = -1 if w.t0_us is None else (window.t_start - w.t0_us) // w.stride_us
         buf = self._open.pop(k, None)
-        shape = (2, g.height, g.width) if self.per_polarity else (g.height, g.width)
+        shape = (2, *self._shape) if self.per_polarity else self._shape
         if buf is None:
             return np.zeros(shape, dtype=np.uint32)
         return buf.total().reshape(shape)

@@ -11,17 +11,23 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from eventclip.model.errors import PackageError
 
+if TYPE_CHECKING:
+    from eventclip.frames.preprocess import Representation
+
 CARD_FILE = "model.json"
-CARD_FORMAT = 1
+CARD_FORMAT = 2
+"""2: the representation records ``count_at``; format-1 cards, written before it existed, counted
+events at sensor resolution, so :meth:`ModelCard.representation_model` reads them that way."""
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
-"""CLIP's RGB normalisation mean (OpenAI); frames are scaled to [0, 1] before it applies."""
+"""CLIP's RGB normalisation mean (OpenAI) for f_I's images, scaled to [0, 1] first; event frames
+follow the representation's own ``mean``/``std``."""
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
@@ -53,6 +59,26 @@ class ModelCard(BaseModel):
     files: dict[str, str] = Field(default_factory=dict, description="relative path -> sha256 hex")
     model_hash: str = ""
     versions: dict[str, str] = Field(default_factory=dict)
+
+    def representation_model(self) -> Representation:
+        """The card's event representation as a :class:`~eventclip.frames.preprocess.Representation`.
+
+        One reading for every consumer (classify, the daemon, training, exports), so they cannot
+        differ. A card without one gets the defaults at its ``input_size``; a format-1 card that does
+        not say ``count_at`` counted at sensor resolution, which is kept.
+        """
+        from pydantic import ValidationError
+
+        from eventclip.frames.preprocess import Representation
+
+        fields = dict(self.representation or {"input_size": self.input_size})
+        if self.format < 2:
+            fields.setdefault("count_at", "sensor")
+        try:
+            return Representation(**fields)
+        except ValidationError as exc:
+            where = "; ".join(f"representation.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise PackageError(f"{CARD_FILE}: invalid representation ({where})") from exc
 
     @property
     def logit_multiplier(self) -> float:

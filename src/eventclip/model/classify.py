@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from eventclip.events import Geometry
+from eventclip.frames.quality import BlankWatch
 from eventclip.model.card import ModelCard
 from eventclip.model.errors import PackageError
 from eventclip.model.heads import (
@@ -66,12 +67,17 @@ class Classifier:
     anomaly_threshold: float = 0.5
     label_threshold: float = 0.0
     ema: Ema | None = None
+    blank: BlankWatch | None = None
 
     def embed(self, events_list: Sequence[Any], geometry: Geometry) -> np.ndarray:
-        """(B, D) embeddings of B windows' events (each an event array or its pieces)."""
+        """(B, D) embeddings of B windows' events (each an event array or its pieces); with ``blank`` set,
+        nearly blank model inputs are reported (once per cause)."""
         if not events_list:
             return np.zeros((0, 0), dtype=np.float32)
-        return as_numpy(self.encoder.encode(self.representation(list(events_list), geometry)))
+        x = self.representation(list(events_list), geometry)
+        if self.blank is not None:
+            self.blank.check(x, [sum(len(p) for p in ([e] if isinstance(e, np.ndarray) else e)) for e in events_list])
+        return as_numpy(self.encoder.encode(x))
 
     def anomaly(self, embeddings: np.ndarray) -> np.ndarray | None:
         scorer = self.reference_anomaly or self.prompt_anomaly
@@ -158,18 +164,19 @@ def build_classifier(
     use_bank: bool = True,
     ema_alpha: float | None = None,
     cache_dir: str | Path | None = None,
+    watch_blank: str | None = None,
 ) -> Classifier:
     """A Classifier for a model package: its card's representation, the chosen head, anomaly sources.
 
     ``head``: ``zero_shot`` (needs ``prompts``), or the name of a few-shot head saved in the package
-    (``probe``, ``tip``). Text embeddings are cached by (model hash, prompts hash).
+    (``probe``, ``tip``). Text embeddings are cached by (model hash, prompts hash). ``watch_blank``
+    names the caller (a file) in the warning about nearly blank windows; None checks nothing.
     """
-    from eventclip.frames.preprocess import Representation
     from eventclip.model.package import load_head
 
     folder = Path(package)
     card = ModelCard.read(folder)
-    rep = Representation(**card.representation) if card.representation else Representation(input_size=card.input_size)
+    rep = card.representation_model()
     text_encoder = text_encoder or encoder  # type: ignore[assignment]
     embeddings = None
     if prompts is not None:
@@ -198,6 +205,7 @@ def build_classifier(
         encoder, rep, chosen, prompt_anomaly, bank, threshold,
         label_threshold=prompts.threshold if prompts is not None else 0.0,
         ema=Ema(ema_alpha) if ema_alpha is not None else None,
+        blank=BlankWatch(rep, watch_blank) if watch_blank is not None else None,
     )
 
 

@@ -160,8 +160,6 @@ class EventClip(nn.Module):
             architecture=name,
             clip_config=cfg,
             input_size=size,
-            mean=tuple(rep["mean"]),
-            std=tuple(rep["std"]),
             representation=rep,
             preprocessing_variant=preprocessing_variant,
             logit_scale=float(clip.logit_scale.detach().reshape(-1)[0]),
@@ -197,10 +195,7 @@ class EventClip(nn.Module):
     @property
     def representation(self):
         """The frames contract (``eventclip.frames.preprocess.Representation``) stored in the card."""
-        from eventclip.frames.preprocess import Representation
-
-        return Representation(**representation_for(self.input_size, self.card.preprocessing_variant,
-                                                   self.card.representation))
+        return self.card.representation_model()
 
     @property
     def model_hash(self) -> str:
@@ -279,7 +274,9 @@ class EventClip(nn.Module):
 def representation_for(input_size: int, variant: str, given: dict[str, Any] | None) -> dict[str, Any]:
     """Validated Representation fields for a model of ``input_size`` px (ConfigError if they disagree).
 
-    ``variant`` ``authors`` selects the authors' frame variant when no representation is given.
+    ``variant`` ``authors`` (a checkpoint of Jeong et al.) starts from their preprocessing
+    (:meth:`Representation.authors <eventclip.frames.preprocess.Representation.authors>`), which
+    ``given`` fields override; otherwise ``given`` fills in the defaults.
     """
     from pydantic import ValidationError
 
@@ -288,10 +285,8 @@ def representation_for(input_size: int, variant: str, given: dict[str, Any] | No
 
     fields = dict(given or {})
     fields.setdefault("input_size", input_size)
-    if variant == "authors":
-        fields.setdefault("variant", "authors")
     try:
-        rep = Representation(**fields)
+        rep = Representation.authors(**fields) if variant == "authors" else Representation(**fields)
     except ValidationError as exc:
         raise ConfigError(f"representation: invalid ({exc.errors()[0]['loc']}: {exc.errors()[0]['msg']})") from exc
     if rep.input_size != input_size:
