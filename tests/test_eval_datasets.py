@@ -285,7 +285,7 @@ def write_folder_dataset(root: Path, n_classes: int = 3, per_class: int = 4, geo
     return written
 
 
-def test_folder_dataset_uses_the_trainers_split(tmp_path):
+def test_folder_dataset_holds_out_the_recorded_files_or_says_it_may_overlap_training(tmp_path):
     from eventclip.train.data import load_folder, split_items
 
     written = write_folder_dataset(tmp_path)
@@ -293,6 +293,13 @@ def test_folder_dataset_uses_the_trainers_split(tmp_path):
     assert ds.classes == ["shape_0", "shape_1", "shape_2"] and ds.texts[1] == "shape number 1"
     _, held_out = split_items(load_folder(tmp_path).items, 1, 0)
     assert [s.path for s in ds.test] == [it.events for it in held_out]
+    assert "may have been used in training" in ds.notes["split"]
+    recorded = sorted(str(p.relative_to(tmp_path)) for p in list(written)[::2])
+    exact = load_dataset("folder", tmp_path, held_out_files=recorded)
+    assert sorted(str(s.path.relative_to(tmp_path)) for s in exact.test) == recorded
+    assert len(exact.train) + len(exact.test) == len(written)
+    with pytest.raises(ConfigError, match="not the dataset this model was trained on"):
+        load_dataset("folder", tmp_path, held_out_files=[*recorded, "events/shape_9/0.raw"])
     assert all(s.image is not None and s.image.is_file() for s in ds.train + ds.test)
     events, geo = read_sample(ds.test[0], ds.geometry)
     assert geo == Geometry(32, 32) and same(events, written[ds.test[0].path])

@@ -51,7 +51,8 @@ def test_train_writes_a_loadable_package_with_metrics(dataset, tmp_path):
     package = trainer.train(tiny_recipe(dataset), tmp_path / "run").package
     model = EventClip.from_pretrained(package)
     card = model.card
-    assert set(card.accuracy) == {"zero_shot_unseen_top1", "seen_val_top1"}
+    assert set(card.accuracy) == {"zero_shot_unseen_top1", "seen_val_top1", "untrained_zero_shot_unseen_top1",
+                                  "untrained_seen_val_top1"}
     assert card.training["unseen_classes"] and set(card.training["unseen_classes"]).isdisjoint(
         card.training["seen_classes"])
     assert card.representation["window_us"] == 100_000
@@ -65,6 +66,29 @@ def test_train_writes_a_loadable_package_with_metrics(dataset, tmp_path):
     assert any(not torch.equal(fe[k], fi[k]) for k in fe)
     x = torch.randn(2, 3, 32, 32)
     assert model.encode_frames(x).shape == (2, 32)
+
+
+def test_card_records_the_held_out_recordings_and_eval_holds_out_exactly_those(dataset, tmp_path):
+    """The leak this guards against: eval drawing its own split, so its 'test' recordings of seen
+    classes included ones f_E was trained on."""
+    from eventclip.eval.datasets import load_dataset
+    from eventclip.model.card import ModelCard
+    from eventclip.train.data import split_items
+
+    recipe = tiny_recipe(dataset)
+    package = trainer.train(recipe, tmp_path / "run").package
+    split = ModelCard.read(package).training["split"]
+    assert (split["seed"], split["val_per_class"], split["dataset"]) == (0, 1, str(dataset))
+    ds = load_folder(dataset)
+    seen, unseen = split_classes(len(ds.classes), recipe.split.unseen_fraction, recipe.split.seed)
+    trained_on, _ = split_items(ds.subset(set(seen)), 1, 0)
+    trained_files = {str(it.events.relative_to(dataset)) for it in trained_on}
+    assert len(split["held_out_files"]) == len(ds.classes)  # one per class, seen and unseen
+    assert trained_files.isdisjoint(split["held_out_files"])
+    ev = load_dataset("folder", dataset, held_out_files=split["held_out_files"])
+    assert sorted(str(s.path.relative_to(dataset)) for s in ev.test) == split["held_out_files"]
+    assert trained_files <= {str(s.path.relative_to(dataset)) for s in ev.train}
+    assert "none of them trained on" in ev.notes["split"]
 
 
 def test_metrics_are_mirrored_to_tensorboard_when_installed(tmp_path):

@@ -99,7 +99,6 @@ def run(args: argparse.Namespace) -> int:
     from eventclip.eval import protocols
     from eventclip.eval.datasets import EventSlice, load_dataset
     from eventclip.eval.report import confusion_png, summary_lines, write_json
-    from eventclip.frames.preprocess import Representation
     from eventclip.model.card import ModelCard
     from eventclip.model.classify import open_encoder
     from eventclip.train.data import PROMPT_TEMPLATES
@@ -109,8 +108,10 @@ def run(args: argparse.Namespace) -> int:
     args.out = args.out or f"eval-{args.dataset}-{args.kind}"
     started = time.time()
     card = ModelCard.read(Path(args.model))
-    rep = Representation(**card.representation) if card.representation else Representation(input_size=card.input_size)
-    ds = _subset(load_dataset(args.dataset, args.root, protocol=args.protocol), card, args.subset)
+    rep = card.representation_model()
+    held_out = card.training.get("split", {}).get("held_out_files") if args.dataset == "folder" else None
+    ds = _subset(load_dataset(args.dataset, args.root, protocol=args.protocol, held_out_files=held_out), card,
+                 args.subset)
     if args.window_us is not None or args.n_events is not None:
         ds.slice = EventSlice(window_us=args.window_us, n_events=args.n_events)
     elif args.dataset == "folder":

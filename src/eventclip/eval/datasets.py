@@ -38,7 +38,7 @@ from __future__ import annotations
 import csv
 import re
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -422,15 +422,38 @@ def load_dvsgesture(root: str | Path) -> EvalDataset:
                        notes={"split": "official trials_to_train.txt / trials_to_test.txt"})
 
 
-def load_folder_dataset(root: str | Path, val_per_class: int = 1, seed: int = 0) -> EvalDataset:
-    """The generic paired folder (``eventclip dataset synth``) split as the trainer splits it."""
+def load_folder_dataset(root: str | Path, held_out_files: Sequence[str] | None = None, val_per_class: int = 1,
+                        seed: int = 0) -> EvalDataset:
+    """The generic paired folder (``eventclip dataset synth``), split as the model was trained.
+
+    ``held_out_files`` (event paths relative to ``root``, as the trainer records them in the model
+    card under ``training.split``) are the test samples and every other recording is train, so no
+    test recording was trained on. Without them (a card from before the trainer recorded its split,
+    or a dataset the model was not trained on) the split is drawn anew and ``notes`` say that it may
+    overlap the model's training data.
+    """
     from eventclip.train.data import load_folder, split_items
 
     ds = load_folder(root)
-    train_items, test_items = split_items(ds.items, val_per_class, seed)
     conv = lambda items: [Sample(it.events, it.label, image=it.image) for it in items]  # noqa: E731
+    if held_out_files is None:
+        train_items, test_items = split_items(ds.items, val_per_class, seed)
+        note = (f"{val_per_class} sample(s) per class held out (seed {seed}), drawn here: the model card records "
+                "no held-out files, so test samples may have been used in training")
+    else:
+        wanted = set(held_out_files)
+        rel = {it: it.events.relative_to(ds.root).as_posix() for it in ds.items}
+        missing = sorted(wanted - set(rel.values()))
+        if missing:
+            raise ConfigError(f"{Path(root) / 'index.csv'}: lacks {len(missing)} of the model card's held-out "
+                              f"recordings (first: {missing[0]}); --root is not the dataset this model was trained "
+                              "on (its card names it under training.split.dataset)")
+        test_items = [it for it in ds.items if rel[it] in wanted]
+        train_items = [it for it in ds.items if rel[it] not in wanted]
+        note = (f"the trainer's split from the model card: its {len(test_items)} held-out recordings are the test "
+                "split, none of them trained on")
     return EvalDataset("folder", Path(root), ds.classes, ds.texts, conv(train_items), conv(test_items), ds.geometry,
-                       notes={"split": f"trainer's split: {val_per_class} sample(s) per class held out (seed {seed})"})
+                       notes={"split": note})
 
 
 LOADERS: dict[str, Callable[..., EvalDataset]] = {
@@ -444,13 +467,20 @@ LOADERS: dict[str, Callable[..., EvalDataset]] = {
 }
 
 
-def load_dataset(name: str, root: str | Path, *, protocol: str = "standard") -> EvalDataset:
-    """The loader for ``name`` applied to ``root``; ``protocol`` only means something for N-ImageNet."""
+def load_dataset(name: str, root: str | Path, *, protocol: str = "standard",
+                 held_out_files: Sequence[str] | None = None) -> EvalDataset:
+    """The loader for ``name`` applied to ``root``; ``protocol`` only means something for N-ImageNet,
+    ``held_out_files`` (the trainer's record in a model card) only for ``folder``."""
     if name not in LOADERS:
         raise ConfigError(f"--dataset {name!r} is unknown; choose one of {', '.join(LOADERS)}")
     if protocol != "standard" and name != "nimagenet":
         raise ConfigError(f"--protocol {protocol!r} exists only for nimagenet")
-    ds = LOADERS[name](root, protocol=protocol) if name == "nimagenet" else LOADERS[name](root)
+    if name == "nimagenet":
+        ds = LOADERS[name](root, protocol=protocol)
+    elif name == "folder":
+        ds = load_folder_dataset(root, held_out_files)
+    else:
+        ds = LOADERS[name](root)
     if not ds.train and not ds.test:
         raise ConfigError(f"{ds.root}: found no samples for {name}; check --root and the layout (docs/evaluation.md)")
     return ds

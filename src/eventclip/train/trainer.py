@@ -32,6 +32,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from eventclip.errors import ConfigError
+from eventclip.frames.preprocess import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 from eventclip.train.augment import AugmentConfig, augment_events, edge_sketch, image_view, paired_views
 from eventclip.train.data import (
     PROMPT_TEMPLATES,
@@ -196,8 +197,9 @@ class Batcher:
         size = self.rep.input_size
         if img.shape[-1] != size or img.shape[-2] != size:
             img = F.interpolate(img[None], size=(size, size), mode="bilinear", align_corners=False)[0]
-        mean = torch.tensor(self.rep.mean)[:, None, None]
-        std = torch.tensor(self.rep.std)[:, None, None]
+        # Images are f_I's input: CLIP's image normalisation, whatever the event representation uses.
+        mean = torch.tensor(OPENAI_CLIP_MEAN)[:, None, None]
+        std = torch.tensor(OPENAI_CLIP_STD)[:, None, None]
         return (img - mean) / std
 
     def frame_tensor(self, item: Item, rng: np.random.Generator | None) -> torch.Tensor:
@@ -396,7 +398,10 @@ def train_stage2(model, ds: PairedDataset, train_items: list[Item], val_items: l
                  seen: list[int], unseen: list[int], batcher: Batcher, eval_batcher: Batcher, stage: StageConfig,
                  loss_cfg: LossConfig, out: Path, metrics: MetricsLog, rng: np.random.Generator,
                  device: torch.device, resume: bool) -> dict[str, float]:
-    """Train f_E with the paper's objective on seen classes; evaluate zero-shot on unseen ones every epoch."""
+    """Train f_E with the paper's objective on seen classes; evaluate zero-shot on unseen ones every epoch.
+
+    Returns the last epoch's figures and, as ``untrained_*``, the same figures before training (f_E = f_I).
+    """
     model.freeze_clip()
     encoder = model.event_encoder
     encoder.requires_grad_(True)
@@ -409,6 +414,15 @@ def train_stage2(model, ds: PairedDataset, train_items: list[Item], val_items: l
         text_all = class_text_embeddings(model, ds.texts).float()
     text_seen = text_all[seen]
     scale = float(model.logit_scale.detach().exp())
+
+    def evaluate() -> dict[str, float]:
+        emb_u = embed_items(model, eval_batcher, unseen_items)
+        emb_v = embed_items(model, eval_batcher, val_items)
+        return {
+            "zero_shot_unseen_top1": top1(emb_u, torch.tensor([it.label for it in unseen_items]), text_all, unseen),
+            "seen_val_top1": top1(emb_v, torch.tensor([it.label for it in val_items]), text_all, seen),
+        }
+
     ckpt = out / "stage2.pt"
     start, result = 0, {}
     if resume and ckpt.is_file():
@@ -418,6 +432,11 @@ def train_stage2(model, ds: PairedDataset, train_items: list[Item], val_items: l
         rng.bit_generator.state = state["rng"]
         start = state["epoch"] + 1
         result = state.get("result", {})
+        baseline = state.get("baseline", {})
+    else:
+        # f_E is still the copy of f_I: the untrained baseline every trained figure is quoted beside.
+        baseline = {f"untrained_{k}": v for k, v in evaluate().items()}
+        log.info("untrained baseline (f_E = f_I): %s", " ".join(f"{k}={v:.4g}" for k, v in baseline.items()))
     for epoch in range(start, stage.epochs):
         model.train()
         batches = _batches(train_items, stage.batch_size, rng)
@@ -437,17 +456,12 @@ def train_stage2(model, ds: PairedDataset, train_items: list[Item], val_items: l
             opt.step()
             for k, v in {"loss": loss.item(), **parts}.items():
                 sums[k] = sums.get(k, 0.0) + v / len(batches)
-        emb_u = embed_items(model, eval_batcher, unseen_items)
-        emb_v = embed_items(model, eval_batcher, val_items)
-        result = {
-            "zero_shot_unseen_top1": top1(emb_u, torch.tensor([it.label for it in unseen_items]), text_all, unseen),
-            "seen_val_top1": top1(emb_v, torch.tensor([it.label for it in val_items]), text_all, seen),
-        }
+        result = evaluate()
         metrics.write({"stage": "stage2", "epoch": epoch + 1, **sums, **result, "lr": opt.param_groups[0]["lr"],
                        "seconds": time.time() - t0})
         _checkpoint(ckpt, {"encoder": model.event_encoder.state_dict(), "opt": opt.state_dict(),
-                           "rng": rng.bit_generator.state, "epoch": epoch, "result": result})
-    return result
+                           "rng": rng.bit_generator.state, "epoch": epoch, "result": result, "baseline": baseline})
+    return result | baseline
 
 
 def prepare_data(recipe: Recipe, out: Path) -> PairedDataset:
@@ -478,6 +492,14 @@ def prepare_data(recipe: Recipe, out: Path) -> PairedDataset:
     return load_folder(folder)
 
 
+def held_out_record(ds: PairedDataset, split: SplitConfig, held_out: list[Item]) -> dict[str, Any]:
+    """What the model card keeps of the split, so evaluation can hold out exactly these recordings:
+    the split settings and the held-out event files (relative to the dataset folder, sorted)."""
+    files = sorted(str(it.events.relative_to(ds.root)) for it in held_out)
+    return {"seed": split.seed, "unseen_fraction": split.unseen_fraction, "val_per_class": split.val_per_class,
+            "dataset": str(ds.root), "held_out_files": files}
+
+
 @dataclass
 class TrainResult:
     """What :func:`train` produced: the package folder (written by rank 0), the trained model, final metrics."""
@@ -503,6 +525,8 @@ def train(recipe: Recipe, out: str | Path, *, resume: bool = False,
     seen, unseen = split_classes(len(ds.classes), recipe.split.unseen_fraction, recipe.split.seed)
     seen_train, seen_val = split_items(ds.subset(set(seen)), recipe.split.val_per_class, recipe.split.seed)
     unseen_items = ds.subset(set(unseen))
+    # f_E never sees unseen classes; their held-out recordings are those a few-shot head must not fit on.
+    unseen_val = split_items(unseen_items, recipe.split.val_per_class, recipe.split.seed)[1]
     cache = EventCache(ds.geometry)
     batcher = Batcher(cache, rep, recipe.augment_config())
     eval_batcher = Batcher(cache, rep, None)
@@ -526,6 +550,7 @@ def train(recipe: Recipe, out: str | Path, *, resume: bool = False,
                 "command": f"eventclip train --recipe {recipe.name} --out {out}",
                 "classes": ds.classes, "texts": ds.texts,
                 "seen_classes": [ds.classes[i] for i in seen], "unseen_classes": [ds.classes[i] for i in unseen],
+                "split": held_out_record(ds, recipe.split, seen_val + unseen_val),
                 "prompt_templates": list(PROMPT_TEMPLATES),
                 "wall_time_s": round(time.time() - started, 1),
                 "world_size": _world(), "device": str(device),
