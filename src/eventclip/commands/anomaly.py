@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from eventclip.commands._model import MODEL_HELP
 from eventclip.commands._recording import add_recording_options, parse_geometry
 
 
@@ -19,7 +20,7 @@ def add_parser(subparsers) -> None:
     sub.required = True
     fit = sub.add_parser("fit", help="build the bank from a normal recording")
     fit.add_argument("normal", help="event file of normal activity")
-    fit.add_argument("--model", required=True, help="model package folder (the bank is written into it)")
+    fit.add_argument("--model", required=True, help=MODEL_HELP + "; the bank is written into it")
     fit.add_argument("--quantile", type=float, default=0.95, help="normal quantile that scores 0.5 (default 0.95)")
     fit.add_argument("--k", type=int, default=1, help="nearest neighbours averaged (default 1)")
     add_recording_options(fit)
@@ -27,6 +28,9 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from eventclip.model.hub import resolve_model
+
+    args.model = str(resolve_model(args.model))
     from eventclip.errors import ConfigError
     from eventclip.model.card import ModelCard
     from eventclip.model.classify import ANOMALY_HEAD, embed_file, open_encoder

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from eventclip.commands._model import MODEL_HELP
 from eventclip.commands._recording import add_recording_options, parse_geometry
 
 
@@ -16,9 +17,10 @@ def add_parser(subparsers) -> None:
         "(reference bank if the package has one, else the prompts' anomaly section). Empty windows are reported too.",
     )
     p.add_argument("path", help="event file (any format eventclip reads)")
-    p.add_argument("--model", required=True, help="model package folder")
+    p.add_argument("--model", default="default", help=MODEL_HELP + " (default: default)")
     p.add_argument("--prompts", default=None,
-                   help="prompts YAML (see zero_shot_prompts/README.md); needed for zero-shot")
+                   help="prompts YAML (see zero_shot_prompts/README.md); needed for zero-shot, except with the "
+                   "bundled model, whose own prompts are the default")
     p.add_argument("--head", default="zero_shot",
                    help="zero_shot (default) or a few-shot head in the package: probe, tip")
     p.add_argument("--top-k", type=int, default=None, help="labels per window (default: the prompts file's top_k)")
@@ -40,9 +42,11 @@ def _line(r) -> str:
 def run(args: argparse.Namespace) -> int:
     import json
 
+    from eventclip.data import default_prompts_path
     from eventclip.errors import ConfigError
     from eventclip.model.card import ModelCard
     from eventclip.model.classify import build_classifier, classify_file, open_encoder
+    from eventclip.model.hub import DEFAULT_NAME, resolve_model
     from eventclip.model.prompts import load_prompts
 
     if args.window_us is not None and args.window_us <= 0:
@@ -50,6 +54,10 @@ def run(args: argparse.Namespace) -> int:
     if args.batch <= 0:
         raise ConfigError(f"--batch must be > 0, got {args.batch}")
     open_kw = {"format": args.format, "geometry": parse_geometry(args.geometry)}
+    bundled = args.model == DEFAULT_NAME
+    args.model = str(resolve_model(args.model))
+    if args.prompts is None and bundled and args.head == "zero_shot":
+        args.prompts = str(default_prompts_path())
     prompts = load_prompts(args.prompts) if args.prompts else None
     card = ModelCard.read(args.model)
     encoder = open_encoder(args.model, args.backend)

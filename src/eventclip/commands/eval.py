@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from eventclip.commands._model import MODEL_HELP
+
 KINDS = ("zero-shot", "few-shot", "linear-probe")
 DATASETS = ("ncaltech101", "nmnist", "nimagenet", "cifar10dvs", "asldvs", "dvsgesture", "folder")
 
@@ -30,7 +32,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("kind", choices=KINDS)
     p.add_argument("--dataset", required=True, choices=DATASETS)
     p.add_argument("--root", required=True, help="dataset folder as downloaded")
-    p.add_argument("--model", required=True, help="model package folder")
+    p.add_argument("--model", required=True, help=MODEL_HELP)
     p.add_argument("--shots", type=_ints, default=[1, 2, 5, 10, 20], help="few-shot k values (default 1,2,5,10,20)")
     p.add_argument("--seeds", type=int, default=3, help="few-shot support draws per k (seeds 0..N-1; default 3)")
     p.add_argument("--head", choices=("tip", "probe"), default="tip", help="few-shot head (default tip)")
@@ -88,6 +90,9 @@ def _subset(ds, card, which: str):
 
 
 def run(args: argparse.Namespace) -> int:
+    from eventclip.model.hub import resolve_model
+
+    args.model = str(resolve_model(args.model))
     import dataclasses
     import sys
     import time

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from eventclip.commands._model import MODEL_HELP
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
@@ -14,7 +16,7 @@ def add_parser(subparsers) -> None:
         "relevance (Chefer et al. 2021) of the top prompt, or of --target, over the event frame.",
     )
     p.add_argument("path", help="event file (any format eventclip reads)")
-    p.add_argument("--model", required=True, help="model package folder (ViT event encoder)")
+    p.add_argument("--model", required=True, help=MODEL_HELP)
     p.add_argument("--prompts", required=True, help="prompts YAML (see zero_shot_prompts/README.md)")
     p.add_argument("--out", required=True, help="PNG to write")
     p.add_argument("--window-us", type=int, default=None, help="window length in µs (default: the model card's)")
@@ -47,6 +49,9 @@ def pick_window(path: str, window_us: int, at_us: int | None, **open_kw):
 
 
 def run(args: argparse.Namespace) -> int:
+    from eventclip.model.hub import resolve_model
+
+    args.model = str(resolve_model(args.model))
     from eventclip.commands._recording import parse_geometry
     from eventclip.errors import ConfigError
     from eventclip.explain.explain import explain_events

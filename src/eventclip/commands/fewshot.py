@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from eventclip.commands._model import MODEL_HELP
 from eventclip.commands._recording import add_recording_options, parse_geometry
 
 
@@ -20,7 +21,7 @@ def add_parser(subparsers) -> None:
     sub.required = True
     fit = sub.add_parser("fit", help="fit a head from SUPPORT_DIR/<class>/<recordings>")
     fit.add_argument("support", help="folder with one sub-folder of recordings per class")
-    fit.add_argument("--model", required=True, help="model package folder (the head is written into it)")
+    fit.add_argument("--model", required=True, help=MODEL_HELP + "; the head is written into it")
     fit.add_argument("--k", type=int, required=True, choices=(1, 2, 5, 10, 20), help="recordings per class")
     fit.add_argument("--method", choices=("probe", "tip"), default="probe")
     fit.add_argument("--prompts", default=None, help="prompts YAML whose class names match the folders "
@@ -32,6 +33,9 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from eventclip.model.hub import resolve_model
+
+    args.model = str(resolve_model(args.model))
     from pathlib import Path
 
     import numpy as np

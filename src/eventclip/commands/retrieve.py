@@ -78,10 +78,11 @@ def _event_files(inputs: list[str]) -> list:
 
 def _need_model(args):
     from eventclip.errors import ConfigError
+    from eventclip.model.hub import resolve_model
 
     if args.model is None:
         raise ConfigError("--model is needed to embed events, images or texts")
-    return args.model
+    return str(resolve_model(args.model))
 
 
 def _embed(modality: str, inputs: list[str], args) -> tuple:
@@ -171,6 +172,9 @@ def run_search(args: argparse.Namespace) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    from eventclip.model.hub import resolve_model
+
+    args.model = str(resolve_model(args.model))
     from pathlib import Path
 
     from eventclip.commands.eval import _subset

@@ -51,7 +51,8 @@ class DaemonConfig(BaseModel):
 
     prompts: Path
     model: Path | None = None
-    """Model package folder; default: the bundled default model."""
+    """Model package folder or model name (``default``, or one pulled with ``eventclip models pull``);
+    default: the bundled default model."""
     backend: Literal["auto", "tensorrt", "onnxruntime", "torch"] = "auto"
 
     frames: Literal["auto", "numpy", "torch"] = "auto"
@@ -165,8 +166,12 @@ def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
         raise ConfigError(f"config file {p} must hold a mapping of settings, got {type(data).__name__}")
     base = p.parent
     for key in ("input", "prompts", "model"):
-        if isinstance(data.get(key), str) and not os.path.isabs(data[key]):
-            data[key] = str(base / data[key])
+        value = data.get(key)
+        if not isinstance(value, str) or os.path.isabs(value):
+            continue
+        if key == "model" and os.sep not in value and not (base / value).exists():
+            continue  # a model name (`default`, a pulled one), resolved when the model loads
+        data[key] = str(base / value)
     return data
 
 

@@ -133,18 +133,16 @@ class ClassifierEngine:
 
 
 def load_engine(cfg: DaemonConfig, notifier: Notifier | None = None) -> ClassifierEngine:
-    """Load the backend for ``cfg.model`` (the bundled model when unset) and encode the prompts.
+    """Load the backend for ``cfg.model`` (a folder, a pulled name; the bundled model when unset) and encode
+    the prompts.
 
     While the backend loads (a TensorRT engine build can take minutes) a thread keeps asking
     systemd for more start-up time with ``EXTEND_TIMEOUT_USEC``.
     """
     from eventclip.model.classify import open_encoder
+    from eventclip.model.hub import resolve_model
 
-    package = cfg.model
-    if package is None:
-        from eventclip import data
-
-        package = data.default_model_path()
+    package = resolve_model(cfg.model)
     stop = threading.Event()
     keeper = None
     if notifier is not None and notifier.enabled:

@@ -36,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--speed", type=float, help="replay speed factor; 0 = as fast as possible (default 1.0)")
     p.add_argument("--sensor-id", help="name used in every message (default: the source's id)")
     p.add_argument("--prompts", type=Path, help="prompts YAML (classes, templates, anomaly set)")
-    p.add_argument("--model", type=Path, help="model package folder (default: the bundled model)")
+    p.add_argument("--model", type=Path, help="model package folder, `default` or a pulled name (`eventclip models "
+                   "list`); default: the bundled model")
     p.add_argument("--backend", choices=["auto", "tensorrt", "onnxruntime", "torch"])
     p.add_argument("--publish", help="ZeroMQ endpoint to bind (default tcp://127.0.0.1:5556)")
     p.add_argument("--allow-remote", action="store_true", default=None,
