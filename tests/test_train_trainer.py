@@ -153,3 +153,23 @@ def test_folder_dataset_errors_and_split(dataset, tmp_path):
         load_folder(tmp_path)
     with pytest.raises(ConfigError, match="classes.json"):
         load_folder(tmp_path / "empty")
+
+
+def test_seeds_and_the_labelled_sample_are_scored_and_recorded(dataset, tmp_path):
+    """--seeds trains once per seed and writes mean ± std of every figure into each card, including the
+    demo sample's top-1 before (f_E = f_I) and after training, scored window by window as the daemon does."""
+    from eventclip.model.card import ModelCard
+
+    ds = load_folder(dataset)
+    sample = synth.make_sample(tmp_path / "sample", ds.classes, synth.SynthConfig(seed=1, emoji=1, letters=1, digits=1,
+                                                                                   samples_per_class=3), seed=5)
+    recipe = tiny_recipe(dataset, sample=str(sample))
+    report = trainer.train_seeds(recipe, tmp_path / "runs", [0, 1])
+    over = report["over_seeds"]
+    for key in ("sample_top1", "untrained_sample_top1", "zero_shot_unseen_top1", "untrained_seen_val_top1"):
+        assert len(over[key]["values"]) == 2 and 0.0 <= over[key]["mean"] <= 1.0, key
+        assert over[key]["std"] == pytest.approx(float(np.std(over[key]["values"])), abs=1e-4)
+    for seed in (0, 1):
+        card = ModelCard.read(tmp_path / "runs" / f"seed_{seed}" / "model")
+        assert card.accuracy["over_seeds"]["seeds"] == [0, 1] and "sample_top3" in card.accuracy
+    assert (tmp_path / "runs" / "seeds.json").is_file()

@@ -33,7 +33,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--ablation", action="store_true",
                    help="instead of one model, run the loss ablation (ct, ct+zs, ct+kl, ct+zs+kl) per seed and "
                    "write <out>/ablation.json with zero-shot, video zero-shot and few-shot accuracies")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="ablation seeds (default 0 1 2)")
+    p.add_argument("--seeds", type=int, nargs="+", default=None,
+                   help="train once per seed into <out>/seed_<s> and record every figure's mean ± std in each card; "
+                   "with --ablation: its seeds (default 0 1 2)")
     p.add_argument("--stage1-from", help="ablation: reuse stage1.pt and data/ of this earlier run folder")
     p.add_argument("--configs", nargs="+", help="ablation: subset of loss combinations, e.g. ct ct+zs+kl")
     p.set_defaults(func=run)
@@ -49,9 +51,15 @@ def run(args: argparse.Namespace) -> int:
     if args.ablation:
         from eventclip.train.ablation import run_ablation
 
-        results = run_ablation(recipe, args.out, args.seeds, args.stage1_from, args.configs)
+        results = run_ablation(recipe, args.out, args.seeds or [0, 1, 2], args.stage1_from, args.configs)
         print(results["table"])
         print(f"wall time {results['wall_time_s']} s; details in {args.out}/ablation.json")
+        return 0
+    if args.seeds:
+        from eventclip.train.trainer import train_seeds
+
+        report = train_seeds(recipe, args.out, args.seeds)
+        print(json.dumps(report, indent=1))
         return 0
     package = train(recipe, args.out, resume=args.resume).package
     from eventclip.train.trainer import _rank

@@ -83,6 +83,8 @@ class Recipe(BaseModel):
     losses: dict[str, Any] = Field(default_factory=dict)
     augment: dict[str, Any] = Field(default_factory=dict)
     stage1_augment: dict[str, Any] | None = Field(None, description="image augmentation of stage 1 (AugmentConfig)")
+    sample: str | None = Field(None, description="a labelled sample recording (with its .json) to score before and "
+                               "after stage 2, or 'bundled' for eventclip's own sample (the demo's figure)")
 
     def loss_config(self) -> LossConfig:
         """The ``losses`` section as a LossConfig; a wrong key or value is a ConfigError naming it."""
@@ -492,6 +494,60 @@ def prepare_data(recipe: Recipe, out: Path) -> PairedDataset:
     return load_folder(folder)
 
 
+def _sample_figures(recipe: Recipe, ds: PairedDataset, model: Any, keep: Path | None, prefix: str,
+                    resume: bool) -> dict[str, float]:
+    """Top-1/top-3 of ``model`` on the recipe's labelled sample (``prefix``_top1, ...), or {} without one.
+
+    ``keep`` stores the figures so a resumed run reports the baseline measured before its first stage-2 epoch.
+    """
+    if recipe.sample is None or _rank() != 0:
+        return {}
+    if resume and keep is not None and keep.is_file():
+        return json.loads(keep.read_text())
+    from eventclip.train.sample_eval import sample_accuracy
+
+    if recipe.sample == "bundled":
+        from eventclip.data import sample_recording_path
+
+        path = sample_recording_path()
+    else:
+        path = Path(recipe.sample)
+    figures = sample_accuracy(model, path, ds.texts, list(PROMPT_TEMPLATES))
+    out = {f"{prefix}_top1": figures["top1"], f"{prefix}_top3": figures["top3"]}
+    log.info("sample %s: %s (%d windows)", path.name, out, figures["windows"])
+    if keep is not None:
+        keep.write_text(json.dumps(out) + "\n")
+    return out
+
+
+def train_seeds(recipe: Recipe, out: str | Path, seeds: list[int]) -> dict[str, Any]:
+    """The recipe once per seed (``<out>/seed_<s>``, one shared dataset), and every figure's mean ± std.
+
+    Each package's card gets ``accuracy.over_seeds`` ({metric: {mean, std, values}}, std over seeds,
+    population), so whichever package ships says how much its figures vary with the seed.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    ds = prepare_data(recipe, out)
+    runs = {s: train(recipe.model_copy(update={"seed": s}), out / f"seed_{s}", dataset=ds) for s in seeds}
+    metrics = sorted({k for r in runs.values() for k in r.metrics})
+    summary = {}
+    for k in metrics:
+        values = [float(runs[s].metrics[k]) for s in seeds if k in runs[s].metrics]
+        summary[k] = {"mean": round(float(np.mean(values)), 4), "std": round(float(np.std(values)), 4),
+                      "values": [round(v, 4) for v in values]}
+    report = {"seeds": list(seeds), "over_seeds": summary, "packages": {s: str(r.package) for s, r in runs.items()}}
+    if _rank() == 0:
+        from eventclip.model.card import ModelCard
+
+        for r in runs.values():
+            card = ModelCard.read(r.package)
+            accuracy = dict(card.accuracy, over_seeds={"seeds": list(seeds), **summary})
+            card.model_copy(update={"accuracy": accuracy}).write(r.package)
+        (out / "seeds.json").write_text(json.dumps(report, indent=1) + "\n")
+    return report
+
+
 def held_out_record(ds: PairedDataset, split: SplitConfig, held_out: list[Item]) -> dict[str, Any]:
     """What the model card keeps of the split, so evaluation can hold out exactly these recordings:
     the split settings and the held-out event files (relative to the dataset folder, sorted)."""
@@ -539,8 +595,10 @@ def train(recipe: Recipe, out: str | Path, *, resume: bool = False,
         # Stage 1 sees every class's images and texts (never their events).
         train_stage1(model, ds, seen_train + seen_val + unseen_items, Batcher(cache, rep, recipe.augment_config(1)),
                      recipe.stage1, out, metrics, rng, device, resume)
+    sample_before = _sample_figures(recipe, ds, model, out / "sample_untrained.json", "untrained_sample", resume)
     result = train_stage2(model, ds, seen_train, seen_val, unseen_items, seen, unseen, batcher, eval_batcher,
                           recipe.stage2, recipe.loss_config(), out, metrics, rng, device, resume)
+    result |= sample_before | _sample_figures(recipe, ds, model, None, "sample", False)
     package = out / "model"
     if _rank() == 0:
         model.card = model.card.model_copy(update={
