@@ -1,7 +1,7 @@
 """Frame accumulation: N events into one W x H count frame, ours beside the peers, one process.
 
 Runs: ours (numba kernel, single-threaded; also as the daemon counts: RunningCounts fed 1 M-event
-chunks), ours numpy reference (np.bincount), tonic's
+chunks; and counting on the model's 224 and 64 px grids), ours numpy reference (np.bincount), tonic's
 ``to_frame_numpy`` (np.add.at), plain ``np.bincount`` on precomputed indices, dv-processing's
 ``Accumulator`` (no decay, contribution 1) fed from an AEDAT4 file, torch on the CPU (1 thread)
 and torch CUDA when a GPU is present. Prints medians (Mev/s) and ratios to ours; never asserts.
@@ -28,6 +28,7 @@ from eventclip.frames.accumulate import (
     count_events_reference,
     count_events_torch,
 )
+from eventclip.frames.grid import model_grid
 
 
 def synthetic_events(n: int, geometry: Geometry, seed: int = 0) -> np.ndarray:
@@ -192,6 +193,13 @@ def main() -> None:
     runners["eventclip numba, per polarity"] = lambda: count_events(ev, g, per_polarity=True)
     runners["eventclip RunningCounts, 1 M-event chunks"] = lambda: running_counts(ev, g, False)
     runners["eventclip RunningCounts, per polarity"] = lambda: running_counts(ev, g, True)
+    for size in (224, 64):  # counting on the model's grid (Representation count_at: model)
+        grid = model_grid(g, size)
+        head = ev[:200_000]
+        assert np.array_equal(count_events(head, g, grid=grid), count_events_reference(head, g, grid=grid))
+        runners[f"eventclip numba, on the {size}x{size} model grid"] = lambda grid=grid: count_events(ev, g, grid=grid)
+        runners[f"eventclip numba, {size}x{size} grid, per polarity"] = (
+            lambda grid=grid: count_events(ev, g, per_polarity=True, grid=grid))
     runners["eventclip numpy reference"] = lambda: count_events_reference(ev, g)
     slow.add("eventclip numpy reference")
     index = ev["y"].astype(np.int64) * g.width + ev["x"]
