@@ -15,7 +15,6 @@ repository); the authors' encoders through their repository ``Eavn/event-clip``.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
@@ -29,6 +28,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from eventclip.errors import ConfigError, EventclipError
+from eventclip.model.card import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -179,15 +179,6 @@ def resolve_model(value: str | os.PathLike | None) -> Path:
                       f"(names: {DEFAULT_NAME}, {', '.join(names)}; see `eventclip models list`)")
 
 
-def sha256_of(path: Path, chunk: int = 1 << 22) -> str:
-    """sha256 hex of a (large) file, read in 4 MiB pieces."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def download(entry: ModelEntry, *, endpoint: str | None = None, progress: bool | None = None,
              say: Callable[[str], None] = print) -> tuple[Path, str, bool | None]:
     """Fetch the entry's weights into the cache (resuming a partial download) and verify them.
@@ -231,7 +222,7 @@ def download(entry: ModelEntry, *, endpoint: str | None = None, progress: bool |
 
 def _verify(local: Path, repo: HubFile, name: str) -> str:
     """Check the download's sha256 against the registry's, else the hub's LFS etag (a sha256)."""
-    actual = sha256_of(local)
+    actual = sha256_file(local)
     blob = Path(os.path.realpath(local)).name  # the hub cache names blobs by their etag
     expected, source = (repo.sha256, "the registry") if repo.sha256 else (
         (blob, "the hub's LFS checksum") if re.fullmatch(r"[0-9a-f]{64}", blob) else (None, ""))
