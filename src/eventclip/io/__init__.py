@@ -27,8 +27,11 @@ from eventclip.io.base import FORMATS, EventReader, EventWriter, FormatSpec, Pat
 from eventclip.io.chunking import chunk_blocks, chunk_by_count, chunk_by_time
 from eventclip.io.detect import detect_format, get_format, known_formats, writable_format
 from eventclip.io.errors import (
+    EventFileIsADirectoryError,
+    EventFileNotFoundError,
     EventFormatError,
     GeometryError,
+    NotARegularFileError,
     TruncatedFileError,
     UnknownFormatError,
     UnsupportedFeatureError,
@@ -198,6 +201,8 @@ __all__ = [
     "EVENT_DTYPE",
     "FORMATS",
     "EventChunk",
+    "EventFileIsADirectoryError",
+    "EventFileNotFoundError",
     "EventFormatError",
     "EventReader",
     "EventStream",
@@ -205,6 +210,7 @@ __all__ = [
     "FormatSpec",
     "Geometry",
     "GeometryError",
+    "NotARegularFileError",
     "TruncatedFileError",
     "UnknownFormatError",
     "UnsupportedFeatureError",
