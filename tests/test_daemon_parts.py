@@ -362,3 +362,12 @@ def test_listen_command_prints_messages_and_reports_gaps() -> None:
     assert proc.returncode == 0, err
     assert out.splitlines() == ["status: online n0", "# eventclip/status: 3 message(s) lost before seq 4",
                                 "status: online n4", "status: offline bye"]
+
+
+@pytest.mark.parametrize("endpoint", ["not-an-endpoint", "tcp://127.0.0.1", "bogus://x:1"])
+def test_listen_to_a_malformed_endpoint_is_a_usage_error_not_a_traceback(endpoint: str, capsys) -> None:
+    from eventclip.cli import main
+
+    assert main(["listen", endpoint, "--timeout", "1"]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot connect to {endpoint!r}" in err and "tcp://127.0.0.1:5556" in err and "Traceback" not in err
