@@ -5,9 +5,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import signal
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -28,7 +25,7 @@ from eventclip.io import (
 )
 from eventclip.io.chunking import chunk_by_count, chunk_by_time
 from tests._io_helpers import same_events
-from tests.conftest import recording
+from tests.conftest import recording, run_python
 
 EVT2 = "prophesee_evt2_spinner_excerpt_gen3_640x480.raw"
 
@@ -214,19 +211,6 @@ def test_reader_classes_refuse_missing_files_with_os_errors(tmp_path):
             spec.reader(tmp_path / f"nope.{spec.name}")
 
 
-def _run_in_child(code: str, timeout: float = 60.0) -> subprocess.CompletedProcess:
-    """Run ``code`` in a fresh interpreter in its own session; kill the whole group if it hangs."""
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        pytest.fail(f"the child hung for {timeout} s: {code}")
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-
-
 def test_fifo_is_refused_instead_of_blocking(tmp_path):
     """Opening a FIFO for reading waits for a writer forever; every entry point must refuse it first."""
     fifo = tmp_path / "f.raw"
@@ -234,7 +218,7 @@ def test_fifo_is_refused_instead_of_blocking(tmp_path):
     code = ("import sys\nfrom eventclip.cli import main\nfrom eventclip.io import open_events\n"
             f"try:\n    open_events({str(fifo)!r})\nexcept OSError as exc:\n    print('refused:', exc)\n"
             f"sys.exit(main(['info', {str(fifo)!r}]))\n")
-    done = _run_in_child(code)
+    done = run_python(code, timeout=60)
     assert done.returncode == 1, done.stderr
     assert "refused:" in done.stdout and "FIFO" in done.stdout and "regular file" in done.stdout
     assert str(fifo) in done.stderr and "FIFO" in done.stderr

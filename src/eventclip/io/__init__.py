@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from eventclip import _forksafe
 from eventclip.events import EVENT_DTYPE, EventChunk, Geometry, concat_events
 from eventclip.io.base import FORMATS, EventReader, EventWriter, FormatSpec, PathLike, register_format
 from eventclip.io.chunking import chunk_blocks, chunk_by_count, chunk_by_time
@@ -65,6 +66,7 @@ def _import_format_modules() -> None:
 
 
 _import_format_modules()
+_forksafe.install()  # readers decode with numba kernels, in threads: see eventclip._forksafe
 
 
 class EventStream:
