@@ -371,3 +371,15 @@ def test_listen_to_a_malformed_endpoint_is_a_usage_error_not_a_traceback(endpoin
     assert main(["listen", endpoint, "--timeout", "1"]) == 2
     err = capsys.readouterr().err
     assert f"cannot connect to {endpoint!r}" in err and "tcp://127.0.0.1:5556" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(("addr", "ok"), [("127.0.0.1", True), ("::1", True), ("localhost", True), ("0.0.0.0", False),
+                                          ("::", False), ("192.168.1.5", False)])
+def test_metrics_address_has_the_same_loopback_guard_as_publish(addr: str, ok: bool) -> None:
+    fields = {"sensor": "prophesee", "prompts": "p.yaml", "metrics_port": 9108, "metrics_addr": addr}
+    if ok:
+        load_config(None, fields)
+        return
+    with pytest.raises(ConfigError, match="metrics_addr .* is not loopback; set allow_remote"):
+        load_config(None, fields)
+    load_config(None, {**fields, "allow_remote": True})
