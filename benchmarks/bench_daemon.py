@@ -173,7 +173,7 @@ def run_daemon(package: Path, prompts: Path, backend: str, rate: float, seconds:
     c = pipe.metrics.counters
     lat = np.asarray(latencies or [float("nan")])
     return {
-        "rate_target": rate, "rate_in": c.events_in / elapsed, "reader_lost": c.events_lost_reader,
+        "rate_target": rate, "rate_in": c.events_in / elapsed, "reader_lost": c.events_overflow,
         "late_chunks": source.late_chunks, "backlog_peak": max(backlog), "windows": c.windows_closed,
         "windows_s": c.windows_published / elapsed, "dropped": pipe.windows.dropped,
         "p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99)),

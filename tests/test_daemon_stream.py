@@ -39,24 +39,32 @@ top_k: 3
 OTHER_PROMPTS = "classes: [alpha, beta]\ntop_k: 2\n"
 
 
-@pytest.fixture(scope="module")
-def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tiny_package(folder: Path) -> Path:
     """A tiny random-weight model package with its ONNX export (so daemons start without torch)."""
     from eventclip.exporters.onnx import export_onnx
     from eventclip.model.clip import create_eventclip
 
     torch = pytest.importorskip("torch")
     torch.manual_seed(0)
-    path = create_eventclip(TINY).save_pretrained(tmp_path_factory.mktemp("pkg") / "tiny")
+    path = create_eventclip(TINY).save_pretrained(folder / "tiny")
     export_onnx(path, check=False)
     return path
 
 
-@pytest.fixture()
-def prompts(tmp_path: Path) -> Path:
-    path = tmp_path / "prompts.yaml"
+def write_prompts(folder: Path) -> Path:
+    path = folder / "prompts.yaml"
     path.write_text(PROMPTS)
     return path
+
+
+@pytest.fixture(scope="module")
+def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_package(tmp_path_factory.mktemp("pkg"))
+
+
+@pytest.fixture()
+def prompts(tmp_path: Path) -> Path:
+    return write_prompts(tmp_path)
 
 
 @pytest.fixture(autouse=True)
@@ -211,7 +219,8 @@ def test_slow_encoder_drops_windows_by_policy_never_events(package, prompts, pol
     path = recording(SPARKLERS)
     cfg = load_config(None, {"sensor": "replay", "input": path, "speed": 1.0, "prompts": prompts,
                              "window_us": 1000, "batch_size": 1, "window_queue": 4, "drop_policy": policy,
-                             "keep_every_n": 3, "publish": "tcp://127.0.0.1:*"})
+                             "keep_every_n": 3, "publish": "tcp://127.0.0.1:*",
+                             "max_age_ms": 60_000})  # this test is about the policy, not the freshness budget
     publisher = Publisher(cfg.publish, "test")
     pipe = _pipeline(cfg, _SlowEngine(_engine(package, prompts), 0.02), publisher)
     depths = []
@@ -225,12 +234,15 @@ def test_slow_encoder_drops_windows_by_policy_never_events(package, prompts, pol
         publisher.close()
     c = pipe.metrics.counters
     n_file = len(read_events(path))
-    assert c.events_in == c.events_windowed == n_file and c.events_lost_reader == 0
+    assert c.events_in == c.events_windowed == n_file and c.events_overflow == 0
     assert c.windows_closed >= 90
     assert pipe.windows.dropped > 0
     assert c.windows_published + pipe.windows.dropped == c.windows_closed
     assert max(depths) <= cfg.window_queue
     assert pipe.last_stats["drops"]["windows_policy"] == pipe.windows.dropped
+    dropped = pipe.last_stats["drops"]["events"]
+    assert dropped["policy"] > 0 and c.events_published + dropped["policy"] == n_file  # every event accounted for
+    assert pipe.last_stats["events_in_flight"] == 0
 
 
 def test_stalled_subscriber_does_not_stall_the_pipeline_and_drops_are_counted(package, tmp_path):
@@ -468,3 +480,28 @@ def test_torch_frames_path_gives_the_numpy_path_labels(package, prompts, backend
     assert [r.labels[0][0] for r in got] == [r.labels[0][0] for r in want]
     np.testing.assert_allclose([p for r in got for _, p in r.labels], [p for r in want for _, p in r.labels],
                                atol=1e-4)
+
+
+def test_a_looping_replay_logs_its_first_loop_and_counts_the_others(package, prompts, caplog):
+    """A looping replay used to log an INFO 'discontinuity' line on every pass (~37k lines an hour)."""
+    import logging
+
+    from eventclip.daemon.publish import Publisher
+
+    cfg = load_config(None, {"sensor": "replay", "input": recording(SPINNER), "speed": 0, "prompts": prompts,
+                             "window_us": 50_000, "sensor_options": {"loop": True}, "publish": "tcp://127.0.0.1:*"})
+    publisher = Publisher(cfg.publish, "test")
+    pipe = _pipeline(cfg, _engine(package, prompts), publisher)
+    try:
+        with caplog.at_level(logging.INFO, logger="eventclip.daemon.pipeline"):
+            pipe.start()
+            deadline = time.monotonic() + 60
+            while pipe.metrics.counters.gaps.get("loop", 0) < 20 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            pipe.request_stop()
+            assert pipe.wait() == 0
+    finally:
+        publisher.close()
+    loops = pipe.last_stats["gaps"]["loop"]
+    assert loops >= 20 and loops == pipe.metrics.counters.gaps["loop"]
+    assert sum("discontinuity" in r.getMessage() for r in caplog.records) == 1

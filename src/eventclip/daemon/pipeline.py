@@ -9,6 +9,15 @@ resizing and the encoder: the count is off the close-to-publish path. The reader
 every later queue is small and blocking, so back-pressure stops at the window queue. Threads are
 enough: the heavy work (numba, numpy, ONNX Runtime, torch) releases the GIL.
 
+Freshness: a live system should publish fresh results late rather than stale results forever. So,
+for a paced source (a camera, a paced replay), windowing sheds chunks already older than the
+freshness budget (``max_age_ms``) when it takes them, without counting them (which is how it catches
+up), and the accumulation stage drops windows that could not be published within the budget; both
+are counted as ``stale``. A window that lost events before windowing (shed, or dropped from the
+reader's full queue) is dropped as ``incomplete``, never published as if whole. Every event read is
+published, dropped for a counted reason, or in flight (:class:`~eventclip.daemon.metrics.Counters`).
+An unpaced replay is a batch job: its reader waits for room, and no budget applies.
+
 Every stage marks when it starts and finishes an item. The heartbeat sends systemd's
 ``WATCHDOG=1`` only while no stage has been busy on one item longer than the stall limit, so a
 wedged encoder or a dead lock makes systemd restart the daemon.
@@ -24,6 +33,7 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,12 +41,13 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from eventclip.daemon.config import DaemonConfig
+from eventclip.daemon.config import DaemonConfig, freshness_budget_ms
 from eventclip.daemon.metrics import Metrics, percentiles
 from eventclip.daemon.notify import Notifier
 from eventclip.daemon.publish import Publisher
-from eventclip.daemon.queues import END, EventInbox, WindowQueue
-from eventclip.events import Geometry
+from eventclip.daemon.queues import END, EventInbox, Hole, WindowQueue
+from eventclip.daemon.threads import in_use
+from eventclip.events import EVENT_DTYPE, Geometry
 from eventclip.sensors.base import Source
 
 log = logging.getLogger(__name__)
@@ -79,15 +90,30 @@ class Windower(Protocol):
     def flush(self) -> list: ...
 
 
+@dataclass(frozen=True)
+class _Span:
+    """What the later stages need of a window whose counts were kept while it was open: its times (µs)
+    and event count. Why: the window itself holds views of every chunk it spans (tens of MB at
+    tens of Mev/s), which would stay in memory while it waits for the encoder."""
+
+    t_start: int
+    t_end: int
+    n_events: int
+
+
 @dataclass
 class _Item:
     """A window on its way through the pipeline, stamped with when it closed (monotonic s: when the
     reader handed over the chunk that proved its end), with its pixel counts when they were kept
-    while it was open."""
+    while it was open (then ``window`` is only a :class:`_Span`)."""
 
     window: Any
     closed_at: float
     counts: np.ndarray | None = None
+
+    @property
+    def n_events(self) -> int:
+        return int(self.window.n_events)
 
 
 class _Stage:
@@ -149,7 +175,9 @@ class Pipeline:
         notifier: Notifier | None = None,
         metrics: Metrics | None = None,
         stall_s: float = 30.0,
+        threads: dict | None = None,
     ) -> None:
+        """``threads``: the thread plan in use (:mod:`eventclip.daemon.threads`), reported in ``stats``."""
         self.source = source
         self.windower = windower
         self.engine = engine
@@ -161,8 +189,19 @@ class Pipeline:
         self.stall_s = wd / 1e6 if wd else stall_s
         self.geometry: Geometry | None = None
         self._running: Any = None
+        self.threads = threads
+        self.paced = bool(getattr(source, "paced", True))
+        window_us = getattr(windower, "length_us", None) or config.window_us or 0
+        self.max_age_ms = freshness_budget_ms(config, window_us) if self.paced else None
+        """The freshness budget in ms (None: not applied, an unpaced replay)."""
+        self._max_age_s = None if self.max_age_ms is None else self.max_age_ms / 1000.0
+        self._service_s = 0.0
+        """Recent time from a batch leaving the window queue to its publication (s; written by the publisher)."""
+        self._holes: deque[tuple[int, int]] = deque()
+        """Time spans (µs, inclusive) of events lost before windowing, until every window over them closed."""
         self.inbox = EventInbox(config.max_pending_events)
-        self.windows = WindowQueue(config.window_queue, config.drop_policy, config.keep_every_n)
+        self.windows = WindowQueue(config.window_queue, config.drop_policy, config.keep_every_n,
+                                   self._dropped_by_policy)
         self.frames_q: queue.Queue = queue.Queue(maxsize=2)
         self.embed_q: queue.Queue = queue.Queue(maxsize=2)
         self.result_q: queue.Queue = queue.Queue(maxsize=4)
@@ -265,10 +304,15 @@ class Pipeline:
                 n = len(chunk.events)
                 c.events_in += n
                 if chunk.meta.get("gap"):
-                    level = logging.INFO if chunk.meta.get("reason") == "loop" else logging.WARNING
-                    log.log(level, "discontinuity in the stream: %s", chunk.meta)
-                if not self.inbox.offer((chunk, time.monotonic()), n):
-                    c.events_lost_reader += n
+                    self._gap(chunk.meta)
+                if self.paced:
+                    c.events_overflow += self.inbox.offer(chunk, time.monotonic())
+                else:
+                    stage.idle()  # waiting for room is not being stuck on an item
+                    while not self.inbox.put(chunk, time.monotonic(), _POLL_S):
+                        if self._abort.is_set() or self._stopping.is_set():
+                            c.events_shutdown += n
+                            return
                 stage.idle()
                 if self._abort.is_set():
                     return
@@ -278,7 +322,19 @@ class Pipeline:
             else:
                 self._fail("reader", exc, abort=False)
         finally:
-            self.inbox.offer(END, 0)
+            self.inbox.end()
+
+    def _gap(self, meta: dict) -> None:
+        """Count a discontinuity by reason. A looping replay's boundaries are logged once, then only
+        counted (``stats.gaps``): one INFO line per pass was ~37 000 lines an hour."""
+        reason = str(meta.get("reason", "unknown"))
+        gaps = self.metrics.counters.gaps
+        gaps[reason] = gaps.get(reason, 0) + 1
+        if reason != "loop":
+            log.warning("discontinuity in the stream: %s", meta)
+        elif gaps[reason] == 1:
+            log.info("discontinuity in the stream: %s; the replay loops, further loop boundaries are counted "
+                     "in stats (gaps.loop), not logged", meta)
 
     def _window(self, stage: _Stage) -> None:
         c = self.metrics.counters
@@ -288,23 +344,60 @@ class Pipeline:
                 continue
             stage.busy()
             if got is END:
-                chunk, closed_at = END, time.monotonic()
+                closed_at = time.monotonic()
                 windows = self.windower.flush()
+            elif isinstance(got, Hole):  # events the reader's full queue dropped (counted there)
+                closed_at = time.monotonic()
+                windows = self._skip(got.t_first_us, got.t_last_us, got.t_end_us)
             else:
                 # A window closes when the chunk proving its end reaches the daemon: latency runs
                 # from the reader's hand-off, so time spent waiting in the inbox is included.
                 chunk, closed_at = got
-                c.events_windowed += len(chunk.events)
-                windows = self.windower.push(chunk.events, chunk.t_end_us)
-                if self._running is not None:
-                    self._running.add(chunk.events)
+                ev = chunk.events
+                if self._max_age_s is not None and time.monotonic() - closed_at > self._max_age_s:
+                    c.events_stale += len(ev)  # behind by more than the budget: catch up, uncounted
+                    windows = self._skip(int(ev["t"][0]) if len(ev) else None,
+                                         int(ev["t"][-1]) if len(ev) else None, chunk.t_end_us)
+                else:
+                    c.events_windowed += len(ev)
+                    windows = self.windower.push(ev, chunk.t_end_us)
+                    if self._running is not None:
+                        self._running.add(ev)
             for w in windows:
-                c.windows_closed += 1
-                self.windows.put(_Item(w, closed_at, None if self._running is None else self._running.take(w)))
+                self._emit(w, closed_at)
             stage.idle()
-            if chunk is END:
+            if got is END:
                 self.windows.put(END)
                 return
+
+    def _skip(self, t_first: int | None, t_last: int | None, t_end: int | None) -> list:
+        """Move windowing past events that will never arrive; the windows over them are dropped at close."""
+        if t_first is not None and t_last is not None:
+            if self._holes and self._holes[-1][1] >= t_first - 1:
+                self._holes[-1] = (self._holes[-1][0], t_last)
+            else:
+                self._holes.append((t_first, t_last))
+        if t_end is None:  # nothing proves the stream complete past the events: the next chunk will
+            return []
+        return self.windower.push(np.empty(0, dtype=EVENT_DTYPE), t_end)
+
+    def _emit(self, w: Any, closed_at: float) -> None:
+        """Queue a closed window for inference, unless events of it were lost before windowing."""
+        c = self.metrics.counters
+        c.windows_closed += 1
+        counts = None if self._running is None else self._running.take(w)
+        holes = self._holes
+        while holes and holes[0][1] < w.t_start:
+            holes.popleft()
+        if holes and holes[0][0] < w.t_end:
+            c.windows_incomplete += 1
+            c.events_incomplete += w.n_events
+            return
+        window = w if counts is None else _Span(int(w.t_start), int(w.t_end), w.n_events)
+        self.windows.put(_Item(window, closed_at, counts))
+
+    def _dropped_by_policy(self, item: _Item) -> None:
+        self.metrics.counters.events_policy += item.n_events
 
     def _accumulate(self, stage: _Stage) -> None:
         while not self._abort.is_set():
@@ -314,6 +407,9 @@ class Pipeline:
             if batch[0] is END:
                 _put(self.frames_q, END, self._abort)
                 return
+            batch = [batch[i] for i in self._fresh(batch, at_encoder=False)]  # no frames for windows already too old
+            if not batch:
+                continue
             stage.busy()
             if all(item.counts is not None for item in batch):
                 x = self.engine.model_input_counts([item.counts for item in batch], self.geometry)
@@ -323,6 +419,28 @@ class Pipeline:
             if not _put(self.frames_q, (batch, x), self._abort):
                 return
 
+    def _fresh(self, batch: list[_Item], at_encoder: bool) -> list[int]:
+        """Indices of the windows of ``batch`` that can still be published within the freshness budget: age
+        now plus the recent time from the encoder to publication (at most half the budget is set aside
+        for that, so an encoder slower than the budget still gets the freshest windows); the others are
+        counted stale. Checked where frames are made and again as the encoder takes them."""
+        if self._max_age_s is None:
+            return list(range(len(batch)))
+        now = time.monotonic()
+        limit = self._max_age_s - min(self._service_s, self._max_age_s / 2)
+        fresh = [i for i, item in enumerate(batch) if now - item.closed_at <= limit]
+        if len(fresh) < len(batch):
+            c = self.metrics.counters
+            n_windows = len(batch) - len(fresh)
+            n_events = sum(item.n_events for item in batch) - sum(batch[i].n_events for i in fresh)
+            if at_encoder:  # each counter has one writing thread
+                c.windows_stale_encoder += n_windows
+                c.events_stale_encoder += n_events
+            else:
+                c.windows_stale_frames += n_windows
+                c.events_stale_frames += n_events
+        return fresh
+
     def _encode(self, stage: _Stage) -> None:
         while True:
             got = _get(self.frames_q, self._abort)
@@ -330,10 +448,16 @@ class Pipeline:
                 _put(self.embed_q, END, self._abort)
                 return
             batch, x = got
+            keep = self._fresh(batch, at_encoder=True)  # they may have waited here behind other batches
+            if not keep:
+                continue
+            if len(keep) < len(batch):
+                batch, x = [batch[i] for i in keep], x[keep]
             stage.busy()
+            started = time.monotonic()
             emb = self.engine.encode(x)
             stage.idle()
-            if not _put(self.embed_q, (batch, emb), self._abort):
+            if not _put(self.embed_q, (batch, emb, started), self._abort):
                 return
 
     def _heads(self, stage: _Stage) -> None:
@@ -342,11 +466,11 @@ class Pipeline:
             if got is END:
                 _put(self.result_q, END, self._abort)
                 return
-            batch, emb = got
+            batch, emb, started = got
             stage.busy()
             results = self.engine.classify([item.window for item in batch], emb)
             stage.idle()
-            if not _put(self.result_q, (batch, results), self._abort):
+            if not _put(self.result_q, (batch, results, started), self._abort):
                 return
 
     def _publish(self, stage: _Stage) -> None:
@@ -356,9 +480,12 @@ class Pipeline:
             if got is END:
                 return
             stage.busy()
-            for item, result in zip(*got, strict=True):
+            batch, results, started = got
+            for item, result in zip(batch, results, strict=True):
                 self._publish_one(item, result)
                 c.windows_published += 1
+                c.events_published += item.n_events
+            self._service_s += 0.3 * (time.monotonic() - started - self._service_s)  # moving average
             stage.idle()
 
     def _publish_one(self, item: _Item, result: Any) -> None:
@@ -422,13 +549,22 @@ class Pipeline:
             "events_per_s": (c.events_in - prev[1]) / dt,
             "windows_per_s": (c.windows_published - prev[2]) / dt,
             "events_total": c.events_in,
+            "events_published": c.events_published,
+            "events_in_flight": c.events_in_flight,
             "windows_total": c.windows_closed,
             "windows_published": c.windows_published,
+            "max_age_ms": self.max_age_ms,
             "drops": {
                 "windows_policy": self.windows.dropped,
-                "reader_events": c.events_lost_reader,
+                "windows_stale": c.windows_stale,
+                "windows_incomplete": c.windows_incomplete,
+                "reader_events": c.events_overflow,
+                "events": c.events_dropped(),
                 "socket_hwm": dict(self.publisher.dropped),
             },
+            "gaps": dict(c.gaps),
+            "threads": None if self.threads is None else {**self.threads,
+                                                           "in_use": in_use(getattr(self.engine, "encoder", None))},
             "queue_depths": {
                 "events": self.inbox.pending_events,
                 "windows": len(self.windows),
