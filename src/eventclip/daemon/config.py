@@ -109,7 +109,8 @@ class DaemonConfig(BaseModel):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     shutdown_timeout_s: float = Field(default=3.0, gt=0)
     """Time allowed to drain in-flight windows on SIGTERM before leaving. The daemon promises to exit
-    within 5 s of SIGTERM with this at 3.5 s or less (the rest: stopping the stages, ``offline``)."""
+    within ``SIGTERM_EXIT_S`` of SIGTERM with this at 3.5 s or less (the rest: stopping the stages,
+    ``offline``)."""
 
     @field_validator("topic_prefix")
     @classmethod
@@ -132,6 +133,10 @@ class DaemonConfig(BaseModel):
             )
         return self
 
+
+SIGTERM_EXIT_S = 5.0
+"""eventclipd exits within this many seconds of SIGTERM, at any point (start-up included), with the default
+``shutdown_timeout_s``; systemd's ``TimeoutStopSec`` in the shipped unit sits above it."""
 
 FRESHNESS_WINDOWS = 2
 """Default freshness budget, in window lengths: a result older than two windows describes a moment

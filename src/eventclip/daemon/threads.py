@@ -126,11 +126,9 @@ class ThreadPlan:
 
 def plan_threads(budget: CpuBudget, env: dict[str, str] | None = None) -> ThreadPlan:
     """Split ``budget`` between the pools; ``EVENTCLIP_DECODE_THREADS`` (in ``env``) overrides decoding."""
-    from eventclip.io.prophesee_raw import BLOCK_THREADS_MAX
-
     env = os.environ if env is None else env
     n = budget.cores
-    decode = 1 if n < 8 else min(2, BLOCK_THREADS_MAX)
+    decode = 1 if n < 8 else 2
     encoder = max(1, n - 1 - decode)
     override = env.get("EVENTCLIP_DECODE_THREADS", "").strip()
     if override:
@@ -148,8 +146,10 @@ ENV_THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 def apply_env(plan: ThreadPlan, env: dict[str, str] | None = None) -> None:
     """Set the environment variables that size OpenMP/BLAS and numba pools when those libraries start.
 
-    Must run before numpy, numba or torch are imported to take effect (``eventclipd`` calls it first
-    thing); :func:`apply` then sets what can still be set at run time.
+    Takes effect for libraries not yet loaded: ``eventclipd`` calls it before ONNX Runtime, torch
+    and numba start (numpy's own BLAS pool is already up by then, since importing eventclip imports
+    numpy; the daemon's only BLAS work is the heads' small matrix products). :func:`apply` then sets
+    what can still be set at run time.
     """
     env = os.environ if env is None else env
     for name in ENV_THREAD_VARS:
@@ -181,6 +181,10 @@ def apply(plan: ThreadPlan) -> Callable[[], None]:
         before_torch = torch.get_num_threads()
         torch.set_num_threads(plan.encoder)
         undo.append(lambda: torch.set_num_threads(before_torch))
+        try:
+            torch.set_num_interop_threads(plan.interop)
+        except RuntimeError:  # torch allows it only before its inter-op pool first ran; it stays as it was
+            log.debug("torch's inter-op pool already started; its size stays %d", torch.get_num_interop_threads())
     log.info("thread plan: %d core(s) (%s): decode %d%s, encoder %d, inter-op %d, numba %d", plan.cores,
              plan.limited_by, plan.decode, " (EVENTCLIP_DECODE_THREADS)" if plan.decode_override else "",
              plan.encoder, plan.interop, plan.numba)
