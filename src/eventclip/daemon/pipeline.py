@@ -196,7 +196,7 @@ class Pipeline:
         """The freshness budget in ms (None: not applied, an unpaced replay)."""
         self._max_age_s = None if self.max_age_ms is None else self.max_age_ms / 1000.0
         self._service_s = 0.0
-        """Recent time from a batch leaving the window queue to its publication (s; written by the publisher)."""
+        """Recent longest time from the encoder taking a batch to its publication (s; written by the publisher)."""
         self._holes: deque[tuple[int, int]] = deque()
         """Time spans (µs, inclusive) of events lost before windowing, until every window over them closed."""
         self.inbox = EventInbox(config.max_pending_events)
@@ -421,9 +421,9 @@ class Pipeline:
 
     def _fresh(self, batch: list[_Item], at_encoder: bool) -> list[int]:
         """Indices of the windows of ``batch`` that can still be published within the freshness budget: age
-        now plus the recent time from the encoder to publication (at most half the budget is set aside
-        for that, so an encoder slower than the budget still gets the freshest windows); the others are
-        counted stale. Checked where frames are made and again as the encoder takes them."""
+        now plus the recent longest time from the encoder to publication (at most half the budget is set
+        aside for that, so an encoder slower than the budget still gets the freshest windows); the others
+        are counted stale. Checked where frames are made and again as the encoder takes them."""
         if self._max_age_s is None:
             return list(range(len(batch)))
         now = time.monotonic()
@@ -485,7 +485,9 @@ class Pipeline:
                 self._publish_one(item, result)
                 c.windows_published += 1
                 c.events_published += item.n_events
-            self._service_s += 0.3 * (time.monotonic() - started - self._service_s)  # moving average
+            # A slowly decaying maximum, not an average: a spike (the encoder descheduled by another
+            # job) must be planned for, or the windows let through just before it come out too old.
+            self._service_s = max(time.monotonic() - started, 0.95 * self._service_s)
             stage.idle()
 
     def _publish_one(self, item: _Item, result: Any) -> None:
