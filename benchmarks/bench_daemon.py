@@ -224,10 +224,13 @@ def p99_by_interval(at_s: np.ndarray, lat_ms: np.ndarray, interval_s: float) -> 
 
 def memory_bound_mb(cfg, rate: float, window_us: int) -> float:
     """What the stream may hold beyond the model (MB), by configuration: the reader queue (16 bytes an
-    event), the window queue (one 1280x720 uint32 count plane per window), and two windows of events
-    (the open one and the one closing), which depend on the window length and the camera's rate."""
-    return (cfg.max_pending_events * 16 + cfg.window_queue * GEOMETRY.width * GEOMETRY.height * 4
-            + 2 * rate * window_us / 1e6 * 16) / 2**20
+    event), the window queue (one 1280x720 uint32 count plane per window), the batch being turned into
+    frames (its count planes stacked, and their float32 frames), and two open windows (the one filling
+    and the one closing: their counts, and their events, which depend on the window length and the
+    camera's rate)."""
+    plane = GEOMETRY.width * GEOMETRY.height * 4
+    return (cfg.max_pending_events * 16 + cfg.window_queue * plane + 2 * cfg.batch_size * plane
+            + 2 * (plane + rate * window_us / 1e6 * 16)) / 2**20
 
 
 def start_hogs(n: int) -> list[subprocess.Popen]:
