@@ -10,11 +10,12 @@ every later queue is small and blocking, so back-pressure stops at the window qu
 enough: the heavy work (numba, numpy, ONNX Runtime, torch) releases the GIL.
 
 Freshness: a live system should publish fresh results late rather than stale results forever. So,
-for a paced source (a camera, a paced replay), windowing sheds chunks already older than the
-freshness budget (``max_age_ms``) when it takes them, without counting them (which is how it catches
-up), and the accumulation stage drops windows that could not be published within the budget; both
-are counted as ``stale``. A window that lost events before windowing (shed, or dropped from the
-reader's full queue) is dropped as ``incomplete``, never published as if whole. Every event read is
+for a paced source (a camera, a paced replay), windowing that finds itself behind by more than half
+the freshness budget (``max_age_ms``) drops what is queued before the start of the newest window,
+uncounted (which is how it catches up, a whole window at a time), and the accumulation and encoder
+stages drop windows that could not be published within the budget; both are counted as ``stale``.
+A window that lost events before windowing (dropped so, or from the reader's full queue) is dropped
+as ``incomplete``, never published as if whole. Every event read is
 published, dropped for a counted reason, or in flight (:class:`~eventclip.daemon.metrics.Counters`).
 An unpaced replay is a batch job: its reader waits for room, and no budget applies.
 
@@ -47,7 +48,7 @@ from eventclip.daemon.notify import Notifier
 from eventclip.daemon.publish import Publisher
 from eventclip.daemon.queues import END, EventInbox, Hole, WindowQueue
 from eventclip.daemon.threads import in_use
-from eventclip.events import EVENT_DTYPE, Geometry
+from eventclip.events import EVENT_DTYPE, EventChunk, Geometry
 from eventclip.sensors.base import Source
 
 log = logging.getLogger(__name__)
@@ -141,6 +142,19 @@ class _Stage:
         self.busy_since = None
 
 
+def _reaches(item: Any) -> int | None:
+    """The latest sensor time (µs, exclusive) an inbox item holds or proves complete; None when it says none."""
+    if item is END:
+        return None
+    if isinstance(item, Hole):
+        ends = (item.t_end_us, None if item.t_last_us is None else item.t_last_us + 1)
+    else:
+        chunk = item[0]
+        ends = (chunk.t_end_us, int(chunk.events["t"][-1]) + 1 if len(chunk.events) else None)
+    known = [t for t in ends if t is not None]
+    return max(known) if known else None
+
+
 def _put(q: queue.Queue, item: Any, abort: threading.Event) -> bool:
     """Blocking put that gives up when the pipeline aborts; False then."""
     while not abort.is_set():
@@ -199,6 +213,12 @@ class Pipeline:
         """Recent longest time from the encoder taking a batch to its publication (s; written by the publisher)."""
         self._holes: deque[tuple[int, int]] = deque()
         """Time spans (µs, inclusive) of events lost before windowing, until every window over them closed."""
+        self._pending: deque = deque()
+        """Items windowing took from the inbox to catch up and still has to process (windowing thread only)."""
+        self._windowed_until = -(1 << 62)
+        """Sensor time (µs) the windower has been taken to."""
+        self._catch_up_after = -(1 << 62)
+        """No catch-up for chunks before this sensor time (µs): one per window at most."""
         self.inbox = EventInbox(config.max_pending_events)
         self.windows = WindowQueue(config.window_queue, config.drop_policy, config.keep_every_n,
                                    self._dropped_by_policy)
@@ -339,7 +359,7 @@ class Pipeline:
     def _window(self, stage: _Stage) -> None:
         c = self.metrics.counters
         while not self._abort.is_set():
-            got = self.inbox.get(_POLL_S)
+            got = self._pending.popleft() if self._pending else self.inbox.get(_POLL_S)
             if got is None:
                 continue
             stage.busy()
@@ -348,21 +368,19 @@ class Pipeline:
                 windows = self.windower.flush()
             elif isinstance(got, Hole):  # events the reader's full queue dropped (counted there)
                 closed_at = time.monotonic()
-                windows = self._skip(got.t_first_us, got.t_last_us, got.t_end_us)
+                self._hole(got.t_first_us, got.t_last_us)
+                windows = [] if got.t_end_us is None else self._push(np.empty(0, dtype=EVENT_DTYPE), got.t_end_us)
             else:
                 # A window closes when the chunk proving its end reaches the daemon: latency runs
                 # from the reader's hand-off, so time spent waiting in the inbox is included.
                 chunk, closed_at = got
-                ev = chunk.events
-                if self._max_age_s is not None and time.monotonic() - closed_at > self._max_age_s:
-                    c.events_stale += len(ev)  # behind by more than the budget: catch up, uncounted
-                    windows = self._skip(int(ev["t"][0]) if len(ev) else None,
-                                         int(ev["t"][-1]) if len(ev) else None, chunk.t_end_us)
-                else:
-                    c.events_windowed += len(ev)
-                    windows = self.windower.push(ev, chunk.t_end_us)
-                    if self._running is not None:
-                        self._running.add(ev)
+                if self._behind(chunk, closed_at) and self._catch_up(got):
+                    stage.idle()
+                    continue
+                c.events_windowed += len(chunk.events)
+                windows = self._push(chunk.events, chunk.t_end_us)
+                if self._running is not None:
+                    self._running.add(chunk.events)
             for w in windows:
                 self._emit(w, closed_at)
             stage.idle()
@@ -370,16 +388,77 @@ class Pipeline:
                 self.windows.put(END)
                 return
 
-    def _skip(self, t_first: int | None, t_last: int | None, t_end: int | None) -> list:
-        """Move windowing past events that will never arrive; the windows over them are dropped at close."""
-        if t_first is not None and t_last is not None:
-            if self._holes and self._holes[-1][1] >= t_first - 1:
-                self._holes[-1] = (self._holes[-1][0], t_last)
-            else:
-                self._holes.append((t_first, t_last))
-        if t_end is None:  # nothing proves the stream complete past the events: the next chunk will
-            return []
-        return self.windower.push(np.empty(0, dtype=EVENT_DTYPE), t_end)
+    def _push(self, events: np.ndarray, t_end_us: int | None) -> list:
+        """Hand events to the windower, remembering how far in sensor time it has been taken (µs)."""
+        reached = t_end_us if t_end_us is not None else (int(events["t"][-1]) + 1 if len(events) else None)
+        if reached is not None:
+            self._windowed_until = max(self._windowed_until, int(reached))
+        return self.windower.push(events, t_end_us)
+
+    def _hole(self, t_first: int | None, t_last: int | None) -> None:
+        """Remember that the events in [t_first, t_last] (µs) never reached windowing."""
+        if t_first is None or t_last is None:
+            return
+        if self._holes and self._holes[-1][1] >= t_first - 1:
+            self._holes[-1] = (self._holes[-1][0], max(self._holes[-1][1], t_last))
+        else:
+            self._holes.append((t_first, t_last))
+
+    def _behind(self, chunk: Any, handed_at: float) -> bool:
+        """Windowing has fallen behind the freshness budget: this chunk waited more than half of it, and
+        no catch-up happened yet in the window it belongs to."""
+        if self._max_age_s is None or time.monotonic() - handed_at <= self._max_age_s / 2:
+            return False
+        ev = chunk.events
+        return not len(ev) or int(ev["t"][0]) >= self._catch_up_after
+
+    def _catch_up(self, first: tuple) -> bool:
+        """Drop everything queued before the start of the newest window, so that window (and those after
+        it) can still be counted whole and published within the budget; the windows before it lose
+        events and are dropped as incomplete. True when something was dropped.
+
+        Why whole windows: shedding chunks here and there (the oldest, or each one as it grows too old)
+        leaves a hole in nearly every window, and beside a CPU hog at twice the sustainable rate that
+        published almost nothing; jumping to a window start publishes whole windows at the rate
+        windowing can count them.
+        """
+        stride = getattr(self.windower, "stride_us", None)
+        items = [first, *self._pending, *self.inbox.take_all()]
+        self._pending = deque(items)
+        newest = max((t for t in map(_reaches, items) if t is not None), default=None)
+        if stride is None or newest is None:
+            return False
+        t0 = self.windower.t0_us
+        if t0 is None:
+            t0 = int(first[0].events["t"][0]) // stride * stride if len(first[0].events) else newest // stride * stride
+        start = t0 + max(0, (newest - 1 - t0) // stride) * stride  # the window holding the newest time
+        if start <= self._windowed_until:
+            return False
+        kept: deque = deque()
+        dropped = 0
+        for item in items:
+            if item is END or isinstance(item, Hole):
+                if isinstance(item, Hole) and (item.t_last_us is None or item.t_last_us < start):
+                    self._hole(item.t_first_us, item.t_last_us)  # its events were counted by the reader
+                    continue
+                kept.append(item)
+                continue
+            chunk, handed_at = item
+            t = chunk.events["t"]
+            k = int(np.searchsorted(t, start, side="left"))
+            if k:
+                dropped += k
+                self._hole(int(t[0]), int(t[k - 1]))
+            if k == len(t) and (chunk.t_end_us is None or chunk.t_end_us <= start):
+                continue
+            kept.append(item if not k else (EventChunk(chunk.events[k:], chunk.geometry, chunk.t_end_us, chunk.meta),
+                                            handed_at))
+        self._pending = kept
+        self._catch_up_after = start + stride
+        self.metrics.counters.events_stale += dropped
+        if dropped:
+            log.debug("windowing behind: dropped %d events before the window at %d µs", dropped, start)
+        return bool(dropped)
 
     def _emit(self, w: Any, closed_at: float) -> None:
         """Queue a closed window for inference, unless events of it were lost before windowing."""

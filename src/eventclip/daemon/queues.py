@@ -125,6 +125,15 @@ class EventInbox:
             self._cond.notify_all()  # a waiting put may now fit
             return item
 
+    def take_all(self) -> list:
+        """Every queued item, oldest first, leaving the inbox empty (for a consumer catching up)."""
+        with self._cond:
+            items = [item for item, _ in self._items]
+            self._items.clear()
+            self.pending_events = 0
+            self._cond.notify_all()
+            return items
+
     def __len__(self) -> int:
         return len(self._items)
 
