@@ -171,6 +171,17 @@ def test_windowing_at_half_the_camera_rate_still_publishes_whole_windows(package
     _assert_published_windows_are_whole(labels, events["t"])
 
 
+def test_behind_inside_the_newest_window_drops_nothing(package, prompts):
+    """Behind by more than half the budget, but everything queued belongs to the window windowing is
+    already counting: nothing can be dropped, and each event must still be windowed exactly once."""
+    cfg = _cfg(prompts, speed=0.1, window_us=1_000_000, max_age_ms=100)  # the whole file is in one window
+    pipe, labels, _ = _run(cfg, _SlowWindowing(_engine(package, prompts), at=10, seconds=0.3))
+    events = read_events(recording(SPARKLERS)).events
+    dropped = _assert_every_event_accounted(pipe, len(events))
+    assert dropped["stale_chunks"] == 0 and pipe.metrics.counters.events_windowed == len(events)
+    _assert_published_windows_are_whole(labels, events["t"])
+
+
 def test_a_full_reader_queue_drops_its_oldest_events_counted_and_memory_stays_bounded(package, prompts):
     """The reader's queue is bounded in events (memory); a paced source is never blocked: the oldest
     queued chunks make room, counted as reader_overflow, and their windows are dropped as incomplete."""

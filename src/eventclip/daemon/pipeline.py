@@ -415,7 +415,8 @@ class Pipeline:
     def _catch_up(self, first: tuple) -> bool:
         """Drop everything queued before the start of the newest window, so that window (and those after
         it) can still be counted whole and published within the budget; the windows before it lose
-        events and are dropped as incomplete. True when something was dropped.
+        events and are dropped as incomplete. True when something was dropped: windowing then goes on
+        with what was kept (``_pending``); False leaves the queue as it was and ``first`` to the caller.
 
         Why whole windows: shedding chunks here and there (the oldest, or each one as it grows too old)
         leaves a hole in nearly every window, and beside a CPU hog at twice the sustainable rate that
@@ -424,7 +425,7 @@ class Pipeline:
         """
         stride = getattr(self.windower, "stride_us", None)
         items = [first, *self._pending, *self.inbox.take_all()]
-        self._pending = deque(items)
+        self._pending = deque(items[1:])  # as they were, should nothing be dropped: the caller goes on with first
         newest = max((t for t in map(_reaches, items) if t is not None), default=None)
         if stride is None or newest is None:
             return False
@@ -432,7 +433,8 @@ class Pipeline:
         if t0 is None:
             t0 = int(first[0].events["t"][0]) // stride * stride if len(first[0].events) else newest // stride * stride
         start = t0 + max(0, (newest - 1 - t0) // stride) * stride  # the window holding the newest time
-        if start <= self._windowed_until:
+        self._catch_up_after = start + stride
+        if start <= self._windowed_until:  # already in the newest window: nothing queued is before it
             return False
         kept: deque = deque()
         dropped = 0
@@ -453,12 +455,12 @@ class Pipeline:
                 continue
             kept.append(item if not k else (EventChunk(chunk.events[k:], chunk.geometry, chunk.t_end_us, chunk.meta),
                                             handed_at))
+        if len(kept) == len(items) and not dropped:
+            return False  # nothing was before it after all
         self._pending = kept
-        self._catch_up_after = start + stride
         self.metrics.counters.events_stale += dropped
-        if dropped:
-            log.debug("windowing behind: dropped %d events before the window at %d µs", dropped, start)
-        return bool(dropped)
+        log.debug("windowing behind: dropped %d events before the window at %d µs", dropped, start)
+        return True
 
     def _emit(self, w: Any, closed_at: float) -> None:
         """Queue a closed window for inference, unless events of it were lost before windowing."""
