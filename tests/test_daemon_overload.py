@@ -136,7 +136,7 @@ def test_windows_older_than_the_budget_are_dropped_not_published(package, prompt
     assert stats["max_age_ms"] == 150
     assert stats["drops"]["windows_stale"] > 10 and stats["drops"]["windows_policy"] == 0
     assert len(labels) == stats["windows_published"] > 5
-    assert max(m["latency_ms"] for m in labels) < 150 + 3 * delay * 1000  # generous: the budget, then the encoder
+    assert max(m["latency_ms"] for m in labels) <= 150  # no result older than the budget is published
     dropped = _assert_every_event_accounted(pipe, len(read_events(recording(SPARKLERS))))
     assert dropped["stale_windows"] > 0 and dropped["reader_overflow"] == dropped["stale_chunks"] == 0
     assert stats["windows_total"] == stats["windows_published"] + stats["drops"]["windows_stale"]
@@ -167,7 +167,7 @@ def test_windowing_at_half_the_camera_rate_still_publishes_whole_windows(package
     dropped = _assert_every_event_accounted(pipe, len(events))
     assert dropped["stale_chunks"] > 0
     assert len(labels) >= pipe.last_stats["windows_total"] // 5  # ~half would be ideal; a few were the old outcome
-    assert max(m["latency_ms"] for m in labels) < 200 + 150  # generous: the budget, then the model
+    assert max(m["latency_ms"] for m in labels) <= 200
     _assert_published_windows_are_whole(labels, events["t"])
 
 

@@ -85,7 +85,7 @@ class Drops(BaseModel):
     model_config = ConfigDict(extra="forbid")
     windows_policy: int = Field(description="windows dropped by the drop policy (inference lagging)")
     windows_stale: int = Field(description="windows older than the freshness budget (max_age_ms) on their way to "
-                                           "the encoder")
+                                           "the encoder or out of it: none older is published")
     windows_incomplete: int = Field(description="windows that lost events before windowing (reader queue full, "
                                                 "stale chunks shed): dropped, never published as if whole")
     reader_events: int = Field(description="events dropped from the reader's queue at its bound (max_pending_events), "

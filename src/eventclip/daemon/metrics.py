@@ -39,18 +39,20 @@ class Counters:
     events_stale_frames: int = 0  # accumulate
     windows_stale_encoder: int = 0  # encoder: windows that grew too old waiting for it
     events_stale_encoder: int = 0  # encoder
+    windows_stale_publish: int = 0  # publisher: windows the model finished after the budget
+    events_stale_publish: int = 0  # publisher
     windows_published: int = 0  # publisher
     events_published: int = 0  # publisher
 
     @property
     def windows_stale(self) -> int:
-        """Windows dropped for being older than the freshness budget (before frames or at the encoder)."""
-        return self.windows_stale_frames + self.windows_stale_encoder
+        """Windows dropped for being older than the freshness budget (before frames, at the encoder or at publish)."""
+        return self.windows_stale_frames + self.windows_stale_encoder + self.windows_stale_publish
 
     def events_dropped(self) -> dict[str, int]:
         """Events not published, by reason."""
         return {"reader_overflow": self.events_overflow, "stale_chunks": self.events_stale,
-                "stale_windows": self.events_stale_frames + self.events_stale_encoder,
+                "stale_windows": self.events_stale_frames + self.events_stale_encoder + self.events_stale_publish,
                 "incomplete_windows": self.events_incomplete,
                 "policy": self.events_policy, "shutdown": self.events_shutdown}
 

@@ -13,7 +13,9 @@ Freshness: a live system should publish fresh results late rather than stale res
 for a paced source (a camera, a paced replay), windowing that finds itself behind by more than half
 the freshness budget (``max_age_ms``) drops what is queued before the start of the newest window,
 uncounted (which is how it catches up, a whole window at a time), and the accumulation and encoder
-stages drop windows that could not be published within the budget; both are counted as ``stale``.
+stages drop windows that could not be published within the budget (and the publisher any that
+came out of the model older than it: no result older than the budget is published); all are
+counted as ``stale``.
 A window that lost events before windowing (dropped so, or from the reader's full queue) is dropped
 as ``incomplete``, never published as if whole. Every event read is
 published, dropped for a counted reason, or in flight (:class:`~eventclip.daemon.metrics.Counters`).
@@ -563,7 +565,12 @@ class Pipeline:
             stage.busy()
             batch, results, started = got
             for item, result in zip(batch, results, strict=True):
-                self._publish_one(item, result)
+                age_ms = (time.monotonic() - item.closed_at) * 1000.0
+                if self.max_age_ms is not None and age_ms > self.max_age_ms:
+                    c.windows_stale_publish += 1  # the model ran late: no result older than the budget goes out
+                    c.events_stale_publish += item.n_events
+                    continue
+                self._publish_one(item, result, age_ms)
                 c.windows_published += 1
                 c.events_published += item.n_events
             # A slowly decaying maximum, not an average: a spike (the encoder descheduled by another
@@ -571,10 +578,10 @@ class Pipeline:
             self._service_s = max(time.monotonic() - started, 0.95 * self._service_s)
             stage.idle()
 
-    def _publish_one(self, item: _Item, result: Any) -> None:
+    def _publish_one(self, item: _Item, result: Any, latency_ms: float) -> None:
+        """Publish a window's labels (and anomaly) with its age in ms, as checked against the budget."""
         w = item.window
         n_events = int(w.n_events)
-        latency_ms = (time.monotonic() - item.closed_at) * 1000.0
         labels = [{"label": name, "score": min(max(float(s), 0.0), 1.0)} for name, s in result.labels]
         score = None if result.anomaly is None else min(max(float(result.anomaly), 0.0), 1.0)
         self.publisher.send(
