@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,20 +20,10 @@ from tests.test_daemon_stream import (
     _engine,
     _pipeline,
     _SlowEngine,
-    _text_cache,  # noqa: F401 - the autouse fixture: text embeddings in tmp
-    tiny_package,
-    write_prompts,
+    _text_cache,  # noqa: F401 - fixtures: the autouse one (text embeddings in tmp), the model, the prompts
+    package,  # noqa: F401
+    prompts,  # noqa: F401
 )
-
-
-@pytest.fixture(scope="module")
-def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_package(tmp_path_factory.mktemp("pkg"))
-
-
-@pytest.fixture()
-def prompts(tmp_path: Path) -> Path:
-    return write_prompts(tmp_path)
 
 
 class _StallOnce:

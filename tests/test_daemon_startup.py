@@ -21,23 +21,13 @@ from tests.test_daemon_stream import (
     Collector,
     _daemon,
     _free_endpoint,
-    _text_cache,  # noqa: F401 - the autouse fixture: text embeddings in tmp
-    tiny_package,
-    write_prompts,
+    _text_cache,  # noqa: F401 - fixtures: the autouse one (text embeddings in tmp), the model, the prompts
+    package,  # noqa: F401
+    prompts,  # noqa: F401
 )
 
 MODEL_LOADING = ("encoder:", "onnxruntime:", " loaded on ")
 """Log lines that only appear once the model loads (INFO, text format)."""
-
-
-@pytest.fixture(scope="module")
-def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_package(tmp_path_factory.mktemp("pkg"))
-
-
-@pytest.fixture()
-def prompts(tmp_path: Path) -> Path:
-    return write_prompts(tmp_path)
 
 
 def _args(package: Path, prompts: Path, endpoint: str, *extra: str, input_: Path | None = None) -> list[str]:
@@ -93,6 +83,22 @@ def test_mistakes_are_reported_before_the_model_loads_with_exit_2(package, promp
     assert not any(line in err for line in MODEL_LOADING), err  # reported before the model was touched
 
 
+def _run_to_end(prefix: list[str], env: dict[str, str], endpoint: str, args: list[str]
+                ) -> tuple[int, str, Collector]:
+    """Run ``prefix + eventclipd args`` to its end with a subscriber on ``endpoint``: (status, stderr, messages)."""
+    coll = Collector(endpoint)
+    proc = subprocess.Popen([*prefix, sys.executable, "-m", "eventclip.daemon.main", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _, err = proc.communicate(timeout=120)
+        assert coll.done.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        coll.close()
+    return proc.returncode, err, coll
+
+
 def _stderr_until(proc: subprocess.Popen, text: str, timeout: float = 60.0) -> list[str]:
     lines, deadline = [], time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -133,22 +139,12 @@ def test_thread_plan_comes_from_the_cpu_affinity_and_is_applied(package, prompts
     if not hasattr(os, "sched_setaffinity"):
         pytest.skip("no CPU affinity on this platform")
     endpoint = _free_endpoint()
-    coll = Collector(endpoint)
-    cpu = min(os.sched_getaffinity(0))
     env = dict(os.environ, OMP_NUM_THREADS="7", EVENTCLIP_CACHE=str(tmp_path / "c"))
     env.pop("EVENTCLIP_DECODE_THREADS", None)
-    proc = subprocess.Popen(["taskset", "-c", str(cpu), sys.executable, "-m", "eventclip.daemon.main",
-                             *_args(package, prompts, endpoint, "--threads", "4", "--speed", "0",
-                                    "--wait-for-subscribers", "1")],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        _, err = proc.communicate(timeout=120)
-        assert coll.done.wait(10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        coll.close()
-    assert proc.returncode == 0, err
+    rc, err, coll = _run_to_end(["taskset", "-c", str(min(os.sched_getaffinity(0)))], env, endpoint,
+                                _args(package, prompts, endpoint, "--threads", "4", "--speed", "0",
+                                      "--wait-for-subscribers", "1"))
+    assert rc == 0, err
     threads = coll.topic("stats")[-1]["threads"]
     assert (threads["cores"], threads["limited_by"]) == (1, "affinity")
     assert (threads["decode"], threads["encoder"], threads["numba"], threads["interop"]) == (1, 1, 1, 1)
@@ -164,17 +160,10 @@ def test_a_recording_with_garbage_appended_is_replayed_at_its_real_size(package,
     bad = tmp_path / "g.dat"
     bad.write_bytes(src.read_bytes() + np.random.default_rng(4099).bytes(4099))
     endpoint = _free_endpoint()
-    coll = Collector(endpoint)
-    proc = _daemon(_args(package, prompts, endpoint, "--speed", "0", "--wait-for-subscribers", "1", input_=bad),
-                   {"EVENTCLIP_CACHE": str(tmp_path / "c")})
-    try:
-        _, err = proc.communicate(timeout=120)
-        assert coll.done.wait(10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        coll.close()
-    assert proc.returncode == 1, err
+    rc, err, coll = _run_to_end([], dict(os.environ, EVENTCLIP_CACHE=str(tmp_path / "c")), endpoint,
+                                _args(package, prompts, endpoint, "--speed", "0", "--wait-for-subscribers", "1",
+                                      input_=bad))
+    assert rc == 1, err
     errors = [m["detail"] for m in coll.topic("status") if m["state"] == "error"]
     assert errors and f"{bad} at byte {src.stat().st_size}" in errors[0]
     assert len(coll.topic("labels")) > 0 and "sensor size 54x61" in err

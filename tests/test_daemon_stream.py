@@ -39,32 +39,24 @@ top_k: 3
 OTHER_PROMPTS = "classes: [alpha, beta]\ntop_k: 2\n"
 
 
-def tiny_package(folder: Path) -> Path:
+@pytest.fixture(scope="module")
+def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random-weight model package with its ONNX export (so daemons start without torch)."""
     from eventclip.exporters.onnx import export_onnx
     from eventclip.model.clip import create_eventclip
 
     torch = pytest.importorskip("torch")
     torch.manual_seed(0)
-    path = create_eventclip(TINY).save_pretrained(folder / "tiny")
+    path = create_eventclip(TINY).save_pretrained(tmp_path_factory.mktemp("pkg") / "tiny")
     export_onnx(path, check=False)
     return path
 
 
-def write_prompts(folder: Path) -> Path:
-    path = folder / "prompts.yaml"
-    path.write_text(PROMPTS)
-    return path
-
-
-@pytest.fixture(scope="module")
-def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_package(tmp_path_factory.mktemp("pkg"))
-
-
 @pytest.fixture()
 def prompts(tmp_path: Path) -> Path:
-    return write_prompts(tmp_path)
+    path = tmp_path / "prompts.yaml"
+    path.write_text(PROMPTS)
+    return path
 
 
 @pytest.fixture(autouse=True)

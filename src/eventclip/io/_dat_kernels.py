@@ -19,6 +19,17 @@ WRAP = np.int64(1) << 32
 HALF = np.int64(1) << 31
 
 
+@njit(nogil=True, cache=True, inline="always")
+def _unwrap(t, last, base):
+    """(ok, wrap base) for a record's 32-bit time ``t`` after ``last`` (-1: none yet): a drop of more than
+    2^31 µs is a wrap (the base moves on 2^32 µs); any smaller drop is time going back (not ok)."""
+    if last >= 0 and t < last:
+        if last - t > HALF:
+            return True, base + WRAP
+        return False, base
+    return True, base
+
+
 @njit(nogil=True, cache=True)
 def decode_dat(words, out, state, width, height):
     """``words``: uint32 [n, 2]; ``out``: int64 [n, 2] view of EVENT_DTYPE; ``state``: [wrap_base, last_raw_t].
@@ -31,13 +42,11 @@ def decode_dat(words, out, state, width, height):
     for i in range(n):
         t = np.int64(words[i, 0])
         d = np.int64(words[i, 1])
-        if last >= 0 and t < last:
-            if last - t > HALF:
-                base += WRAP
-            else:
-                state[0] = base
-                state[1] = last
-                return i, ERR_TIME_BACKWARDS, i
+        ok, base = _unwrap(t, last, base)
+        if not ok:
+            state[0] = base
+            state[1] = last
+            return i, ERR_TIME_BACKWARDS, i
         x = d & 0x3FFF
         y = (d >> 14) & 0x3FFF
         p = (d >> 28) & 0xF
@@ -70,13 +79,11 @@ def scan_dat(words, state):
     for i in range(words.shape[0]):
         t = np.int64(words[i, 0])
         d = np.int64(words[i, 1])
-        if last >= 0 and t < last:
-            if last - t > HALF:
-                base += WRAP
-            else:
-                state[0] = base
-                state[1] = last
-                return mx, my, i, ERR_TIME_BACKWARDS
+        ok, base = _unwrap(t, last, base)
+        if not ok:
+            state[0] = base
+            state[1] = last
+            return mx, my, i, ERR_TIME_BACKWARDS
         if (d >> 28) & 0xF > 1:
             state[0] = base
             state[1] = last
