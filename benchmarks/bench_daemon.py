@@ -12,7 +12,16 @@ messages) and RSS over time. Beside it, the same windows through the sequential 
 one thread (what ``eventclip classify`` does) as the baseline: its Mev/s says how much the
 threaded pipeline buys. Never asserts a speed.
 
+Overload (issue 18): ``--overload`` runs the first rate and twice it; ``--hog N`` runs N busy-loop
+processes beside the daemon. These report the age of results at publish (p50/p99, against the
+freshness budget), the RSS peak against the RSS before the stream plus the reader queue's bound,
+windows dropped by reason, and events read against published + dropped by reason + in flight (the
+accounting must close). ``--sigterm K`` times K SIGTERMs to a real ``eventclipd`` (mid-stream and
+while the model loads), with ``--hog`` beside it when given.
+
     OMP_NUM_THREADS=1 python benchmarks/bench_daemon.py [--rates 50,100] [--seconds 20] [--minutes 10]
+    python benchmarks/bench_daemon.py --rates 50 --seconds 60 --overload [--hog 2]
+    python benchmarks/bench_daemon.py --sigterm 5 [--hog 2]
 """
 
 from __future__ import annotations
@@ -20,7 +29,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -104,6 +116,14 @@ class SyntheticCamera(Source):
             yield EventChunk(ev, GEOMETRY, t_end_us=t0 + cfg.chunk_us)
 
 
+def cpu_model() -> str:
+    with open("/proc/cpuinfo") as fh:
+        for line in fh:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip() + f" ({os.cpu_count()} CPUs)"
+    return "unknown"
+
+
 def rss_mb() -> float:
     with open("/proc/self/status") as fh:
         for line in fh:
@@ -124,12 +144,18 @@ def tiny_package(folder: Path) -> Path:
 
 
 def run_daemon(package: Path, prompts: Path, backend: str, rate: float, seconds: float, window_us: int,
-               chunk_us: int) -> dict:
+               chunk_us: int, settings: dict | None = None) -> dict:
+    """One paced run through the daemon's pipeline, sized by the daemon's thread plan; ``settings``
+    are extra daemon config fields (``max_age_ms``, ``max_pending_events``)."""
+    from eventclip.daemon import threads
     from eventclip.model.classify import open_encoder
 
     cfg = load_config(None, {"sensor": "prophesee", "prompts": prompts, "window_us": window_us,
-                             "publish": "tcp://127.0.0.1:*", "backend": backend})
-    engine = ClassifierEngine(package, open_encoder(package, backend), prompts)
+                             "publish": "tcp://127.0.0.1:*", "backend": backend, **(settings or {})})
+    plan = threads.plan_threads(threads.allowed_cores(cfg.threads))
+    restore_threads = threads.apply(plan)
+    options = {"threads": plan.encoder} if backend in ("auto", "onnxruntime") else {}
+    engine = ClassifierEngine(package, open_encoder(package, backend, **options), prompts)
     source = SyntheticCamera(SyntheticConfig(rate_ev_s=rate, seconds=seconds, chunk_us=chunk_us))
     source.open()
     engine.warm_up(source.geometry)
@@ -153,7 +179,7 @@ def run_daemon(package: Path, prompts: Path, backend: str, rate: float, seconds:
 
     receiver = threading.Thread(target=receive, daemon=True)
     receiver.start()
-    pipe = Pipeline(source, make_windower(window_us), engine, publisher, cfg)
+    pipe = Pipeline(source, make_windower(window_us), engine, publisher, cfg, threads=plan.as_dict())
     rss, backlog = [rss_mb()], [0]
     t0 = time.monotonic()
     pipe.start()
@@ -170,10 +196,14 @@ def run_daemon(package: Path, prompts: Path, backend: str, rate: float, seconds:
     sub.close()
     publisher.close()
     rss.append(rss_mb())
+    restore_threads()
     c = pipe.metrics.counters
     lat = np.asarray(latencies or [float("nan")])
+    stats = pipe.last_stats
     return {
-        "rate_target": rate, "rate_in": c.events_in / elapsed, "reader_lost": c.events_lost_reader,
+        "stats": stats, "budget_ms": pipe.max_age_ms, "bound_mb": memory_bound_mb(cfg, rate, window_us),
+        "rss_peak": max(rss), "rss_start": rss[0], "plan": plan,
+        "rate_target": rate, "rate_in": c.events_in / elapsed, "reader_lost": c.events_overflow,
         "late_chunks": source.late_chunks, "backlog_peak": max(backlog), "windows": c.windows_closed,
         "windows_s": c.windows_published / elapsed, "dropped": pipe.windows.dropped,
         "p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99)),
@@ -190,6 +220,82 @@ def p99_by_interval(at_s: np.ndarray, lat_ms: np.ndarray, interval_s: float) -> 
         return []
     slot = (at_s // interval_s).astype(int)
     return [float(np.percentile(lat_ms[slot == k], 99)) for k in range(slot.max() + 1) if np.any(slot == k)]
+
+
+def memory_bound_mb(cfg, rate: float, window_us: int) -> float:
+    """What the stream may hold beyond the model (MB), by configuration: the reader queue (16 bytes an
+    event), the window queue (one 1280x720 uint32 count plane per window), the batch being turned into
+    frames (its count planes stacked, and their float32 frames), and two open windows (the one filling
+    and the one closing: their counts, and their events, which depend on the window length and the
+    camera's rate)."""
+    plane = GEOMETRY.width * GEOMETRY.height * 4
+    return (cfg.max_pending_events * 16 + cfg.window_queue * plane + 2 * cfg.batch_size * plane
+            + 2 * (plane + rate * window_us / 1e6 * 16)) / 2**20
+
+
+def start_hogs(n: int) -> list[subprocess.Popen]:
+    """``n`` processes that each keep one core busy (a CPU-bound job sharing the machine)."""
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+
+
+def stop_hogs(hogs: list[subprocess.Popen]) -> None:
+    for proc in hogs:
+        proc.kill()
+        proc.wait()
+
+
+def overload_table(results: list[dict]) -> None:
+    """The freshness / memory / accounting figures of each run (issue 18)."""
+    print("| run | target Mev/s | achieved Mev/s | windows/s | age p50 ms | age p99 ms | budget ms | RSS start→peak MB "
+          "(bound: start + MB) | windows dropped stale / incomplete / policy | events read | published | dropped by "
+          "reason | in flight | read = published + dropped + in flight |")
+    print("|---" * 14 + "|")
+    for r in results:
+        st = r["stats"]
+        drops = st["drops"]
+        by_reason = ", ".join(f"{k} {v:,}" for k, v in drops["events"].items() if v) or "none"
+        dropped = sum(drops["events"].values())
+        closes = st["events_total"] == st["events_published"] + dropped + st["events_in_flight"]
+        print(f"| {r['label']} | {r['rate_target'] / 1e6:g} | {r['rate_in'] / 1e6:.1f} | {r['windows_s']:.1f} | "
+              f"{r['p50']:.0f} | {r['p99']:.0f} | {r['budget_ms']:g} | {r['rss_start']:.0f}→{r['rss_peak']:.0f} "
+              f"(+{r['bound_mb']:.0f}) | {drops['windows_stale']} / {drops['windows_incomplete']} / "
+              f"{drops['windows_policy']} | {st['events_total']:,} | {st['events_published']:,} | {by_reason} | "
+              f"{st['events_in_flight']:,} | {closes} |", flush=True)
+
+
+def time_sigterm(package: Path, prompts: Path, backend: str, trials: int, src: Path | None) -> dict[str, list[float]]:
+    """Seconds from SIGTERM to exit of a real ``eventclipd`` replaying a looped recording at real speed:
+    mid-stream (3 s after ``ready``) and during start-up (just after ``starting: loading model``)."""
+    from eventclip.data import sample_recording_path
+
+    cfg = Path(tempfile.mkdtemp(prefix="bench-sigterm-")) / "loop.yaml"
+    cfg.write_text("sensor_options: {loop: true}\n")
+    env = dict(os.environ)
+    if src is not None:
+        env["PYTHONPATH"] = str(src)
+    out: dict[str, list[float]] = {"mid-stream": [], "start-up": []}
+    for _ in range(trials):
+        for case, wait_for in (("mid-stream", "ready:"), ("start-up", "starting: loading model")):
+            proc = subprocess.Popen([sys.executable, "-m", "eventclip.daemon.main", "--config", str(cfg), "--sensor",
+                                     "replay", "--input", str(sample_recording_path()), "--prompts", str(prompts),
+                                     "--model", str(package), "--backend", backend, "--publish", "tcp://127.0.0.1:*",
+                                     "--log-format", "text", "--log-level", "INFO"],
+                                    env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+            for line in proc.stderr:
+                if wait_for in line or (case == "start-up" and "loaded on" in line):
+                    break
+            if case == "mid-stream":
+                time.sleep(3.0)
+            t0 = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            out[case].append(time.monotonic() - t0)
+            proc.stderr.close()
+    return out
 
 
 def run_sequential(package: Path, prompts: Path, backend: str, rate: float, seconds: float, window_us: int) -> dict:
@@ -230,6 +336,12 @@ def main() -> None:
     ap.add_argument("--chunk-us", type=int, default=1000, help="host time between camera chunks")
     ap.add_argument("--model", type=Path, help="model package (default: the bundled default model)")
     ap.add_argument("--backend", default="auto")
+    ap.add_argument("--overload", action="store_true", help="run the first rate and twice it (freshness table)")
+    ap.add_argument("--hog", type=int, default=0, help="busy-loop processes running beside the daemon")
+    ap.add_argument("--max-age-ms", type=float, help="freshness budget (default: the daemon's)")
+    ap.add_argument("--max-pending-events", type=int, help="reader queue bound (default: the daemon's)")
+    ap.add_argument("--sigterm", type=int, default=0, help="time this many SIGTERMs to a real eventclipd instead")
+    ap.add_argument("--daemon-src", type=Path, help="with --sigterm: the eventclip source tree the daemon runs")
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-daemon-"))
@@ -255,6 +367,39 @@ def main() -> None:
         rates = rates[:1]
 
     print(f"model: {model_note} ({package})")
+    print(f"CPU: {cpu_model()}, load average at start {os.getloadavg()[0]:.2f}, {args.hog} hog process(es)")
+    if args.sigterm:
+        hogs = start_hogs(args.hog)
+        try:
+            times = time_sigterm(package, prompts, args.backend, args.sigterm, args.daemon_src)
+        finally:
+            stop_hogs(hogs)
+        print(f"load average at end {os.getloadavg()[0]:.2f}")
+        print("| SIGTERM | trials | median s | max s |")
+        print("|---|---|---|---|")
+        for case, values in times.items():
+            print(f"| {case} | {len(values)} | {statistics.median(values):.2f} | {max(values):.2f} |")
+        return
+    if args.overload or args.hog:
+        settings = {k: v for k, v in (("max_age_ms", args.max_age_ms), ("max_pending_events",
+                                                                        args.max_pending_events)) if v}
+        base = float(args.rates.split(",")[0]) * 1e6
+        runs = [(f"{base / 1e6:g} Mev/s", base)] + ([(f"2x: {2 * base / 1e6:g} Mev/s", 2 * base)] if args.overload
+                                                      else [])
+        hogs = start_hogs(args.hog)
+        results = []
+        try:
+            for label, rate in runs:
+                r = run_daemon(package, prompts, args.backend, rate, args.seconds, args.window_us, args.chunk_us,
+                               settings)
+                r["label"] = label + (f" + {args.hog} hogs" if args.hog else "")
+                results.append(r)
+        finally:
+            stop_hogs(hogs)
+        print(f"thread plan: {results[0]['plan']}")
+        print(f"load average at end {os.getloadavg()[0]:.2f}")
+        overload_table(results)
+        return
     print(f"window {args.window_us} µs ({1e6 / args.window_us:g} windows/s), chunks every {args.chunk_us} µs, "
           f"{seconds:g} s per rate, sensor {GEOMETRY}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '-')}")
     header = ("| input target Mev/s | achieved Mev/s | reader loss (events) | peak backlog (events) | late chunks "

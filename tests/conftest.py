@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -25,6 +28,24 @@ def recording(name: str) -> Path:
     if not path.is_file():
         pytest.skip(f"real recording {name} not found in {RECORDINGS}")
     return path
+
+
+def run_python(code: str, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh interpreter in a session of its own; on ``timeout`` kill its whole
+    process group (forked children included) and fail the test.
+
+    Why: a test that forks, or opens something that may block, must not be able to hang the suite
+    (a forked child stuck on a lock ignores SIGTERM, and pytest would wait for it at exit).
+    """
+    proc = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        pytest.fail(f"the child process hung for {timeout:g} s and was killed with its group; output:\n{out}\n{err}")
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 SMALL_CLIP = {

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import jsonschema
+import numpy as np
 import pytest
 import zmq
 
@@ -18,7 +19,7 @@ from eventclip.daemon import messages
 from eventclip.daemon.config import DaemonConfig, load_config
 from eventclip.daemon.notify import Notifier
 from eventclip.daemon.publish import Publisher
-from eventclip.daemon.queues import END, EventInbox, WindowQueue
+from eventclip.daemon.queues import END, EventInbox, Hole, WindowQueue
 from eventclip.errors import ConfigError
 
 # ---- config -----------------------------------------------------------------------------------
@@ -125,13 +126,49 @@ def test_keep_every_nth_thins_when_lagging() -> None:
     assert len(q) == 8 and q.dropped == 7 + 25 - 8  # full anyway: oldest evicted too
 
 
-def test_inbox_never_blocks_and_counts_refusals_past_the_bound() -> None:
+def _chunk(t0: int, n: int, t_end: int | None = None):
+    from eventclip.events import EventChunk, Geometry, make_events
+
+    return EventChunk(make_events(np.zeros(n, int), np.zeros(n, int), np.zeros(n, int), np.arange(t0, t0 + n)),
+                      Geometry(4, 4), t_end_us=t_end)
+
+
+def test_inbox_never_blocks_a_live_source_and_drops_the_oldest_into_a_counted_hole() -> None:
     box = EventInbox(max_events=100)
-    assert box.offer("a", 60) and box.offer("b", 40)
-    assert not box.offer("c", 1)
-    assert box.get(0.1) == "a" and box.pending_events == 40
-    assert box.offer(END, 0)
-    assert box.get(0.1) == "b" and box.get(0.1) is END and box.get(0.01) is None
+    assert box.offer(_chunk(0, 60, 100), 1.0) == 0 and box.offer(_chunk(100, 40, 200), 2.0) == 0
+    assert box.offer(_chunk(200, 30, 300), 3.0) == 60  # the oldest chunk makes room, never the newest
+    assert box.pending_events == 70
+    assert box.offer(_chunk(300, 50, 400), 4.0) == 40  # the next oldest: merged into the same hole
+    hole = box.get(0.1)
+    assert isinstance(hole, Hole) and (hole.t_first_us, hole.t_last_us, hole.t_end_us, hole.n_events) == (
+        0, 139, 200, 100)
+    chunk, handed_at = box.get(0.1)
+    assert int(chunk.events["t"][0]) == 200 and handed_at == 3.0
+    assert box.offer(_chunk(400, 500, 900), 5.0) == 50 + 500  # larger than the bound: dropped too
+    hole = box.get(0.1)
+    assert (hole.t_first_us, hole.t_last_us, hole.n_events) == (300, 899, 550) and box.pending_events == 0
+    box.end()
+    assert box.get(0.1) is END and box.get(0.01) is None
+
+
+def test_inbox_put_waits_for_room_for_sources_that_can_wait() -> None:
+    box = EventInbox(max_events=100)
+    assert box.put(_chunk(0, 80), 1.0, timeout=0.1)
+    t0 = time.monotonic()
+    assert not box.put(_chunk(80, 30), 2.0, timeout=0.2)  # no room: refused after the timeout, nothing lost
+    assert time.monotonic() - t0 >= 0.19 and box.pending_events == 80
+    threading.Timer(0.1, lambda: box.get(0.1)).start()
+    assert box.put(_chunk(80, 30), 2.0, timeout=5.0)  # room made by the consumer
+    assert box.put(_chunk(110, 20), 3.0, timeout=0.1)
+    assert box.pending_events == 50 and len(box) == 2
+
+
+def test_window_queue_reports_each_dropped_window() -> None:
+    dropped = []
+    q = WindowQueue(2, "drop_oldest", on_drop=dropped.append)
+    for i in range(5):
+        q.put(i)
+    assert dropped == [0, 1, 2] and q.dropped == 3
 
 
 # ---- publisher -----------------------------------------------------------------------------
@@ -278,9 +315,12 @@ def test_prometheus_endpoint_serves_the_stats_snapshot() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    snap = {"events_total": 1234, "windows_total": 10, "windows_published": 9, "events_per_s": 5.5e6,
-            "drops": {"windows_policy": 1, "reader_events": 0, "socket_hwm": {"labels": 3}},
-            "queue_depths": {"windows": 2}, "latency_ms": {"p50": 1.5, "p90": None, "p99": 4.0, "max": 5.0}}
+    snap = {"events_total": 1234, "events_published": 1000, "windows_total": 10, "windows_published": 9,
+            "events_per_s": 5.5e6, "max_age_ms": 200.0,
+            "drops": {"windows_policy": 1, "windows_stale": 2, "windows_incomplete": 0, "reader_events": 0,
+                      "events": {"reader_overflow": 0, "stale_windows": 234}, "socket_hwm": {"labels": 3}},
+            "queue_depths": {"windows": 2}, "latency_ms": {"p50": 1.5, "p90": None, "p99": 4.0, "max": 5.0},
+            "threads": {"cores": 2, "decode": 1, "encoder": 1, "interop": 1, "numba": 1}}
     stop = serve_prometheus(port, "127.0.0.1", lambda: snap)
     try:
         text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
@@ -290,6 +330,9 @@ def test_prometheus_endpoint_serves_the_stats_snapshot() -> None:
     assert 'eventclipd_socket_dropped_total{topic="labels"} 3.0' in text
     assert 'eventclipd_queue_depth{queue="windows"} 2.0' in text
     assert 'eventclipd_latency_ms{quantile="p99"} 4.0' in text and 'quantile="p90"' not in text
+    assert 'eventclipd_windows_dropped_total{reason="stale"} 2.0' in text
+    assert 'eventclipd_events_dropped_total{reason="stale_windows"} 234.0' in text
+    assert "eventclipd_freshness_budget_ms 200.0" in text and 'eventclipd_threads{pool="encoder"} 1.0' in text
 
 
 def test_sensor_outages_are_forwarded_on_status_once_the_stream_runs() -> None:
@@ -362,3 +405,24 @@ def test_listen_command_prints_messages_and_reports_gaps() -> None:
     assert proc.returncode == 0, err
     assert out.splitlines() == ["status: online n0", "# eventclip/status: 3 message(s) lost before seq 4",
                                 "status: online n4", "status: offline bye"]
+
+
+@pytest.mark.parametrize("endpoint", ["not-an-endpoint", "tcp://127.0.0.1", "bogus://x:1"])
+def test_listen_to_a_malformed_endpoint_is_a_usage_error_not_a_traceback(endpoint: str, capsys) -> None:
+    from eventclip.cli import main
+
+    assert main(["listen", endpoint, "--timeout", "1"]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot connect to {endpoint!r}" in err and "tcp://127.0.0.1:5556" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(("addr", "ok"), [("127.0.0.1", True), ("::1", True), ("localhost", True), ("0.0.0.0", False),
+                                          ("::", False), ("192.168.1.5", False)])
+def test_metrics_address_has_the_same_loopback_guard_as_publish(addr: str, ok: bool) -> None:
+    fields = {"sensor": "prophesee", "prompts": "p.yaml", "metrics_port": 9108, "metrics_addr": addr}
+    if ok:
+        load_config(None, fields)
+        return
+    with pytest.raises(ConfigError, match="metrics_addr .* is not loopback; set allow_remote"):
+        load_config(None, fields)
+    load_config(None, {**fields, "allow_remote": True})

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 
 import numpy as np
 import pytest
@@ -23,7 +25,7 @@ from eventclip.io import (
 )
 from eventclip.io.chunking import chunk_by_count, chunk_by_time
 from tests._io_helpers import same_events
-from tests.conftest import recording
+from tests.conftest import recording, run_python
 
 EVT2 = "prophesee_evt2_spinner_excerpt_gen3_640x480.raw"
 
@@ -185,3 +187,38 @@ def test_read_events_returns_the_metavision_layout(tmp_path):
     got = read_events(tmp_path / "a.raw").events
     assert got.dtype == EVENT_DTYPE and got.dtype.itemsize == 16
     np.testing.assert_array_equal(got, ev)
+
+
+# ---- paths that are not event files (issue 18, items 10 and 13) ------------------------------------
+
+
+@pytest.mark.parametrize("call", [detect_format, open_events, read_events])
+def test_missing_file_and_directory_are_os_errors(tmp_path, call):
+    """``except OSError`` (and FileNotFoundError / IsADirectoryError) catch them; they still name the path."""
+    missing = tmp_path / "nope.raw"
+    with pytest.raises(FileNotFoundError) as info:
+        call(missing)
+    assert info.value.errno == errno.ENOENT and info.value.filename == str(missing)
+    assert str(missing) in str(info.value) and "check the path" in str(info.value)
+    with pytest.raises(IsADirectoryError) as info:
+        call(tmp_path)
+    assert info.value.errno == errno.EISDIR and str(tmp_path) in str(info.value)
+
+
+def test_reader_classes_refuse_missing_files_with_os_errors(tmp_path):
+    for spec in {s.name: s for s in FORMATS.values()}.values():
+        with pytest.raises(FileNotFoundError):
+            spec.reader(tmp_path / f"nope.{spec.name}")
+
+
+def test_fifo_is_refused_instead_of_blocking(tmp_path):
+    """Opening a FIFO for reading waits for a writer forever; every entry point must refuse it first."""
+    fifo = tmp_path / "f.raw"
+    os.mkfifo(fifo)
+    code = ("import sys\nfrom eventclip.cli import main\nfrom eventclip.io import open_events\n"
+            f"try:\n    open_events({str(fifo)!r})\nexcept OSError as exc:\n    print('refused:', exc)\n"
+            f"sys.exit(main(['info', {str(fifo)!r}]))\n")
+    done = run_python(code, timeout=60)
+    assert done.returncode == 1, done.stderr
+    assert "refused:" in done.stdout and "FIFO" in done.stdout and "regular file" in done.stdout
+    assert str(fifo) in done.stderr and "FIFO" in done.stderr

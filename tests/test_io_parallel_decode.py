@@ -23,7 +23,7 @@ from eventclip.io._raw_header import read_header
 from eventclip.io.errors import EventFormatError
 from eventclip.io.prophesee_raw import Evt2Reader, Evt3Reader
 from tests._io_helpers import event_streams, same_events
-from tests.conftest import recording
+from tests.conftest import recording, run_python
 from tests.test_evt_fast_path import _stream, _stream2
 
 READERS = {"evt3": Evt3Reader, "evt2": Evt2Reader}
@@ -185,20 +185,88 @@ def test_written_streams_with_long_gaps(tmp_path_factory, stream, fmt, n):
     assert same_events(read_events(path).events, events)
 
 
-def test_forked_child_decodes_in_parallel(tmp_path):
-    """A fork-started worker (e.g. a DataLoader's) must not wait on the parent's decode threads."""
-    import multiprocessing
+FORK_WHILE_COMPILING = """
+import multiprocessing, sys, threading, time
+from numba.core.compiler_lock import global_compiler_lock
+from eventclip.io.prophesee_raw import Evt3Reader
 
-    path = recording(REAL[1][1])
-    whole = Evt3Reader(path).read_all(threads=2)  # the parent's pool exists before the fork
-    ctx = multiprocessing.get_context("fork")
-    with ctx.Pool(1) as pool:
-        n = pool.apply_async(_count_with_threads, (str(path), 3)).get(timeout=60)
-    assert n == len(whole)
+def held_by_another_thread():
+    if global_compiler_lock._lock.acquire(blocking=False):
+        global_compiler_lock._lock.release()
+        return False
+    return True
+
+def count(path):
+    return len(Evt3Reader(path).read_all(threads=3))
+
+if __name__ == "__main__":
+    path = sys.argv[1]
+    first = threading.Thread(target=count, args=(path,))
+    first.start()  # its first calls load (or compile) the kernels, under numba's process-wide lock
+    deadline = time.monotonic() + 60
+    while not held_by_another_thread() and first.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.0002)
+    print("fork while compiling:", held_by_another_thread(), flush=True)
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        print("child:", pool.apply(count, (path,)), flush=True)
+    first.join()
+    print("parent:", count(path), flush=True)
+"""
 
 
-def _count_with_threads(path: str, threads: int) -> int:
+def test_fork_while_another_thread_compiles_kernels():
+    """A fork while a decoding thread holds numba's compiler lock (its first blocks load the kernels) gave
+    a child whose copy of the lock was held by a thread it does not have: its first kernel call waited
+    forever. The fork now waits for the lock. Run in a separate process group, so a hang cannot hang the
+    suite (it is killed, and the test fails)."""
+    done = run_python(FORK_WHILE_COMPILING, str(recording(REAL[1][1])), timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "fork while compiling: True"  # the fork really met a held lock
+    assert lines[1] == "child: 5000" and lines[2] == "parent: 5000"
+
+
+FORKED_POOL = """
+import multiprocessing, sys
+import eventclip.io.prophesee_raw as raw
+from eventclip.io import open_events
+from eventclip.io.prophesee_raw import Evt3Reader
+
+def count(path, threads):
     return len(Evt3Reader(path).read_all(threads=threads))
+
+def fresh_cache_then_stream(path):
+    empty_at_start = len(raw._outputs()._arrays)
+    with open_events(path) as stream:
+        return empty_at_start, sum(len(c) for c in stream)
+
+if __name__ == "__main__":
+    path = sys.argv[1]
+    raw.BLOCK_BYTES = 4000
+    whole = count(path, 2)  # the parent's decode pool exists before the fork
+    with open_events(path) as stream:
+        kept = [c.events for c in stream]  # the parent's output cache now holds arrays (still in use)
+    assert raw._outputs()._arrays
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        print(whole, pool.apply(count, (path, 3)), sum(len(k) for k in kept), *pool.apply(fresh_cache_then_stream,
+                                                                                          (path,)))
+"""
+
+
+def test_forked_child_decodes_in_parallel_with_its_own_pool_and_cache(tmp_path):
+    """A fork-started worker (e.g. a DataLoader's) must not wait on the parent's decode threads, and starts
+    its own output cache (the parent's lock may be held at fork time). In its own process group, so a
+    hang is killed and fails the test instead of the suite (issue 18: it once hung CI for 11 minutes)."""
+    from eventclip.events import Geometry, make_events
+
+    rng = np.random.default_rng(5)
+    n = 50_000
+    ev = make_events(rng.integers(0, 64, n), rng.integers(0, 48, n), rng.integers(0, 2, n), np.arange(n))
+    path = tmp_path / "f.raw"
+    write_events(path, ev, Geometry(64, 48), format="evt3")
+    done = run_python(FORKED_POOL, str(path), timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [str(n), str(n), str(n), "0", str(n)]
 
 
 @pytest.mark.parametrize(("fmt", "name"), [REAL[1], REAL[3]])
@@ -321,29 +389,3 @@ def test_decode_threads_come_from_the_setting_then_the_environment(monkeypatch):
             raw.decode_threads()
     monkeypatch.delenv("EVENTCLIP_DECODE_THREADS")
     assert raw.decode_threads() >= 1
-
-
-def _fresh_cache_then_stream(path: str) -> tuple[int, int]:
-    empty_at_start = len(raw._outputs()._arrays)
-    with open_events(path) as stream:
-        return empty_at_start, sum(len(c) for c in stream)
-
-
-def test_forked_child_starts_its_own_output_cache(tmp_path, monkeypatch):
-    """The cache's lock may be held by another thread at fork time: a child must start with its own."""
-    import multiprocessing
-
-    from eventclip.events import Geometry, make_events
-
-    rng = np.random.default_rng(5)
-    n = 50_000
-    ev = make_events(rng.integers(0, 64, n), rng.integers(0, 48, n), rng.integers(0, 2, n), np.arange(n))
-    path = tmp_path / "f.raw"
-    write_events(path, ev, Geometry(64, 48), format="evt3")
-    monkeypatch.setattr(raw, "BLOCK_BYTES", 4000)
-    with open_events(path) as stream:
-        kept = [c.events for c in stream]  # the parent's cache now holds arrays (still in use)
-    assert raw._outputs()._arrays
-    with multiprocessing.get_context("fork").Pool(1) as pool:
-        empty_at_start, count = pool.apply_async(_fresh_cache_then_stream, (str(path),)).get(timeout=60)
-    assert empty_at_start == 0 and count == n == sum(len(k) for k in kept)

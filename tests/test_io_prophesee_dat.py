@@ -123,6 +123,55 @@ def test_dat_bad_input(tmp_path):
         read_events(empty)
 
 
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, (1 << 32) - 1), st.integers(0, (1 << 32) - 1)), max_size=30),
+       st.integers(1, 29))
+def test_geometry_scan_kernel_matches_reference_in_blocks(records, block):
+    """The scan stops at the first record the decoder would refuse and sizes the sensor from the records
+    before it, whatever the block size (its state carries across blocks)."""
+    words = np.array(records, dtype=np.uint32).reshape(-1, 2)
+    want = K.reference_scan_dat(words)
+    state = np.array([0, -1], dtype=np.int64)
+    mx = my = -1
+    for start in range(0, len(words), block):
+        bx, by, n, err = K.scan_dat(words[start:start + block], state)
+        mx, my = max(mx, int(bx)), max(my, int(by))
+        if err:
+            assert (mx, my, start + int(n), int(err)) == want
+            return
+    assert (mx, my, len(words), 0) == want
+
+
+def test_garbage_after_the_records_does_not_size_the_sensor(tmp_path, capsys, caplog):
+    """Random bytes appended to a DAT file without a geometry header: the scan used to take their
+    coordinates (a ~16k x 16k sensor, a 3.3 GB frame). The sensor comes from the records before the
+    first bad one, which every reader of the file then reports with its offset."""
+    from eventclip.cli import main
+    from eventclip.io import open_events
+
+    src = recording(DAT_FILES[0])
+    good = read_events(src)
+    bad = tmp_path / "g.dat"
+    bad.write_bytes(src.read_bytes() + np.random.default_rng(4099).bytes(4099))
+    with open_events(bad) as stream:
+        assert stream.geometry == good.geometry
+        assert stream.metadata["geometry_source"] == "scan"
+        assert stream.metadata["corrupt_at"] == src.stat().st_size
+        with pytest.raises(EventFormatError) as info:
+            for _ in stream:
+                pass
+    assert info.value.offset == src.stat().st_size
+    assert f"byte {src.stat().st_size}" in caplog.text  # said when the file is opened, before any event
+    out = tmp_path / "fr"
+    assert main(["frames", "--max-frames", "1", "--out", str(out), str(bad)]) == 0
+    from PIL import Image
+
+    (png,) = out.glob("*.png")
+    assert Image.open(png).size == (good.geometry.width, good.geometry.height)
+    assert main(["frames", "--out", str(tmp_path / "all"), str(bad)]) == 1
+    assert f"{bad} at byte {src.stat().st_size}" in capsys.readouterr().err
+
+
 def test_dat_streaming_in_tiny_blocks(monkeypatch):
     import eventclip.io.prophesee_dat as dat
     from eventclip.io import open_events

@@ -261,6 +261,27 @@ def test_geometry_missing_asks_caller(tmp_path):
     assert len(read_events(path, geometry=(8, 8))) == 1
 
 
+@pytest.mark.parametrize(("line", "field"), [
+    (b"% geometry 0x0", "% geometry 0x0"),
+    (b"% geometry 1280x-720", "% geometry 1280x-720"),
+    (b"% geometry wide", "% geometry wide"),
+    (b"% format EVT3;height=-720;width=1280", "% format EVT3;height=-720;width=1280"),
+    (b"% format EVT3;height=0;width=1280", "% format EVT3;height=0;width=1280"),
+])
+def test_invalid_geometry_line_is_reported_as_invalid_not_missing(tmp_path, line, field):
+    """A header that states a geometry badly is corrupt: say which line and where, not 'no geometry line'."""
+    words = np.array([0x8001, 0x6005, 0x0002, 0x2003], dtype="<u2")
+    head = b"% evt 3.0\n% plugin_name hal_plugin_gen41\n" + line + b"\n% end\n"
+    path = tmp_path / "badgeo.raw"
+    path.write_bytes(head + words.tobytes())
+    with pytest.raises(GeometryError) as info:
+        read_events(path)
+    text = str(info.value)
+    assert "invalid" in text and field in text and "no geometry" not in text
+    assert info.value.offset == head.index(line) and str(path) in text
+    assert len(read_events(path, geometry=(8, 8))) == 1  # the caller's geometry still wins
+
+
 def test_events_outside_geometry(tmp_path):
     words = np.array([0x8001, 0x6005, 0x0002, 0x2003, 0x2009], dtype="<u2")
     path = tmp_path / "outside.raw"

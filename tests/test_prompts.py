@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +58,30 @@ def test_prompts_expand_names_synonyms_and_own_templates():
 def test_bad_prompts_name_line_and_field(text, expected):
     with pytest.raises(PromptsError, match=expected):
         parse_prompts(text, "p.yaml")
+
+
+def test_every_problem_is_reported_each_with_its_line_and_field():
+    """One pass over a broken file lists all of its problems, not only the first."""
+    text = ("templates: ['no slot']\n"          # 1
+            "classes:\n"                        # 2
+            "  - dog\n"                         # 3
+            "  - {name: cat, colour: red}\n"    # 4
+            "  - Dog\n"                         # 5
+            "  - cat\n"                         # 6
+            "top_k: 0\n"                        # 7
+            "anomaly: {normal: [], abnormal: [x]}\n")  # 8
+    with pytest.raises(PromptsError) as info:
+        parse_prompts(text, "p.yaml")
+    lines = str(info.value).splitlines()
+    assert lines[0] == "p.yaml: 6 problems:"
+    expected = [r"p\.yaml:1: templates: .*no '\{\}'", r"p\.yaml:4: classes\[1\]\.colour: Extra inputs",
+                r"p\.yaml:5: classes\[2\]\.name: duplicate class name 'Dog' \(first at classes\[0\]\)",
+                r"p\.yaml:6: classes\[3\]\.name: duplicate class name 'cat' \(first at classes\[1\]\)",
+                r"p\.yaml:7: top_k:", r"p\.yaml:8: anomaly\.normal:"]
+    body = lines[1:]
+    for pattern in expected:
+        assert sum(bool(re.match(r"  " + pattern, line)) for line in body) == 1, (pattern, body)
+    assert len(body) == 6 and body == sorted(body, key=lambda line: int(line.split(":")[1]))  # in file order
 
 
 def test_unreadable_file_is_named(tmp_path):

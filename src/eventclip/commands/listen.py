@@ -27,7 +27,8 @@ def print_stream(
     """Subscribe to ``topics`` (prefixes; [""] = all) and print messages; return how many were printed.
 
     Stops after ``count`` messages, after an ``offline`` status when ``until_offline``, or after
-    ``timeout_s`` seconds with no message. ``curve`` = (client secret key file, server public key file).
+    ``timeout_s`` seconds with no message. A malformed endpoint raises ConfigError (exit status 2).
+    ``curve`` = (client secret key file, server public key file).
     ``pretty`` prints one short human line per message instead of the JSON payload.
     """
     import zmq
@@ -47,7 +48,14 @@ def print_stream(
         sock.curve_serverkey = server_public
     for topic in topics or [""]:
         sock.setsockopt_string(zmq.SUBSCRIBE, topic)
-    sock.connect(endpoint)
+    try:
+        sock.connect(endpoint)
+    except zmq.ZMQError as exc:
+        sock.close()
+        from eventclip.errors import ConfigError
+
+        raise ConfigError(f"cannot connect to {endpoint!r}: {exc}; give an endpoint like tcp://127.0.0.1:5556 "
+                          "(or ipc:///path/to/socket)") from None
     last_seq: dict[str, int] = {}
     printed = 0
     try:

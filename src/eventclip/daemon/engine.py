@@ -132,12 +132,13 @@ class ClassifierEngine:
             self.classifier, self.prompts_path = fresh, Path(path)
 
 
-def load_engine(cfg: DaemonConfig, notifier: Notifier | None = None) -> ClassifierEngine:
+def load_engine(cfg: DaemonConfig, notifier: Notifier | None = None, threads: int | None = None) -> ClassifierEngine:
     """Load the backend for ``cfg.model`` (a folder, a pulled name; the bundled model when unset) and encode
     the prompts.
 
-    While the backend loads (a TensorRT engine build can take minutes) a thread keeps asking
-    systemd for more start-up time with ``EXTEND_TIMEOUT_USEC``.
+    ``threads``: ONNX Runtime intra-op threads (the thread plan's encoder share; torch is sized by
+    :func:`eventclip.daemon.threads.apply`). While the backend loads (a TensorRT engine build can
+    take minutes) a thread keeps asking systemd for more start-up time with ``EXTEND_TIMEOUT_USEC``.
     """
     from eventclip.model.classify import open_encoder
     from eventclip.model.hub import resolve_model
@@ -155,7 +156,8 @@ def load_engine(cfg: DaemonConfig, notifier: Notifier | None = None) -> Classifi
         keeper.start()
     t0 = time.monotonic()
     try:
-        encoder = open_encoder(package, cfg.backend)
+        options = {"threads": threads} if threads and cfg.backend in ("auto", "onnxruntime") else {}
+        encoder = open_encoder(package, cfg.backend, **options)
         engine = ClassifierEngine(package, encoder, cfg.prompts, cfg.top_k, head=cfg.head, anomaly_ema=cfg.anomaly_ema,
                                   frames=cfg.frames)
     finally:

@@ -1,15 +1,19 @@
-"""``eventclipd``: the streaming inference daemon (console script entry :func:`main`).
+"""``eventclipd``: the streaming inference daemon (console script entry :func:`entry`).
 
-Start-up order matters for systemd: the model (and any TensorRT engine) is loaded first, with
-``EXTEND_TIMEOUT_USEC`` keep-alives while it takes long; then the sensor is opened and the socket
-bound; only then ``READY=1``. Exit status: 0 after a clean stop or the end of a file, 1 after a
-runtime failure (sensor, corrupt file, model), 2 for a bad configuration or command line.
+Start-up order: everything that can be checked without the model is checked first (prompts, input
+file, model folder, the publish and metrics ports, a replayed file's header), so a mistake is
+reported in a second, not after the model load (6-43 s); then the model (and any TensorRT engine)
+loads, with ``EXTEND_TIMEOUT_USEC`` keep-alives while it takes long, while the main thread stays
+free to answer SIGTERM (``offline`` is published even during start-up); then a live sensor is opened;
+only then ``READY=1``. Exit status: 0 after a clean stop or the end of a file, 1 after a runtime
+failure (sensor, corrupt file, model), 2 for a bad configuration or command line.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -49,6 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--drop-policy", choices=["drop_oldest", "keep_every_nth"])
     p.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
+    p.add_argument("--threads", type=int,
+                   help="cores the daemon may use (default and upper bound: its CPU affinity and cgroup quota)")
+    p.add_argument("--max-age-ms", type=float,
+                   help="freshness budget: drop windows older than this at the encoder (default: 2 windows, >= 200)")
     p.add_argument("--wait-for-subscribers", type=int, help="hold the stream until N subscriptions arrived")
     p.add_argument("--log-format", choices=["json", "text"])
     p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
@@ -58,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
 _FLAG_FIELDS = (
     "sensor", "input", "speed", "sensor_id", "prompts", "model", "backend", "publish", "allow_remote",
     "topic_prefix", "encoding", "window_us", "top_k", "batch_size", "drop_policy", "metrics_port",
-    "wait_for_subscribers", "log_format", "log_level",
+    "wait_for_subscribers", "log_format", "log_level", "threads", "max_age_ms",
 )
 
 
@@ -117,20 +125,19 @@ class SensorStatus:
             self.publisher.send("status", state="online", detail=f"sensor: {detail}")
 
 
-def run(cfg: DaemonConfig, on_labels: Any = None) -> int:
+def run(cfg: DaemonConfig, on_labels: Any = None, plan: Any = None) -> int:
     """Run the daemon until the stream ends or a signal stops it; return the exit status.
 
-    ``on_labels``, when given, is started as a thread with the bound endpoint (``--demo``'s printer).
+    Order: signal handlers, the thread plan, every check that needs no model (prompts, files, the
+    publish and metrics ports; :mod:`eventclip.daemon.preflight`), ``starting`` on the status topic,
+    a replayed file opened; then the model loads in a thread while this one waits for it or for
+    SIGTERM (which publishes ``offline`` and returns at once). ``on_labels``, when given, is started
+    as a thread with the bound endpoint (``--demo``'s printer). ``plan``: the thread plan
+    (:func:`eventclip.daemon.threads.plan_threads`; made from ``cfg.threads`` when None). The
+    previous signal handlers and thread settings are put back on return.
     """
-    from eventclip import sensors
-    from eventclip.daemon.engine import load_engine, make_windower
-    from eventclip.daemon.metrics import Metrics, serve_prometheus
-    from eventclip.daemon.notify import Notifier
-    from eventclip.daemon.pipeline import Pipeline
-    from eventclip.daemon.publish import Publisher
-
     stop_requested = threading.Event()
-    running: list[Pipeline] = []
+    running: list[Any] = []
 
     def on_stop(signum: int, frame: object) -> None:
         log.info("signal %s: stopping", signal.Signals(signum).name)
@@ -144,61 +151,118 @@ def run(cfg: DaemonConfig, on_labels: Any = None) -> int:
         else:
             log.info("SIGHUP before the stream started: the prompts file is read at start-up anyway")
 
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
     signal.signal(signal.SIGTERM, on_stop)
     signal.signal(signal.SIGINT, on_stop)
     signal.signal(signal.SIGHUP, on_hup)
-    notifier = Notifier()
-    notifier.status("loading model")
-    engine = load_engine(cfg, notifier)
-    publisher = Publisher(cfg.publish, cfg.sensor_id or cfg.sensor, cfg.topic_prefix, cfg.encoding, cfg.send_hwm,
-                          cfg.curve)
     try:
+        return _run(cfg, on_labels, plan, stop_requested, running)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _run(cfg: DaemonConfig, on_labels: Any, plan: Any, stop_requested: threading.Event, running: list[Any]) -> int:
+    from eventclip import sensors
+    from eventclip.daemon import preflight, threads
+    from eventclip.daemon.notify import Notifier
+    from eventclip.daemon.publish import Publisher
+
+    notifier = Notifier()
+    notifier.status("starting")
+    plan = plan or threads.plan_threads(threads.allowed_cores(cfg.threads))
+    restore_threads = threads.apply(plan)
+    publisher = stop_metrics = source = None
+    try:
+        preflight.check_files(cfg)
+        publisher = Publisher(cfg.publish, cfg.sensor_id or cfg.sensor, cfg.topic_prefix, cfg.encoding,
+                              cfg.send_hwm, cfg.curve)
+        stop_metrics = preflight.serve_metrics(cfg, lambda: running[0].last_stats if running else {})
         source = sensors.create(source_config(cfg), on_status=SensorStatus(publisher))
+        live = cfg.sensor not in ("replay", "video")
+        if not live:
+            source.open()  # a file: its errors come before the model, and nothing starts streaming yet
+        publisher.send("status", state="starting", detail=f"loading model {cfg.model or 'bundled'} ({cfg.backend})")
+        log.info("starting: loading model %s (%s)", cfg.model or "bundled", cfg.backend)
+        try:
+            engine = preflight.StartUp(lambda: _load(cfg, notifier, plan, source, live)).wait(stop_requested)
+        except Exception as exc:  # subscribers saw "starting": tell them why nothing follows, then exit 1 or 2
+            publisher.send("status", state="error", detail=f"start-up: {exc}")
+            publisher.send("status", state="offline", detail="start-up failed")
+            raise
+        if engine is None:
+            log.info("stopped during start-up")
+            notifier.stopping()
+            publisher.send("status", state="offline", detail="stopped during start-up")
+            return 0
+        return _stream(cfg, on_labels, plan, engine, source, publisher, notifier, stop_requested, running)
+    finally:
+        if source is not None:
+            source.close()
+        if stop_metrics is not None:
+            stop_metrics()
+        if publisher is not None:
+            publisher.close()
+        notifier.close()
+        restore_threads()
+
+
+def _load(cfg: DaemonConfig, notifier: Any, plan: Any, source: Any, live: bool) -> Any:
+    """The slow part of start-up: the model, then a live camera, then one warm-up window."""
+    from eventclip.daemon.engine import load_engine
+
+    notifier.status("loading model")
+    engine = load_engine(cfg, notifier, threads=plan.encoder)
+    if live:
         source.open()
-        engine.warm_up(source.geometry)
-    except BaseException:
-        publisher.close()
-        raise
+    engine.warm_up(source.geometry)
+    return engine
+
+
+def _stream(cfg: DaemonConfig, on_labels: Any, plan: Any, engine: Any, source: Any, publisher: Any, notifier: Any,
+            stop_requested: threading.Event, running: list[Any]) -> int:
+    from eventclip.daemon.engine import make_windower
+    from eventclip.daemon.metrics import Metrics
+    from eventclip.daemon.pipeline import Pipeline
+
     publisher.sensor_id = cfg.sensor_id or source.sensor_id or source.name
     log.info("publishing on %s", publisher.endpoint)
     printer = None
     if on_labels is not None:
         printer = threading.Thread(target=on_labels, args=(publisher.endpoint, cfg.topic_prefix), daemon=True)
         printer.start()
-    if cfg.wait_for_subscribers and not publisher.wait_for_subscribers(cfg.wait_for_subscribers, cfg.wait_timeout_s):
-        log.warning("only %d of %d subscriptions after %.1f s; starting anyway",
-                    publisher.subscriber_count, cfg.wait_for_subscribers, cfg.wait_timeout_s)
-    metrics = Metrics()
-    window_us = cfg.window_us or engine.window_us
-    pipeline = Pipeline(source, make_windower(window_us), engine, publisher, cfg, notifier, metrics)
-
-    running.append(pipeline)
-    stop_metrics = None
     try:
-        if cfg.metrics_port:
-            stop_metrics = serve_prometheus(cfg.metrics_port, cfg.metrics_addr, lambda: pipeline.last_stats)
+        if cfg.wait_for_subscribers and not publisher.wait_for_subscribers(cfg.wait_for_subscribers,
+                                                                           cfg.wait_timeout_s, stop_requested):
+            log.warning("only %d of %d subscriptions after %.1f s; starting anyway",
+                        publisher.subscriber_count, cfg.wait_for_subscribers, cfg.wait_timeout_s)
+        window_us = cfg.window_us or engine.window_us
+        pipeline = Pipeline(source, make_windower(window_us), engine, publisher, cfg, notifier, Metrics(),
+                            threads=plan.as_dict())
+        running.append(pipeline)
         if stop_requested.is_set():
             log.info("stopped before the stream started")
+            publisher.send("status", state="offline", detail="stopped during start-up")
             return 0
         pipeline.start()
         notifier.ready(f"streaming {source.name}: {window_us} µs windows, backend {engine.backend_name}")
-        log.info("ready: %s, %d µs windows, backend %s, publishing on %s",
-                 source.name, window_us, engine.backend_name, publisher.endpoint)
+        log.info("ready: %s, %d µs windows, backend %s, freshness budget %s, publishing on %s", source.name,
+                 window_us, engine.backend_name, "off" if pipeline.max_age_ms is None else
+                 f"{pipeline.max_age_ms:g} ms", publisher.endpoint)
         rc = pipeline.wait()
     finally:
-        source.close()
-        if stop_metrics is not None:
-            stop_metrics()
-        publisher.close()
-        notifier.close()
         if printer is not None:
             printer.join(1.0)
     log.info("exiting with status %d", rc)
     return rc
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Console-script entry: parse, configure logging, run; map errors to exit statuses 2 and 1."""
+def main(argv: list[str] | None = None, *, set_env: bool = False) -> int:
+    """Parse, plan the threads, configure logging, run; map errors to exit statuses 2 and 1.
+
+    ``set_env``: also size the OpenMP/BLAS and numba pools through the environment, before those
+    libraries load (the ``eventclipd`` program does; an in-process caller keeps its environment).
+    """
     args = build_parser().parse_args(argv)
     try:
         cfg = config_from_args(args)
@@ -208,8 +272,16 @@ def main(argv: list[str] | None = None) -> int:
     except EventclipError as exc:  # --demo without the bundled files
         print(f"eventclipd: error: {exc}", file=sys.stderr)
         return 1
+    from eventclip.daemon import threads
     from eventclip.daemon.logs import setup_logging
 
+    try:
+        plan = threads.plan_threads(threads.allowed_cores(cfg.threads))
+    except ConfigError as exc:
+        print(f"eventclipd: error: {exc}", file=sys.stderr)
+        return 2
+    if set_env:
+        threads.apply_env(plan)  # before numba, ONNX Runtime or torch start their pools
     setup_logging(cfg.log_format, cfg.log_level)
     on_labels = None
     if args.demo:
@@ -219,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
             print_stream(endpoint, [f"{prefix}/labels", f"{prefix}/status"], sys.stdout, pretty=True)
 
     try:
-        return run(cfg, on_labels)
+        return run(cfg, on_labels, plan)
     except ConfigError as exc:
         log.error("%s", exc)
         print(f"eventclipd: error: {exc}", file=sys.stderr)
@@ -230,5 +302,39 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+def entry() -> None:
+    """The ``eventclipd`` program: :func:`main`, then leave the process at once.
+
+    Why ``os._exit``: by then everything the daemon owes is delivered (``offline`` published and the
+    socket closed with its linger, logs flushed, the notify socket closed). What remains is the
+    interpreter's teardown: joining library worker threads that are not daemon threads (RAW decode
+    workers, ONNX Runtime and OpenMP pools) and freeing a GB of objects one by one, which took 5-7 s
+    under CPU load and pushed the exit past systemd's stop timeout (issue 18: 9.7-12.1 s after SIGTERM).
+    """
+    rc = main(set_env=True)
+    _deliver_queued_messages()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing more can be said there
+            pass
+    logging.shutdown()
+    os._exit(rc)
+
+
+def _deliver_queued_messages(timeout_s: float = 1.0) -> None:
+    """Let ZeroMQ send what closed sockets still queue (``offline``, the last stats) before the process ends.
+
+    A closed socket's messages go out from ZeroMQ's I/O thread for up to its linger (0.5 s for the
+    publisher); terminating the context waits for exactly that. It is done in a thread and waited
+    for at most ``timeout_s``, since a socket some other thread has not closed would make it wait forever.
+    """
+    import zmq
+
+    done = threading.Thread(target=zmq.Context.instance().term, name="eventclipd-zmq-term", daemon=True)
+    done.start()
+    done.join(timeout_s)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 SCHEMA_VERSION = 1
 SCHEMA_DIR = Path(__file__).with_name("schema")
 
-StatusState = Literal["online", "offline", "reconnecting", "error"]
+StatusState = Literal["starting", "online", "offline", "reconnecting", "error"]
 
 
 class _Message(BaseModel):
@@ -69,7 +69,8 @@ class AnomalyMessage(_Message):
 
 
 class LatencyStats(BaseModel):
-    """Window close to publish, host ms, over the windows published in the stats interval."""
+    """Window close to publish (the age of a result when published), host ms, over the windows published
+    in the stats interval."""
 
     model_config = ConfigDict(extra="forbid")
     p50: float | None
@@ -83,8 +84,30 @@ class Drops(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     windows_policy: int = Field(description="windows dropped by the drop policy (inference lagging)")
-    reader_events: int = Field(description="events the reader could not hand on (max_pending_events hit)")
+    windows_stale: int = Field(description="windows older than the freshness budget (max_age_ms) on their way to "
+                                           "the encoder or out of it: none older is published")
+    windows_incomplete: int = Field(description="windows that lost events before windowing (reader queue full, "
+                                                "stale chunks shed): dropped, never published as if whole")
+    reader_events: int = Field(description="events dropped from the reader's queue at its bound (max_pending_events), "
+                                           "oldest first")
+    events: dict[str, int] = Field(description="events not published, by reason: reader_overflow, stale_chunks, "
+                                               "stale_windows, incomplete_windows, policy, shutdown")
     socket_hwm: dict[str, int] = Field(description="messages dropped at the ZeroMQ high-water mark, per topic")
+
+
+class ThreadsInfo(BaseModel):
+    """The daemon's thread plan (eventclip.daemon.threads) and what the libraries report using."""
+
+    model_config = ConfigDict(extra="forbid")
+    cores: int = Field(description="cores the daemon may use")
+    limited_by: str = Field(description="what set that: --threads, affinity, or the cgroup quota file")
+    decode: int
+    encoder: int = Field(description="ONNX Runtime / torch intra-op and OpenMP/BLAS threads")
+    interop: int
+    numba: int
+    decode_override: bool = Field(description="decode threads set by EVENTCLIP_DECODE_THREADS")
+    in_use: dict[str, int | None] = Field(description="read back from each library (null: not in use); "
+                                                      "onnxruntime 0 means its own default")
 
 
 class StatsMessage(_Message):
@@ -95,10 +118,16 @@ class StatsMessage(_Message):
     uptime_s: float
     events_per_s: float
     windows_per_s: float = Field(description="windows published per second")
-    events_total: int
+    events_total: int = Field(description="events read from the source")
+    events_published: int = Field(description="events in the windows published")
+    events_in_flight: int = Field(description="events read, neither published nor dropped yet: events_total = "
+                                              "events_published + sum(drops.events) + events_in_flight")
     windows_total: int = Field(description="windows closed by windowing")
     windows_published: int
+    max_age_ms: float | None = Field(description="freshness budget in ms; null: not applied (unpaced replay)")
     drops: Drops
+    gaps: dict[str, int] = Field(description="discontinuities in the source by reason (loop, reconnect, ...)")
+    threads: ThreadsInfo | None = Field(description="thread plan; null when the pipeline was built without one")
     queue_depths: dict[str, int]
     latency_ms: LatencyStats
     backend: str

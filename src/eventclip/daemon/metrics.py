@@ -3,7 +3,8 @@
 Why one plain object: the stats topic, the systemd STATUS line and Prometheus all read the same
 numbers, so they cannot disagree. Each counter has exactly one writing thread (the stage it
 belongs to), so plain ``+=`` under the GIL is enough; readers take snapshots.
-Latencies are host milliseconds from window close (windowing emitted it) to publish.
+Latencies are host milliseconds from window close (the reader handing over the chunk that completed
+it) to publish: the age of a result when it is published.
 """
 
 from __future__ import annotations
@@ -18,13 +19,47 @@ import numpy as np
 
 @dataclass
 class Counters:
-    """Totals since start; each field is written by one stage only (named in the comment)."""
+    """Totals since start; each field is written by one stage only (named in the comment).
+
+    Every event read ends in exactly one place: published (in a window that reached the publisher),
+    dropped for one of the reasons of :meth:`events_dropped`, or still in flight.
+    """
 
     events_in: int = 0  # reader
-    events_lost_reader: int = 0  # reader
+    events_overflow: int = 0  # reader: dropped from its queue at the memory bound (oldest first)
+    events_shutdown: int = 0  # reader: a waiting replay's chunk given up at stop
+    gaps: dict[str, int] = field(default_factory=dict)  # reader: discontinuities by reason
     events_windowed: int = 0  # windowing
+    events_stale: int = 0  # windowing: chunks already older than the freshness budget, shed uncounted
     windows_closed: int = 0  # windowing
+    windows_incomplete: int = 0  # windowing: windows that lost events before windowing (dropped)
+    events_incomplete: int = 0  # windowing: the events those windows held
+    events_policy: int = 0  # windowing (the window queue drops in the putting thread)
+    windows_stale_frames: int = 0  # accumulate: windows older than the budget before their frames are made
+    events_stale_frames: int = 0  # accumulate
+    windows_stale_encoder: int = 0  # encoder: windows that grew too old waiting for it
+    events_stale_encoder: int = 0  # encoder
+    windows_stale_publish: int = 0  # publisher: windows the model finished after the budget
+    events_stale_publish: int = 0  # publisher
     windows_published: int = 0  # publisher
+    events_published: int = 0  # publisher
+
+    @property
+    def windows_stale(self) -> int:
+        """Windows dropped for being older than the freshness budget (before frames, at the encoder or at publish)."""
+        return self.windows_stale_frames + self.windows_stale_encoder + self.windows_stale_publish
+
+    def events_dropped(self) -> dict[str, int]:
+        """Events not published, by reason."""
+        return {"reader_overflow": self.events_overflow, "stale_chunks": self.events_stale,
+                "stale_windows": self.events_stale_frames + self.events_stale_encoder + self.events_stale_publish,
+                "incomplete_windows": self.events_incomplete,
+                "policy": self.events_policy, "shutdown": self.events_shutdown}
+
+    @property
+    def events_in_flight(self) -> int:
+        """Events read and neither published nor dropped yet (in queues, open windows, the model)."""
+        return self.events_in - self.events_published - sum(self.events_dropped().values())
 
 
 @dataclass
@@ -79,10 +114,20 @@ def serve_prometheus(
                 ("windows_published", "windows published on the labels topic"),
             ):
                 yield CounterMetricFamily(f"eventclipd_{key}", help_text, value=snap[key])
+            yield CounterMetricFamily("eventclipd_events_published", "events in windows published",
+                                      value=snap["events_published"])
             drops = snap["drops"]
-            yield CounterMetricFamily("eventclipd_windows_dropped", "windows dropped by the drop policy",
-                                      value=drops["windows_policy"])
-            yield CounterMetricFamily("eventclipd_reader_events_lost", "events lost at the reader",
+            windows = CounterMetricFamily("eventclipd_windows_dropped", "windows dropped, by reason",
+                                          labels=["reason"])
+            for reason in ("policy", "stale", "incomplete"):
+                windows.add_metric([reason], drops[f"windows_{reason}"])
+            yield windows
+            events = CounterMetricFamily("eventclipd_events_dropped", "events not published, by reason",
+                                         labels=["reason"])
+            for reason, n in drops["events"].items():
+                events.add_metric([reason], n)
+            yield events
+            yield CounterMetricFamily("eventclipd_reader_events_lost", "events dropped from the reader's queue",
                                       value=drops["reader_events"])
             hwm = CounterMetricFamily("eventclipd_socket_dropped", "messages dropped at the ZeroMQ HWM",
                                       labels=["topic"])
@@ -101,6 +146,14 @@ def serve_prometheus(
             yield lat
             yield GaugeMetricFamily("eventclipd_events_per_second", "events/s, last interval",
                                     value=snap["events_per_s"])
+            if snap.get("max_age_ms") is not None:
+                yield GaugeMetricFamily("eventclipd_freshness_budget_ms", "oldest a window may be at the encoder",
+                                        value=snap["max_age_ms"])
+            if snap.get("threads"):
+                threads = GaugeMetricFamily("eventclipd_threads", "threads per pool (thread plan)", labels=["pool"])
+                for pool in ("cores", "decode", "encoder", "interop", "numba"):
+                    threads.add_metric([pool], snap["threads"][pool])
+                yield threads
 
     registry = prom.CollectorRegistry()
     registry.register(_Collector())

@@ -103,11 +103,11 @@ class Publisher:
             self._drain_subscriptions()
             return self._subscribers
 
-    def wait_for_subscribers(self, n: int, timeout_s: float) -> bool:
-        """Block until ``n`` subscriptions arrived or ``timeout_s`` passed; True when they did."""
+    def wait_for_subscribers(self, n: int, timeout_s: float, stop: threading.Event | None = None) -> bool:
+        """Block until ``n`` subscriptions arrived, ``timeout_s`` passed or ``stop`` is set; True when they arrived."""
         deadline = time.monotonic() + timeout_s
         while self.subscriber_count < n:
-            if time.monotonic() >= deadline:
+            if time.monotonic() >= deadline or (stop is not None and stop.is_set()):
                 return False
             time.sleep(0.01)
         return True

@@ -22,13 +22,17 @@ from pathlib import Path
 
 import numpy as np
 
+from eventclip import _forksafe
 from eventclip.events import EVENT_DTYPE, EventChunk, Geometry, concat_events
 from eventclip.io.base import FORMATS, EventReader, EventWriter, FormatSpec, PathLike, register_format
 from eventclip.io.chunking import chunk_blocks, chunk_by_count, chunk_by_time
 from eventclip.io.detect import detect_format, get_format, known_formats, writable_format
 from eventclip.io.errors import (
+    EventFileIsADirectoryError,
+    EventFileNotFoundError,
     EventFormatError,
     GeometryError,
+    NotARegularFileError,
     TruncatedFileError,
     UnknownFormatError,
     UnsupportedFeatureError,
@@ -62,6 +66,7 @@ def _import_format_modules() -> None:
 
 
 _import_format_modules()
+_forksafe.install()  # readers decode with numba kernels, in threads: see eventclip._forksafe
 
 
 class EventStream:
@@ -198,6 +203,8 @@ __all__ = [
     "EVENT_DTYPE",
     "FORMATS",
     "EventChunk",
+    "EventFileIsADirectoryError",
+    "EventFileNotFoundError",
     "EventFormatError",
     "EventReader",
     "EventStream",
@@ -205,6 +212,7 @@ __all__ = [
     "FormatSpec",
     "Geometry",
     "GeometryError",
+    "NotARegularFileError",
     "TruncatedFileError",
     "UnknownFormatError",
     "UnsupportedFeatureError",

@@ -19,6 +19,17 @@ WRAP = np.int64(1) << 32
 HALF = np.int64(1) << 31
 
 
+@njit(nogil=True, cache=True, inline="always")
+def _unwrap(t, last, base):
+    """(ok, wrap base) for a record's 32-bit time ``t`` after ``last`` (-1: none yet): a drop of more than
+    2^31 µs is a wrap (the base moves on 2^32 µs); any smaller drop is time going back (not ok)."""
+    if last >= 0 and t < last:
+        if last - t > HALF:
+            return True, base + WRAP
+        return False, base
+    return True, base
+
+
 @njit(nogil=True, cache=True)
 def decode_dat(words, out, state, width, height):
     """``words``: uint32 [n, 2]; ``out``: int64 [n, 2] view of EVENT_DTYPE; ``state``: [wrap_base, last_raw_t].
@@ -31,13 +42,11 @@ def decode_dat(words, out, state, width, height):
     for i in range(n):
         t = np.int64(words[i, 0])
         d = np.int64(words[i, 1])
-        if last >= 0 and t < last:
-            if last - t > HALF:
-                base += WRAP
-            else:
-                state[0] = base
-                state[1] = last
-                return i, ERR_TIME_BACKWARDS, i
+        ok, base = _unwrap(t, last, base)
+        if not ok:
+            state[0] = base
+            state[1] = last
+            return i, ERR_TIME_BACKWARDS, i
         x = d & 0x3FFF
         y = (d >> 14) & 0x3FFF
         p = (d >> 28) & 0xF
@@ -54,19 +63,37 @@ def decode_dat(words, out, state, width, height):
 
 
 @njit(nogil=True, cache=True)
-def max_xy(words):
-    """Largest x and y over DAT records (uint32 [n, 2]), for files whose header has no geometry."""
+def scan_dat(words, state):
+    """Largest x and y over the DAT records (uint32 [n, 2]) before the first one :func:`decode_dat` would
+    refuse for its time or polarity, for files whose header has no geometry.
+
+    ``state`` is [wrap_base, last_raw_t] as in :func:`decode_dat`, carried from block to block.
+    Returns (max x, max y, records accepted, err_code): -1 maxima when none was accepted. Why stop
+    there: records after a bad one are not events (appended garbage, a damaged tail), and their
+    coordinates would size the sensor up to 16384x16384.
+    """
     mx = np.int64(-1)
     my = np.int64(-1)
+    base = state[0]
+    last = state[1]
     for i in range(words.shape[0]):
+        t = np.int64(words[i, 0])
         d = np.int64(words[i, 1])
-        x = d & 0x3FFF
-        y = (d >> 14) & 0x3FFF
-        if x > mx:
-            mx = x
-        if y > my:
-            my = y
-    return mx, my
+        ok, base = _unwrap(t, last, base)
+        if not ok:
+            state[0] = base
+            state[1] = last
+            return mx, my, i, ERR_TIME_BACKWARDS
+        if (d >> 28) & 0xF > 1:
+            state[0] = base
+            state[1] = last
+            return mx, my, i, ERR_BAD_POLARITY
+        mx = max(mx, d & 0x3FFF)
+        my = max(my, (d >> 14) & 0x3FFF)
+        last = t
+    state[0] = base
+    state[1] = last
+    return mx, my, words.shape[0], OK
 
 
 def reference_decode_dat(words: np.ndarray, width: int, height: int):
@@ -89,3 +116,16 @@ def reference_decode_dat(words: np.ndarray, width: int, height: int):
     if first_code is not None:
         return first_code, first_at
     return x, y, p, t_raw + wraps
+
+
+def reference_scan_dat(words: np.ndarray) -> tuple[int, int, int, int]:
+    """Plain-numpy version of :func:`scan_dat` over one whole array: (max x, max y, records accepted, err_code)."""
+    got = reference_decode_dat(words, 1 << 14, 1 << 14)  # no record lies outside: coordinates are 14 bits
+    if len(got) == 2:
+        err, n = got
+        d = words[:n, 1].astype(np.int64)
+        x, y = d & 0x3FFF, (d >> 14) & 0x3FFF
+    else:
+        err, n = OK, len(words)
+        x, y = got[0], got[1]
+    return (int(x.max()) if n else -1), (int(y.max()) if n else -1), int(n), int(err)

@@ -43,6 +43,8 @@ class RawHeader:
     data_offset: int
     fields: dict[str, str] = field(default_factory=dict)
     lines: list[str] = field(default_factory=list)
+    offsets: dict[str, int] = field(default_factory=dict)
+    """Byte offset of the line each of ``fields`` came from (its first occurrence)."""
 
     @property
     def format_fields(self) -> dict[str, str]:
@@ -79,19 +81,26 @@ class RawHeader:
             return "evt3"
         return None
 
-    def geometry(self) -> tuple[Geometry | None, str]:
-        """The sensor geometry and where it came from (``format``, ``geometry``, ``plugin_name``, ...)."""
+    def geometry(self, path: Path | None = None) -> tuple[Geometry | None, str]:
+        """The sensor geometry and where it came from (``format``, ``geometry``, ``plugin_name``, ...).
+
+        A ``% format`` width/height or a ``% geometry`` line that is there but not two positive whole
+        numbers raises GeometryError naming the line and its byte offset (in ``path``): such a header
+        is corrupt, and guessing from the sensor name instead could hide it.
+        """
         ff = self.format_fields
-        if "width" in ff and "height" in ff:
-            try:
-                return Geometry(int(ff["width"]), int(ff["height"])), "format"
-            except ValueError:
-                pass
+        if "width" in ff or "height" in ff:
+            found = _positive_pair(ff.get("width", ""), ff.get("height", ""))
+            if found is None:
+                raise self._invalid("format", "width and height", path)
+            return found, "format"
         geo = self.fields.get("geometry")
-        if geo:
-            m = re.fullmatch(r"\s*(\d+)\s*x\s*(\d+)\s*", geo)
-            if m and int(m.group(1)) > 0 and int(m.group(2)) > 0:
-                return Geometry(int(m.group(1)), int(m.group(2))), "geometry"
+        if geo is not None:
+            m = re.fullmatch(r"\s*(-?\d+)\s*x\s*(-?\d+)\s*", geo)
+            found = _positive_pair(m.group(1), m.group(2)) if m else None
+            if found is None:
+                raise self._invalid("geometry", "WIDTHxHEIGHT", path)
+            return found, "geometry"
         plugin = self.fields.get("plugin_name", "").lower()
         for key, geometry in _PLUGIN_GEOMETRY:
             if key in plugin:
@@ -104,6 +113,21 @@ class RawHeader:
         if sid.isdigit() and int(sid) in _SYSTEM_ID_GEOMETRY:
             return _SYSTEM_ID_GEOMETRY[int(sid)], "system_ID"
         return None, ""
+
+
+    def _invalid(self, key: str, form: str, path: Path | None) -> GeometryError:
+        return GeometryError(f"invalid header line '% {key} {self.fields[key]}': the sensor size must be {form} in "
+                             "pixels, both positive; fix the header or pass the sensor size (geometry=(1280, 720) "
+                             "in Python)", path, self.offsets.get(key))
+
+
+def _positive_pair(width: str, height: str) -> Geometry | None:
+    """Geometry(width, height) from two decimal strings, or None unless both are positive whole numbers."""
+    try:
+        w, h = int(width), int(height)
+    except ValueError:
+        return None
+    return Geometry(w, h) if w > 0 and h > 0 else None
 
 
 def parse_header(head: bytes) -> RawHeader:
@@ -127,13 +151,16 @@ def parse_header(head: bytes) -> RawHeader:
             line = raw.decode("ascii").strip()
         except UnicodeDecodeError:
             break
-        pos = nl + 1
         hdr.lines.append(line)
         if line == "end":
+            pos = nl + 1
             break
         if line:
             key, _, value = line.partition(" ")
-            hdr.fields.setdefault(key, value.strip())
+            if key not in hdr.fields:
+                hdr.fields[key] = value.strip()
+                hdr.offsets[key] = pos
+        pos = nl + 1
     hdr.data_offset = pos
     return hdr
 
@@ -152,7 +179,7 @@ def resolve_geometry(hdr: RawHeader, given: Geometry | None, path: Path) -> tupl
     """The caller's geometry when given, else the header's, else GeometryError asking for width/height."""
     if given is not None:
         return given, "caller"
-    geometry, source = hdr.geometry()
+    geometry, source = hdr.geometry(path)
     if geometry is None:
         raise GeometryError(
             "the RAW header has no geometry, format or known sensor line; pass the sensor size, "

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from eventclip.events import Geometry
+from eventclip.io.errors import check_event_file
 
 PathLike = str | os.PathLike
 
@@ -32,7 +33,9 @@ class EventReader(ABC):
     format_name: str = ""
 
     def __init__(self, path: PathLike, geometry: Geometry | None = None) -> None:
-        self.path = Path(path)
+        """Raises the OSError subclasses of :func:`~eventclip.io.errors.check_event_file` for a path
+        that is missing, a folder, or not a regular file (a FIFO would block the first read forever)."""
+        self.path = check_event_file(path)
         self.geometry: Geometry | None = geometry
         self.metadata: dict = {}
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from eventclip.io.base import FORMATS, FormatSpec, PathLike
-from eventclip.io.errors import EventFormatError, UnknownFormatError
+from eventclip.io.errors import EventFormatError, UnknownFormatError, check_event_file
 
 SNIFF_BYTES = 64 * 1024
 """How much of the file each format's ``sniff`` sees."""
@@ -40,9 +40,11 @@ def detect_format(path: PathLike) -> FormatSpec:
     """The format of an existing file: the first format whose sniffer accepts the head, else by extension.
 
     Raises UnknownFormatError (naming the file and listing known formats) when neither matches,
-    and EventFormatError when the file cannot be opened.
+    FileNotFoundError / IsADirectoryError / NotARegularFileError (OSErrors, see
+    :func:`~eventclip.io.errors.check_event_file`) for a path that is not a regular file, and
+    EventFormatError when the file cannot be read.
     """
-    p = Path(path)
+    p = check_event_file(path)
     try:
         with p.open("rb") as fh:
             head = fh.read(SNIFF_BYTES)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
+from pathlib import Path
 
 from eventclip.errors import EventclipError
 
@@ -54,3 +57,63 @@ class GeometryError(EventFormatError):
 
 class UnsupportedFeatureError(EventFormatError):
     """A valid file uses a feature this build cannot decode (e.g. ECF-compressed HDF5 without the plugin)."""
+
+
+class _PathOSError(EventclipError, OSError):
+    """An event file that cannot be read for an operating-system reason; an :class:`OSError` too, with
+    ``errno`` and ``filename`` set, so ``except OSError`` (or the specific subclass) works."""
+
+    code = errno.EIO
+
+    def __init__(self, path: str | os.PathLike, message: str) -> None:
+        super().__init__(self.code, message, os.fspath(path))
+
+    def __str__(self) -> str:
+        return f"{self.filename}: {self.strerror}"
+
+
+class EventFileNotFoundError(_PathOSError, FileNotFoundError):
+    """The event file does not exist."""
+
+    code = errno.ENOENT
+
+
+class EventFileIsADirectoryError(_PathOSError, IsADirectoryError):
+    """A folder was given where an event file was expected."""
+
+    code = errno.EISDIR
+
+
+class NotARegularFileError(_PathOSError):
+    """A FIFO, socket or device was given as an event file.
+
+    Why refused: every reader needs a file it can size, seek or map; opening a FIFO for reading
+    would wait for a writer forever, and a device may never end.
+    """
+
+    code = errno.EINVAL
+
+
+_KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"))
+
+
+def check_event_file(path: str | os.PathLike) -> Path:
+    """``path`` as a Path when it names a regular file (links followed); else the OSError subclass saying why.
+
+    Looked at before anything opens the file, since opening a FIFO blocks until a writer appears.
+    """
+    p = Path(path)
+    try:
+        mode = p.stat().st_mode
+    except FileNotFoundError:
+        raise EventFileNotFoundError(p, "no such event file; check the path") from None
+    except OSError as exc:
+        raise NotARegularFileError(p, f"cannot look at the event file ({exc.strerror or exc})") from None
+    if stat.S_ISDIR(mode):
+        raise EventFileIsADirectoryError(p, "is a folder, not an event file; give one file inside it")
+    if not stat.S_ISREG(mode):
+        kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+        raise NotARegularFileError(p, f"is {kind}, not a regular file; event files are read by size and memory map, "
+                                      "so pipes and devices are not supported: write the data to a file first")
+    return p

@@ -99,7 +99,7 @@ class Hdf5Reader(EventReader):
             self.geometry = Geometry(int(attrs["width"]), int(attrs["height"]))
             self.metadata["geometry_source"] = "width/height"
             return
-        found, source = RawHeader(0, fields=attrs).geometry()
+        found, source = RawHeader(0, fields=attrs).geometry(self.path)
         if found is None:
             raise GeometryError("the HDF5 file has no geometry attribute or known sensor; pass the sensor size, "
                                 "e.g. geometry=(1280, 720) or --width/--height", self.path)

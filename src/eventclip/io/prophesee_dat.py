@@ -5,13 +5,14 @@ record is ``t`` uint32 µs then ``data`` uint32 = x (14 bits) | y (14 bits) << 1
 event-type byte is 0x0C (CD, Metavision) or 0x00 (``Event2d``, older Chronocam/ATIS files such as
 N-CARS); the size byte is 8. Time wraps every 2^32 µs (71.6 min): a drop of more than 2^31 µs is
 unwrapped, so timestamps stay exact across wraps. Geometry comes from ``% Width``/``% Height``
-header lines; files without them (N-CARS) get max(x)+1 x max(y)+1 from a scan of the file,
-recorded as ``metadata['geometry_source'] == 'scan'``, unless the caller gives one.
+header lines; files without them (N-CARS) get max(x)+1 x max(y)+1 from a scan of the file's records up
+to the first bad one, recorded as ``metadata['geometry_source'] == 'scan'``, unless the caller gives one.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,12 +24,20 @@ from eventclip.io._mmap import file_blocks, map_words
 from eventclip.io.base import EventReader, EventWriter, FormatSpec, PathLike, register_format
 from eventclip.io.errors import EventFormatError, GeometryError, TruncatedFileError, UnsupportedFeatureError
 
+log = logging.getLogger(__name__)
+
 CD_TYPES = (0x00, 0x0C)
 RECORD_SIZE = 8
 BLOCK_RECORDS = 1 << 18
 """Records decoded per block (2 MiB of file, 4 MiB of events)."""
 MAX_HEADER_BYTES = 1 << 20
 MAX_COORD = 1 << 14
+SUSPECT_RECORDS = 16
+"""Records just before the first bad one that a geometry scan leaves out. Why: random bytes pass the
+decoder's checks about one record in 13 (polarity 0 or 1: one in 8; time in order or a wrap: 5 in 8), so
+garbage may start a few records before the first record refused, with coordinates up to 16383; 16 in a
+row pass about once in 10^17. A real recording reaches its sensor's edges in many records, not only in
+its last 16 before a fault. A fault within the first 32 records keeps every record before it."""
 
 
 def parse_dat_header(head: bytes) -> tuple[int, dict[str, str], list[str]]:
@@ -99,14 +108,49 @@ class DatReader(EventReader):
         yield from file_blocks(self.path, np.dtype("<u4"), self.data_offset, n, BLOCK_RECORDS, width=2)
 
     def _scan_geometry(self) -> Geometry:
+        """max(x)+1 x max(y)+1 over the records before the first bad one (see :func:`_dat_kernels.scan_dat`),
+        leaving out the ``SUSPECT_RECORDS`` just before it.
+
+        A bad record is only noted here (``metadata['corrupt_at']``, and a warning naming its offset):
+        streams still hand over every event before it and then raise, as for any corrupt file.
+        """
         mx = my = -1
-        for _, words in self._records():
-            bx, by = K.max_xy(words)
+        state = np.array([0, -1], dtype=np.int64)
+        bad = None
+        for first, words in self._records():
+            bx, by, n, err = K.scan_dat(words, state)
             mx, my = max(mx, int(bx)), max(my, int(by))
+            if err:
+                bad, why = first + int(n), "time goes backwards" if err == K.ERR_TIME_BACKWARDS else "bad polarity"
+                break
+        if bad is not None:
+            mx, my, bad = self._size_before(bad)
+            at = self.data_offset + bad * RECORD_SIZE
+            self.metadata["corrupt_at"] = at
+            log.warning("%s: the records from byte %d on are corrupt (%s); the sensor size %dx%d comes from the "
+                        "records before them, and reading stops there with an error", self.path, at, why, mx + 1,
+                        my + 1)
         if mx < 0:
-            raise GeometryError("the DAT header has no % Width/% Height and the file has no events; pass geometry=",
-                                self.path, self.data_offset)
+            raise GeometryError("the DAT header has no % Width/% Height and the file has no valid event to size the "
+                                "sensor from; pass geometry=", self.path, self.data_offset)
         return Geometry(mx + 1, my + 1)
+
+    def _size_before(self, bad: int) -> tuple[int, int, int]:
+        """(max x, max y) over the records before ``bad - SUSPECT_RECORDS`` (before ``bad`` when fewer than twice
+        that many precede it), and the first record from which a stream of that geometry will refuse the data
+        (at most ``bad``)."""
+        cut = bad - SUSPECT_RECORDS if bad >= 2 * SUSPECT_RECORDS else bad
+        mx = my = -1
+        state = np.array([0, -1], dtype=np.int64)
+        for first, words in self._records():
+            if first >= cut:
+                break
+            bx, by, _, _ = K.scan_dat(words[:cut - first], state)
+            mx, my = max(mx, int(bx)), max(my, int(by))
+        suspects = np.fromfile(self.path, dtype="<u4", count=2 * (bad - cut),
+                               offset=self.data_offset + cut * RECORD_SIZE).reshape(-1, 2)[:, 1].astype(np.int64)
+        outside = np.flatnonzero(((suspects & 0x3FFF) > mx) | (((suspects >> 14) & 0x3FFF) > my))
+        return mx, my, cut + int(outside[0]) if outside.size else bad
 
     def _decode(self, words: np.ndarray, first: int, state: np.ndarray) -> tuple[np.ndarray, EventFormatError | None]:
         """Decode records ``first``... : (the events before the first bad record, its error or None)."""

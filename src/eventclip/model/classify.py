@@ -209,10 +209,11 @@ def build_classifier(
     )
 
 
-def open_encoder(package: str | Path, backend: str = "auto") -> Any:
-    """Load a backend (``auto``, ``torch``, ``onnxruntime``, ``tensorrt``) for the package via eventclip.runtime."""
+def open_encoder(package: str | Path, backend: str = "auto", **config: Any) -> Any:
+    """Load a backend (``auto``, ``torch``, ``onnxruntime``, ``tensorrt``) for the package via eventclip.runtime;
+    ``config`` goes to the backend (e.g. ``threads`` for ONNX Runtime, see :func:`eventclip.runtime.base.select`)."""
     from eventclip.runtime.base import select
 
-    choice = select(package, backend)
+    choice = select(package, backend, **config)
     log.info("encoder: %s on %s (%s)", choice.backend.name, choice.backend.device, choice.reason)
     return choice.backend

@@ -17,7 +17,8 @@ Schema (documented in ``zero_shot_prompts/README.md``)::
     threshold: 0.0                          # labels below this probability are not reported
 
 A class embedding is CLIP's ensemble: every (name or synonym) × template prompt is embedded,
-normalised, averaged and renormalised. Errors name the file, line and field.
+normalised, averaged and renormalised. Errors name the file, line and field, every problem of the file
+at once (one line each).
 """
 
 from __future__ import annotations
@@ -117,15 +118,11 @@ class PromptSet(BaseModel):
         if not self.classes:
             raise PydanticCustomError("empty_classes", "the class list is empty; list at least one class",
                                       {"at": ("classes",)})
-        seen: dict[str, int] = {}
-        for i, c in enumerate(self.classes):
-            key = c.name.strip().lower()
-            if key in seen:
-                raise PydanticCustomError(
-                    "duplicate_class", "duplicate class name '{name}' (first at classes[{first}])",
-                    {"name": c.name, "first": seen[key], "at": ("classes", i, "name")},
-                )
-            seen[key] = i
+        for i, name, first in duplicate_classes([c.name for c in self.classes]):
+            raise PydanticCustomError(
+                "duplicate_class", "duplicate class name '{name}' (first at classes[{first}])",
+                {"name": name, "first": first, "at": ("classes", i, "name")},
+            )
         return self
 
     @property
@@ -151,6 +148,30 @@ class PromptSet(BaseModel):
         if self.anomaly is not None:
             content["anomaly"] = [self.anomaly.normal, self.anomaly.abnormal]
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+
+def duplicate_classes(names: list[Any]) -> list[tuple[int, str, int]]:
+    """(index, name, index of its first use) for every class name used before (case and spaces ignored);
+    entries that are not strings are skipped (the schema reports them)."""
+    seen: dict[str, int] = {}
+    out = []
+    for i, name in enumerate(names):
+        if not isinstance(name, str):
+            continue
+        key = name.strip().lower()
+        if key in seen:
+            out.append((i, name, seen[key]))
+        else:
+            seen[key] = i
+    return out
+
+
+def _raw_names(data: dict[str, Any]) -> list[Any]:
+    """The class names of an unvalidated prompts mapping (plain strings or ``{name: ...}`` entries)."""
+    classes = data.get("classes")
+    if not isinstance(classes, list):
+        return []
+    return [c if isinstance(c, str) else c.get("name") if isinstance(c, dict) else None for c in classes]
 
 
 def _line_of(root: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
@@ -189,12 +210,22 @@ def parse_prompts(text: str, source: str = "<string>") -> PromptSet:
     try:
         return PromptSet.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = _field_loc(err)
-        line = _line_of(root, loc)
-        field = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc).replace(".[", "[") or "(top level)"
-        msg = str(err["msg"]).removeprefix("Value error, ")
-        raise PromptsError(f"{source}:{line}: {field}: {msg}") from exc
+        problems = [(_field_loc(err), str(err["msg"]).removeprefix("Value error, ")) for err in exc.errors()
+                    if err["type"] != "duplicate_class"]
+        # The whole-set checks run only once every field is valid: run the name check here as well, so
+        # that one pass reports every problem of the file.
+        problems += [(("classes", i, "name"), f"duplicate class name '{name}' (first at classes[{first}])")
+                     for i, name, first in duplicate_classes(_raw_names(data))]
+        lines = sorted((_line_of(root, loc) or 0, _field_name(loc), msg) for loc, msg in problems)
+        text = [f"{source}:{line}: {field}: {msg}" for line, field, msg in lines]
+        if len(text) == 1:
+            raise PromptsError(text[0]) from exc
+        raise PromptsError(f"{source}: {len(text)} problems:\n" + "\n".join("  " + t for t in text)) from exc
+
+
+def _field_name(loc: tuple[Any, ...]) -> str:
+    """``classes[2].name`` for a pydantic location."""
+    return ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc).replace(".[", "[") or "(top level)"
 
 
 def load_prompts(path: str | Path) -> PromptSet:

@@ -116,6 +116,14 @@ class OnnxRuntimeBackend:
         self.device = "cuda" if any(p in used for p in _PROVIDER_ORDER[:2]) else "cpu"
         log.info("onnxruntime: %s on %s", self.graph.name, used)
 
+    @property
+    def session_threads(self) -> int | None:
+        """Intra-op threads the event-encoder session was created with, read back from ONNX Runtime
+        (0: its default, one per core); None before :meth:`load`."""
+        if self._event is None:
+            return None
+        return int(self._event.get_session_options().intra_op_num_threads)
+
     def _event_key(self, providers: list[str]) -> str:
         """Manifest key of the event-encoder graph for this precision and these providers.
 

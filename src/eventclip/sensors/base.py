@@ -49,6 +49,9 @@ class Source(ABC):
 
     kind: ClassVar[str]
     Config: ClassVar[type[SourceConfig]]
+    paced: bool = True
+    """True when chunks arrive at the pace of the world (a camera, a paced replay): whoever consumes
+    them must never make the source wait. False for a file read as fast as possible, which may wait."""
 
     def __init__(self, config: SourceConfig, on_status: StatusCallback | None = None) -> None:
         self.config = config

@@ -124,6 +124,7 @@ class ReplaySource(Source):
     ) -> None:
         super().__init__(config, on_status)
         self.config: ReplayConfig = config
+        self.paced = config.realtime
         self._closed = threading.Event()
         self._clock = clock
         self._sleep = sleep or self._closed.wait

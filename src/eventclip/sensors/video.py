@@ -64,6 +64,7 @@ class VideoSource(LiveSource):
         super().__init__(config, on_status, **kwargs)
         self.config: VideoConfig = config
         self.clock = "sensor" if config.path is not None else "host"
+        self.paced = config.realtime or config.path is None
         self._cap: Any = None
         self._fps = 0.0
 
