@@ -732,7 +732,8 @@ class Evt2Writer(_RawWriter):
 
 
 class Evt3Writer(_RawWriter):
-    """EVT 3.0 writer: time/row words on change, VECT_12 for same-row runs, ADDR_X otherwise."""
+    """EVT 3.0 writer: time/row words on change, vector groups (VECT_BASE_X, VECT_12, VECT_12, VECT_8) for
+    same-row runs, ADDR_X otherwise (see :func:`eventclip.io._evt_kernels.encode_evt3`)."""
 
     format_name = "evt3"
     encoding = "evt3"
@@ -740,7 +741,7 @@ class Evt3Writer(_RawWriter):
     words_per_event = 5
 
     def _encode(self, x, y, p, t, out, state):
-        return K.encode_evt3(x, y, p, t, out, state)
+        return K.encode_evt3(x, y, p, t, out, state, self.geometry.width)
 
 
 def _sniffer(encoding: str):
