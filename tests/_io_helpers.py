@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 from hypothesis import strategies as st
 
@@ -59,3 +64,23 @@ def row_runs(draw, max_runs: int = 24, max_side: int = 2048, max_gap_bits: int =
         parts.append(make_events(np.array(xs, dtype=np.int64), [y] * n, [draw(st.integers(0, 1))] * n, [t] * n))
     events = np.concatenate(parts) if parts else make_events([], [], [], [])
     return events, Geometry(width, height)
+
+
+def environment_without(name: str) -> dict[str, str]:
+    """This process's environment less the variable ``name``."""
+    return {k: v for k, v in os.environ.items() if k != name}
+
+
+def read_hdf5_in_child(path: Path, env: dict[str, str]) -> tuple[str, str]:
+    """Read an HDF5 file in a child process with environment ``env``: returns (whether HDF5 there has
+    the ECF filter, "True" or "False"; the reader's UnsupportedFeatureError message, "" if it read).
+
+    Why a child: HDF5 looks for plugins once per process, and the SDK's may already be loaded here."""
+    code = ("import sys, h5py\n"
+            "from eventclip.io import UnsupportedFeatureError, read_events\n"
+            "print(h5py.h5z.filter_avail(36559))\n"
+            "try:\n    read_events(sys.argv[1])\nexcept UnsupportedFeatureError as exc:\n    print(exc)\n")
+    done = subprocess.run([sys.executable, "-c", code, str(path)], env=env, capture_output=True, text=True,
+                          timeout=120, check=True)
+    available, _, message = done.stdout.partition("\n")
+    return available, message.strip()

@@ -60,3 +60,16 @@ def raw_reader(path: Path) -> np.ndarray:
 
 
 SDK_READERS = {"EventsIterator": events_iterator, "Camera+CameraStreamSlicer": camera_slicer, "RawReader": raw_reader}
+
+
+def write_hdf5_with_sdk(raw: Path, out: Path) -> None:
+    """Record a RAW file to HDF5 the way Metavision does: ``Camera.from_file`` (time shift off), the
+    camera's metadata, every slice into ``HDF5EventFileWriter`` (which compresses with ECF)."""
+    import metavision_sdk_stream as stream
+
+    camera = stream.Camera.from_file(str(raw), stream.FileConfigHints().time_shift(False))
+    writer = stream.HDF5EventFileWriter(str(out))
+    writer.add_metadata_map_from_camera(camera)
+    for piece in stream.CameraStreamSlicer(camera.move(), stream.SliceCondition.make_n_events(1 << 16)):
+        writer.add_cd_events(piece.events)
+    writer.close()
