@@ -175,7 +175,7 @@ def _sdk_decoders() -> dict:
         return sum(piece.n_events for piece in slicer)
 
     def raw_reader(p):
-        reader = RawReader(str(p), max_events=STREAM_EVENTS, do_time_shifting=False)
+        reader = RawReader(str(p), max_events=4 * STREAM_EVENTS, do_time_shifting=False)  # room for a decoded batch
         n = 0
         while not reader.is_done():
             n += len(reader.load_n_events(STREAM_EVENTS))

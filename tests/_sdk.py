@@ -52,7 +52,7 @@ def raw_reader(path: Path) -> np.ndarray:
     """``metavision_core.event_io.RawReader``, loading by event count until the file is done."""
     from metavision_core.event_io import RawReader
 
-    reader = RawReader(str(path), max_events=SDK_CHUNK_EVENTS, do_time_shifting=False)
+    reader = RawReader(str(path), max_events=4 * SDK_CHUNK_EVENTS, do_time_shifting=False)  # room for a decoded batch
     parts = []
     while not reader.is_done():
         parts.append(reader.load_n_events(SDK_CHUNK_EVENTS).copy())

@@ -84,6 +84,22 @@ def test_our_rewrite_of_each_recording_is_read_back_unchanged_by_the_sdk_and_pee
     _round_trip(tmp_path, chunk.events, chunk.geometry, fmt)
 
 
+@pytest.mark.parametrize("name", RAW_FILES)
+def test_evt2_files_the_sdk_writes_are_read_exactly_by_ours(tmp_path, name):
+    """The other direction: the SDK's RAWEvt2EventFileWriter (how Metavision records EVT 2.0) -> our reader."""
+    import metavision_sdk_stream as stream
+
+    from tests.conftest import recording
+
+    chunk = read_events(recording(name))
+    path = tmp_path / "sdk_written.raw"
+    writer = stream.RAWEvt2EventFileWriter(chunk.geometry.width, chunk.geometry.height, str(path))
+    writer.add_cd_events(chunk.events)
+    writer.close()
+    back = read_events(path)
+    assert back.geometry == chunk.geometry and same_events(back.events, chunk.events)
+
+
 def test_driving_recording_rewritten_as_evt3_was_the_reported_defect(tmp_path):
     """Issue 17: the SDK read 285,623 events from our EVT 3.0 rewrite of the 219,596-event driving file."""
     from tests.conftest import recording
