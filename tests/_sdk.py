@@ -15,6 +15,12 @@ import numpy as np
 from eventclip.events import EVENT_DTYPE
 from tests.conftest import recording
 
+EVT2_RECORDINGS = ["prophesee_evt2_sparklers_gen3_640x480.raw", "prophesee_evt2_spinner_excerpt_gen3_640x480.raw"]
+EVT3_RECORDINGS = ["prophesee_evt3_driving_gen41_1280x720.raw",
+                   "prophesee_evt3_pedestrians_first5000_gen41_1280x720.raw"]
+RAW_RECORDINGS = EVT2_RECORDINGS + EVT3_RECORDINGS
+"""Every shared Prophesee RAW recording."""
+
 SDK_CHUNK_EVENTS = 1 << 20
 """Events per SDK slice or load: counted, never timed, so silent spans of a file cost nothing."""
 

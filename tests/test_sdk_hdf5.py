@@ -14,13 +14,11 @@ import pytest
 from eventclip.io import hdf5 as hdf5_mod
 from eventclip.io import open_events, read_events
 from tests._io_helpers import environment_without, read_hdf5_in_child, same_events
-from tests._sdk import copy_recording, write_hdf5_with_sdk
+from tests._sdk import RAW_RECORDINGS, copy_recording, write_hdf5_with_sdk
 
 pytestmark = pytest.mark.sdk
 h5py = pytest.importorskip("h5py")
 
-RAW_FILES = ["prophesee_evt2_sparklers_gen3_640x480.raw", "prophesee_evt2_spinner_excerpt_gen3_640x480.raw",
-             "prophesee_evt3_driving_gen41_1280x720.raw", "prophesee_evt3_pedestrians_first5000_gen41_1280x720.raw"]
 
 
 @pytest.fixture(scope="module")
@@ -28,14 +26,14 @@ def sdk_hdf5(tmp_path_factory) -> dict[str, tuple[Path, Path]]:
     """recording name -> (its RAW copy, the HDF5 file the SDK wrote from it)."""
     folder = tmp_path_factory.mktemp("sdk_hdf5")
     out = {}
-    for name in RAW_FILES:
+    for name in RAW_RECORDINGS:
         raw = copy_recording(name, folder)
         write_hdf5_with_sdk(raw, raw.with_suffix(".hdf5"))
         out[name] = (raw, raw.with_suffix(".hdf5"))
     return out
 
 
-@pytest.mark.parametrize("name", RAW_FILES)
+@pytest.mark.parametrize("name", RAW_RECORDINGS)
 def test_sdk_written_ecf_hdf5_is_read_exactly(sdk_hdf5, name, monkeypatch):
     raw, path = sdk_hdf5[name]
     with h5py.File(path, "r") as f:
@@ -54,7 +52,7 @@ def test_sdk_written_ecf_hdf5_is_read_exactly(sdk_hdf5, name, monkeypatch):
 
 
 def test_without_the_ecf_plugin_the_error_says_what_to_set(sdk_hdf5):
-    path = sdk_hdf5[RAW_FILES[2]][1]
+    path = sdk_hdf5[RAW_RECORDINGS[2]][1]
     available, message = read_hdf5_in_child(path, environment_without("HDF5_PLUGIN_PATH"))
     assert available == "False"
     assert str(path) in message and "ECF" in message and "HDF5_PLUGIN_PATH is not set" in message
@@ -63,7 +61,7 @@ def test_without_the_ecf_plugin_the_error_says_what_to_set(sdk_hdf5):
 
 def test_plugin_without_its_codec_library_names_ld_library_path(sdk_hdf5):
     """HDF5_PLUGIN_PATH alone is not enough: the plugin needs the SDK's libhdf5_ecf_codec.so.1."""
-    path = sdk_hdf5[RAW_FILES[2]][1]
+    path = sdk_hdf5[RAW_RECORDINGS[2]][1]
     folders = os.environ.get("LD_LIBRARY_PATH", "").split(os.pathsep)
     kept = [f for f in folders if f and not (Path(f) / "libhdf5_ecf_codec.so.1").exists()]
     env = dict(os.environ, LD_LIBRARY_PATH=os.pathsep.join(kept))

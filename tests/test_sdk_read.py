@@ -19,17 +19,15 @@ from eventclip.events import Geometry
 from eventclip.io import read_events
 from eventclip.io._raw_header import read_header
 from tests._io_helpers import row_runs, same_events
-from tests._sdk import SDK_READERS, camera_slicer, copy_recording, events_iterator
+from tests._sdk import EVT2_RECORDINGS, EVT3_RECORDINGS, SDK_READERS, camera_slicer, copy_recording, events_iterator
 
 pytestmark = pytest.mark.sdk
 
-EVT2_FILES = ["prophesee_evt2_sparklers_gen3_640x480.raw", "prophesee_evt2_spinner_excerpt_gen3_640x480.raw"]
-EVT3_FILES = ["prophesee_evt3_driving_gen41_1280x720.raw", "prophesee_evt3_pedestrians_first5000_gen41_1280x720.raw"]
 DAT_FILES = ["ncars_obj_004397_td.dat", "ncars_tonic_sample.dat"]
 
 
 @pytest.mark.parametrize("route", SDK_READERS)
-@pytest.mark.parametrize("name", EVT2_FILES + EVT3_FILES)
+@pytest.mark.parametrize("name", EVT2_RECORDINGS + EVT3_RECORDINGS)
 def test_every_sdk_route_decodes_each_raw_recording_exactly_like_ours(tmp_path, name, route):
     path = copy_recording(name, tmp_path)
     ours = read_events(path).events
@@ -48,7 +46,7 @@ def _first_time_high(path) -> int:
     return int(words[np.argmax(words >> 12 == 0x8)] & 0xFFF)
 
 
-@pytest.mark.parametrize("name", EVT2_FILES + EVT3_FILES)
+@pytest.mark.parametrize("name", EVT2_RECORDINGS + EVT3_RECORDINGS)
 def test_sdk_default_time_shift_is_the_documented_constant(tmp_path, name):
     """By default the SDK subtracts one constant per file: EVT 2.0 first TIME_HIGH << 6, EVT 3.0
     (first TIME_HIGH - 1) << 12. x, y, p are untouched."""
@@ -58,7 +56,7 @@ def test_sdk_default_time_shift_is_the_documented_constant(tmp_path, name):
     ours = read_events(path).events
     shifted = np.concatenate([ev.copy() for ev in EventsIterator(str(path), mode="n_events", n_events=1 << 20)])
     high = _first_time_high(path)
-    expected = high << 6 if name in EVT2_FILES else (high - 1) << 12
+    expected = high << 6 if name in EVT2_RECORDINGS else (high - 1) << 12
     assert expected > 0
     for field in "xyp":
         np.testing.assert_array_equal(shifted[field], ours[field])

@@ -19,10 +19,7 @@ from eventclip.io import read_events
 from eventclip.sensors import create
 from eventclip.sensors.prophesee import PropheseeConfig, PropheseeSource, list_devices
 from tests._io_helpers import same_events
-from tests._sdk import copy_recording, write_hdf5_with_sdk
-
-RAW_FILES = ["prophesee_evt2_sparklers_gen3_640x480.raw", "prophesee_evt2_spinner_excerpt_gen3_640x480.raw",
-             "prophesee_evt3_driving_gen41_1280x720.raw", "prophesee_evt3_pedestrians_first5000_gen41_1280x720.raw"]
+from tests._sdk import RAW_RECORDINGS, copy_recording, write_hdf5_with_sdk
 
 
 def _stream(path: Path, backend: str, slice_us: int = 1000) -> tuple[PropheseeSource, list]:
@@ -33,7 +30,7 @@ def _stream(path: Path, backend: str, slice_us: int = 1000) -> tuple[PropheseeSo
 
 @pytest.mark.sdk
 @pytest.mark.parametrize("backend", ["sdk5", "sdk4"])
-@pytest.mark.parametrize("name", RAW_FILES)
+@pytest.mark.parametrize("name", RAW_RECORDINGS)
 def test_recording_through_each_sdk_route_delivers_exactly_our_decoder_events(tmp_path, name, backend):
     """Same events and absolute times as eventclip.io (the SDK's time shift is off), in slices of slice_us."""
     path = copy_recording(name, tmp_path)
@@ -51,7 +48,7 @@ def test_recording_through_each_sdk_route_delivers_exactly_our_decoder_events(tm
 
 @pytest.mark.sdk
 def test_sdk_written_hdf5_through_the_sdk5_camera(tmp_path):
-    raw = copy_recording(RAW_FILES[2], tmp_path)
+    raw = copy_recording(RAW_RECORDINGS[2], tmp_path)
     write_hdf5_with_sdk(raw, tmp_path / "driving.hdf5")
     src, chunks = _stream(tmp_path / "driving.hdf5", "sdk5")
     assert src.geometry == read_events(raw).geometry
@@ -63,7 +60,7 @@ def test_sdk_written_hdf5_through_the_sdk5_camera(tmp_path):
 def test_realtime_recording_is_paced_at_recorded_speed(tmp_path, backend):
     """Pacing on an injected clock (no real sleeping, no timing assert): the waits add up to the
     recording's span divided by speed, scheduled from the first slice."""
-    path = copy_recording(RAW_FILES[0], tmp_path)
+    path = copy_recording(RAW_RECORDINGS[0], tmp_path)
     now = [1000.0]
     waits: list[float] = []
 

@@ -23,12 +23,10 @@ from eventclip.events import Geometry, make_events
 from eventclip.io import read_events, write_events
 from eventclip.io._raw_header import format_header
 from tests._io_helpers import event_streams, row_runs, same_events
-from tests._sdk import camera_slicer, events_iterator
+from tests._sdk import RAW_RECORDINGS, camera_slicer, events_iterator
 
 pytestmark = pytest.mark.sdk
 
-RAW_FILES = ["prophesee_evt2_sparklers_gen3_640x480.raw", "prophesee_evt2_spinner_excerpt_gen3_640x480.raw",
-             "prophesee_evt3_driving_gen41_1280x720.raw", "prophesee_evt3_pedestrians_first5000_gen41_1280x720.raw"]
 SUFFIX = {"evt3": ".raw", "evt2": ".raw", "dat": ".dat"}
 EVT3_WRAP = 1 << 24
 EVT2_WRAP = 1 << 34
@@ -75,7 +73,7 @@ def _round_trip(folder, events: np.ndarray, geometry: Geometry, fmt: str) -> Non
 
 
 @pytest.mark.parametrize("fmt", ["evt3", "evt2", "dat"])
-@pytest.mark.parametrize("name", RAW_FILES)
+@pytest.mark.parametrize("name", RAW_RECORDINGS)
 def test_our_rewrite_of_each_recording_is_read_back_unchanged_by_the_sdk_and_peers(tmp_path, name, fmt):
     from tests.conftest import recording
 
@@ -84,7 +82,7 @@ def test_our_rewrite_of_each_recording_is_read_back_unchanged_by_the_sdk_and_pee
     _round_trip(tmp_path, chunk.events, chunk.geometry, fmt)
 
 
-@pytest.mark.parametrize("name", RAW_FILES)
+@pytest.mark.parametrize("name", RAW_RECORDINGS)
 def test_evt2_files_the_sdk_writes_are_read_exactly_by_ours(tmp_path, name):
     """The other direction: the SDK's RAWEvt2EventFileWriter (how Metavision records EVT 2.0) -> our reader."""
     import metavision_sdk_stream as stream
@@ -104,7 +102,7 @@ def test_driving_recording_rewritten_as_evt3_was_the_reported_defect(tmp_path):
     """Issue 17: the SDK read 285,623 events from our EVT 3.0 rewrite of the 219,596-event driving file."""
     from tests.conftest import recording
 
-    chunk = read_events(recording(RAW_FILES[2]))
+    chunk = read_events(recording(RAW_RECORDINGS[2]))
     path = tmp_path / "driving.raw"
     write_events(path, chunk.events, chunk.geometry, format="evt3")
     assert len(events_iterator(path)) == len(chunk) == 219_596
