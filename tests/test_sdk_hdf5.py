@@ -69,3 +69,20 @@ def test_plugin_without_its_codec_library_names_ld_library_path(sdk_hdf5):
     assert available == "False"
     assert hdf5_mod.ECF_PLUGIN in message and "does not load" in message and "LD_LIBRARY_PATH" in message
 
+
+
+def test_plugin_path_set_after_hdf5_started_says_so(sdk_hdf5):
+    """HDF5 reads HDF5_PLUGIN_PATH once per process: setting it from Python afterwards does not help."""
+    import subprocess
+    import sys
+
+    code = ("import os, sys\n"
+            "path = os.environ.pop('HDF5_PLUGIN_PATH')\n"
+            "import h5py\n"
+            "h5py.h5z.filter_avail(36559)\n"
+            "os.environ['HDF5_PLUGIN_PATH'] = path\n"
+            "from eventclip.io import UnsupportedFeatureError, read_events\n"
+            "try:\n    read_events(sys.argv[1])\nexcept UnsupportedFeatureError as exc:\n    print(exc)\n")
+    done = subprocess.run([sys.executable, "-c", code, str(sdk_hdf5[RAW_RECORDINGS[2]][1])], capture_output=True,
+                          text=True, timeout=120, check=True)
+    assert "which loads, but HDF5 looks for plugins once per process" in done.stdout

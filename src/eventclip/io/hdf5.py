@@ -67,6 +67,8 @@ def ecf_advice() -> str:
             except OSError as exc:
                 return (f"HDF5_PLUGIN_PATH holds {plugin}, which does not load ({exc}): put the Metavision SDK's lib "
                         "folder (libhdf5_ecf_codec.so.1) on LD_LIBRARY_PATH before starting Python")
+            return (f"HDF5_PLUGIN_PATH holds {plugin}, which loads, but HDF5 looks for plugins once per process: "
+                    "set HDF5_PLUGIN_PATH before starting Python")
     found = f"HDF5_PLUGIN_PATH ({os.pathsep.join(folders)}) has no {ECF_PLUGIN}" if folders else \
         "HDF5_PLUGIN_PATH is not set"
     return (f"{found}. Set HDF5_PLUGIN_PATH to the Metavision SDK's lib/hdf5/plugin folder and put its lib folder "

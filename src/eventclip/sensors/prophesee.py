@@ -199,7 +199,8 @@ class PropheseeSource(LiveSource):
         """Open a recording through an SDK route (never neuromorphic-drivers, which reads cameras only)."""
         wanted = self.config.backend
         if wanted == "auto":
-            wanted = "sdk4" if installed_backends()["sdk4"] and not installed_backends()["sdk5"] else "sdk5"
+            have = installed_backends()
+            wanted = "sdk4" if have["sdk4"] and not have["sdk5"] else "sdk5"
         self.backend = pick_backend(wanted)
         if not path.is_file():
             raise ConfigError(f"prophesee: path {str(path)!r} is not a file; give an existing recording")
