@@ -11,7 +11,8 @@ with the default thread count (one per CPU) and with one thread (``DECODE_THREAD
 
 The Metavision SDK (OpenEB), the vendor's own decoder and so the speed anchor for Prophesee formats,
 adds its rows on EVT 2.0 / 3.0 when it imports (``source .ci/openeb.sh`` first): ``EventsIterator``,
-SDK 5 ``Camera`` + ``CameraStreamSlicer`` and ``RawReader``, all by 1 M events, time shift off.
+SDK 5 ``Camera`` + ``CameraStreamSlicer`` (real-time playback off) and ``RawReader``, all by 1 M
+events, time shift off.
 
     source .ci/openeb.sh && python benchmarks/bench_io.py --events 20000000 --repeat 5
 """
@@ -170,7 +171,8 @@ def _sdk_decoders() -> dict:
         return sum(len(ev) for ev in it)
 
     def camera_slicer(p):
-        camera = stream.Camera.from_file(str(p), stream.FileConfigHints().time_shift(False))
+        hints = stream.FileConfigHints().time_shift(False).real_time_playback(False)  # it plays in real time by default
+        camera = stream.Camera.from_file(str(p), hints)
         slicer = stream.CameraStreamSlicer(camera.move(), stream.SliceCondition.make_n_events(STREAM_EVENTS))
         return sum(piece.n_events for piece in slicer)
 

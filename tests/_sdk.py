@@ -45,11 +45,19 @@ def events_iterator(path: Path) -> np.ndarray:
     return _events([ev.copy() for ev in it])
 
 
+def file_hints():
+    """SDK 5 ``FileConfigHints`` for reading a file as it is, as fast as it decodes: no time shift, and no
+    real-time playback (``Camera.from_file`` plays a file at its recorded speed by default)."""
+    import metavision_sdk_stream as stream
+
+    return stream.FileConfigHints().time_shift(False).real_time_playback(False)
+
+
 def camera_slicer(path: Path) -> np.ndarray:
     """SDK 5: ``Camera.from_file`` (the HAL device and camera code of a live camera) + ``CameraStreamSlicer``."""
     import metavision_sdk_stream as stream
 
-    camera = stream.Camera.from_file(str(path), stream.FileConfigHints().time_shift(False))
+    camera = stream.Camera.from_file(str(path), file_hints())
     slicer = stream.CameraStreamSlicer(camera.move(), stream.SliceCondition.make_n_events(SDK_CHUNK_EVENTS))
     return _events([piece.events.copy() for piece in slicer])
 
@@ -69,11 +77,11 @@ SDK_READERS = {"EventsIterator": events_iterator, "Camera+CameraStreamSlicer": c
 
 
 def write_hdf5_with_sdk(raw: Path, out: Path) -> None:
-    """Record a RAW file to HDF5 the way Metavision does: ``Camera.from_file`` (time shift off), the
+    """Record a RAW file to HDF5 the way Metavision does: ``Camera.from_file`` (see ``file_hints``), the
     camera's metadata, every slice into ``HDF5EventFileWriter`` (which compresses with ECF)."""
     import metavision_sdk_stream as stream
 
-    camera = stream.Camera.from_file(str(raw), stream.FileConfigHints().time_shift(False))
+    camera = stream.Camera.from_file(str(raw), file_hints())
     writer = stream.HDF5EventFileWriter(str(out))
     writer.add_metadata_map_from_camera(camera)
     for piece in stream.CameraStreamSlicer(camera.move(), stream.SliceCondition.make_n_events(1 << 16)):

@@ -217,8 +217,9 @@ class PropheseeSource(LiveSource):
 
     def _connect_sdk5(self, serial: str | None, path: Path | None = None) -> None:
         stream = importlib.import_module("metavision_sdk_stream")
-        if path is not None:
-            camera = stream.Camera.from_file(str(path), stream.FileConfigHints().time_shift(False))
+        if path is not None:  # the file's own times; pacing is ours (see _pace), not the SDK's real-time playback
+            hints = stream.FileConfigHints().time_shift(False).real_time_playback(False)
+            camera = stream.Camera.from_file(str(path), hints)
         else:
             camera = stream.Camera.from_serial(serial) if serial else stream.Camera.from_first_available()
             self._device = camera.get_device()
