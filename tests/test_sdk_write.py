@@ -32,8 +32,9 @@ EVT3_WRAP = 1 << 24
 EVT2_WRAP = 1 << 34
 DAT_WRAP = 1 << 32
 CAMERA_MAX_T = 1 << 31
-"""The SDK 5 Camera's cost grows with a file's absolute time (~0.1 s per 2^31 µs here, ~8 s at 2^36),
-so random files are read through it below this time; EventsIterator reads every one."""
+"""The SDK 5 Camera's cost grows with a file's absolute time (a two-event file at 2^36 µs takes 4-6 s
+here, real-time playback off), so random files are read through it below this time; EventsIterator
+reads every one."""
 
 
 def _peers(path, fmt: str, events: np.ndarray) -> None:
