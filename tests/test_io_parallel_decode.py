@@ -11,6 +11,7 @@ a VECT_BASE_X and its VECT_12, right after a TIME_HIGH wrap, ...).
 from __future__ import annotations
 
 import itertools
+import signal
 
 import numpy as np
 import pytest
@@ -344,6 +345,8 @@ def test_forked_child_starts_its_own_output_cache(tmp_path, monkeypatch):
     with open_events(path) as stream:
         kept = [c.events for c in stream]  # the parent's cache now holds arrays (still in use)
     assert raw._outputs()._arrays
-    with multiprocessing.get_context("fork").Pool(1) as pool:
+    # The worker starts with SIGTERM's default action: a Python handler installed earlier in this process
+    # (eventclipd's run() in the daemon tests) would be inherited, and Pool.terminate() could not end it.
+    with multiprocessing.get_context("fork").Pool(1, signal.signal, (signal.SIGTERM, signal.SIG_DFL)) as pool:
         empty_at_start, count = pool.apply_async(_fresh_cache_then_stream, (str(path),)).get(timeout=60)
     assert empty_at_start == 0 and count == n == sum(len(k) for k in kept)
