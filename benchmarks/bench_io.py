@@ -1,4 +1,4 @@
-"""Decode speed of eventclip's Prophesee readers vs faery, evt3, expelliarmus, h5py on the same files.
+"""Decode speed of eventclip's Prophesee readers vs the Metavision SDK, faery, evt3, expelliarmus, h5py.
 
 Generates once (cached under --cache, default out/bench_io) a file of at least --events events per
 format by tiling a real recording in time (the recordings beside the project) or, without them,
@@ -9,7 +9,12 @@ Two modes, compared like with like: "whole" decoders return the whole file as ar
 decoders hand out chunks of ~1 M events that the consumer drops (bounded memory). Our EVT rows run
 with the default thread count (one per CPU) and with one thread (``DECODE_THREADS = 1``).
 
-    python benchmarks/bench_io.py --events 20000000 --repeat 5
+The Metavision SDK (OpenEB), the vendor's own decoder and so the speed anchor for Prophesee formats,
+adds its rows on EVT 2.0 / 3.0 when it imports (``source .ci/openeb.sh`` first): ``EventsIterator``,
+SDK 5 ``Camera`` + ``CameraStreamSlicer`` (real-time playback off) and ``RawReader``, all by 1 M
+events, time shift off.
+
+    source .ci/openeb.sh && python benchmarks/bench_io.py --events 20000000 --repeat 5
 """
 
 from __future__ import annotations
@@ -51,7 +56,9 @@ def make_file(fmt: str, n_events: int, cache: Path) -> tuple[Path, str]:
     from eventclip.io import open_writer
 
     suffix = {"evt3": ".raw", "evt2": ".raw", "dat": ".dat", "hdf5": ".hdf5"}[fmt]
-    layout = "_metavision" if fmt == "hdf5" else ""  # Metavision's 16-byte EventCD layout, as real files have
+    # hdf5: Metavision's 16-byte EventCD layout, as real files have. evt3: vectors as whole 32-column
+    # groups; files cached before that writer fix hold lone VECT_12 words, which the SDK misreads.
+    layout = {"hdf5": "_metavision", "evt3": "_groups32"}.get(fmt, "")
     path = cache / f"bench_{fmt}_{n_events}{layout}{suffix}"
     src, geo, note = _source_events(fmt)
     if path.exists():
@@ -150,6 +157,37 @@ def _stream_floors(fmt: str) -> dict:
                 ("stream", read_and_write)}
 
 
+def _sdk_decoders() -> dict:
+    """The Metavision SDK's three Python routes over a RAW file, each in chunks of ``STREAM_EVENTS``, with
+    the SDK's time shift off (as the tests compare them); empty when the SDK does not import."""
+    try:
+        import metavision_sdk_stream as stream
+        from metavision_core.event_io import EventsIterator, RawReader
+    except ImportError:
+        return {}
+
+    def events_iterator(p):
+        it = EventsIterator(str(p), mode="n_events", n_events=STREAM_EVENTS, do_time_shifting=False)
+        return sum(len(ev) for ev in it)
+
+    def camera_slicer(p):
+        hints = stream.FileConfigHints().time_shift(False).real_time_playback(False)  # it plays in real time by default
+        camera = stream.Camera.from_file(str(p), hints)
+        slicer = stream.CameraStreamSlicer(camera.move(), stream.SliceCondition.make_n_events(STREAM_EVENTS))
+        return sum(piece.n_events for piece in slicer)
+
+    def raw_reader(p):
+        reader = RawReader(str(p), max_events=4 * STREAM_EVENTS, do_time_shifting=False)  # room for a decoded batch
+        n = 0
+        while not reader.is_done():
+            n += len(reader.load_n_events(STREAM_EVENTS))
+        return n
+
+    return {"Metavision SDK EventsIterator (1 M events)": ("stream", events_iterator),
+            "Metavision SDK Camera + CameraStreamSlicer (1 M events)": ("stream", camera_slicer),
+            "Metavision SDK RawReader load_n_events (1 M)": ("stream", raw_reader)}
+
+
 def decoders(fmt: str, path: Path) -> dict:
     """name -> (mode, function(path) -> number of events decoded); mode is "whole" or "stream".
 
@@ -199,6 +237,8 @@ def decoders(fmt: str, path: Path) -> dict:
         pass
     if fmt in ("evt3", "evt2"):
         from eventclip.events import EVENT_DTYPE
+
+        out.update(_sdk_decoders())
 
         n_out = len(read_events(path).events)
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import subprocess
 import sys
+from functools import lru_cache
 from pathlib import Path
 
 import pytest
@@ -74,10 +76,29 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+SDK_MODULES = ("metavision_sdk_base", "metavision_hal", "metavision_sdk_stream", "metavision_core.event_io")
+"""What the tests marked ``sdk`` import from the real Metavision SDK."""
+
+
+@lru_cache(maxsize=1)
+def sdk_missing() -> str | None:
+    """Why the real Metavision SDK cannot be imported here (None when it can)."""
+    for name in SDK_MODULES:
+        try:
+            importlib.import_module(name)
+        except (ImportError, OSError) as exc:
+            return (f"the Metavision SDK does not import ({name}: {exc}); with OpenEB beside the project, run "
+                    "../shared/openeb/install-runtime.sh once and 'source .ci/openeb.sh' (docs/sensors.md)")
+    return None
+
+
 def pytest_collection_modifyitems(config, items):
-    if cuda_available():
-        return
-    skip = pytest.mark.skip(reason="needs a CUDA GPU; none here")
-    for item in items:
-        if "gpu" in item.keywords:
-            item.add_marker(skip)
+    if not cuda_available():
+        skip = pytest.mark.skip(reason="needs a CUDA GPU; none here")
+        for item in items:
+            if "gpu" in item.keywords:
+                item.add_marker(skip)
+    sdk_items = [item for item in items if item.get_closest_marker("sdk") is not None]
+    if sdk_items and (reason := sdk_missing()) is not None:
+        for item in sdk_items:
+            item.add_marker(pytest.mark.skip(reason=reason))

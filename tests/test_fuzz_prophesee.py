@@ -46,7 +46,8 @@ def _evt21_seed() -> bytes:
                      | (int(rng.integers(0, 720)) << 32) | int(rng.integers(0, 1 << 32)))
         if k % 50 == 49:
             words.append((0x8 << 60) | ((1001 + k) << 32))
-    return b"% evt 2.1\n% format EVT21;height=720;width=1280\n% end\n" + np.array(words, "<u8").tobytes()
+    header = b"% evt 2.1\n% format EVT21;endianness=little;height=720;width=1280\n% end\n"
+    return header + np.array(words, "<u8").tobytes()
 
 
 def _mutate(rng: random.Random, data: bytes, others: list[bytes]) -> bytes:

@@ -11,6 +11,7 @@ a VECT_BASE_X and its VECT_12, right after a TIME_HIGH wrap, ...).
 from __future__ import annotations
 
 import itertools
+import signal
 
 import numpy as np
 import pytest

@@ -153,7 +153,7 @@ def test_evt21_hand_built_words(tmp_path, legacy):
         _w21(1, 0, 0, 0, 1),  # ON at (0, 0), t 384
     ], dtype=np.uint64)
     stored = (words >> np.uint64(32)) | (words << np.uint64(32)) if legacy else words
-    fmt = "EVT21;endianness=legacy" if legacy else "EVT21"
+    fmt = "EVT21" if legacy else "EVT21;endianness=little"  # no endianness: legacy, as the Metavision SDK reads it
     path = tmp_path / "v.raw"
     path.write_bytes(f"% evt 2.1\n% format {fmt};height=480;width=640\n% end\n".encode()
                      + stored.astype("<u8").tobytes())

@@ -1,10 +1,13 @@
-"""The ``prophesee`` source against a STAND-IN of the Metavision SDK Python API.
+"""The ``prophesee`` source against a STAND-IN of the Metavision SDK Python API: what only a live camera shows.
 
-No Prophesee camera and no Metavision SDK can be installed here, so these tests put
-``tests/standin/`` (a labelled imitation of the documented API surface: class and method names,
-EventCD/EventExtTrigger dtypes, slice iteration, reused buffers — see its README.md) on
-``sys.path``. They check the adapter, not the SDK: what a real camera and SDK do is listed as
-NOT verified in docs/sensors.md.
+No Prophesee camera is attached here, so what a camera alone does (biases, ROI, ERC, filters,
+triggers, an unplugged camera and reconnection, discovery by serial, the neuromorphic-drivers USB
+route) is checked with ``tests/standin/`` (a labelled imitation of the documented API surface:
+class and method names, EventCD/EventExtTrigger dtypes, slice iteration, reused buffers — see its
+README.md) on ``sys.path``. The tests named ``test_standin_*`` check the adapter, not the SDK. The
+route itself (real iteration, slicing, decoding, geometry, buffer copies) runs against the REAL SDK
+with recordings in place of a camera in tests/test_sdk_sensor.py; docs/sensors.md lists what is
+verified which way.
 """
 
 from __future__ import annotations
@@ -79,7 +82,7 @@ SETTINGS = {
 
 
 @pytest.mark.parametrize("backend", ["sdk5", "sdk4"])
-def test_sdk_route_streams_every_event_with_triggers_and_applies_settings(sdk, backend: str) -> None:
+def test_standin_sdk_route_streams_every_event_with_triggers_and_applies_settings(sdk, backend: str) -> None:
     events = session(20_000, 50_000, seed=1)
     trig = triggers([1_000, 1_500, 30_000])
     camera = sdk.VirtualCamera("00050423", 1280, 720, [events], [trig])
@@ -109,7 +112,7 @@ def test_sdk_route_streams_every_event_with_triggers_and_applies_settings(sdk, b
 
 
 @pytest.mark.parametrize("lost_by", ["raise", "stop"])
-def test_unplugged_camera_reconnects_with_backoff_and_rebased_gap(sdk, lost_by: str) -> None:
+def test_standin_unplugged_camera_reconnects_with_backoff_and_rebased_gap(sdk, lost_by: str) -> None:
     first, second = session(3000, 10_000, seed=2), session(2000, 8_000, seed=3)
     camera = sdk.VirtualCamera("00050423", 1280, 720, [first, second], lost_by=lost_by)
     sdk.plug(camera)
@@ -147,7 +150,7 @@ def test_unplugged_camera_reconnects_with_backoff_and_rebased_gap(sdk, lost_by: 
     assert statuses[:2] == ["online", "offline"] and statuses.count("online") == 2
 
 
-def test_wrong_serial_lists_the_serials_found(sdk) -> None:
+def test_standin_wrong_serial_lists_the_serials_found(sdk) -> None:
     sdk.plug(sdk.VirtualCamera("00050423", 1280, 720, [session(10, 100, 0)]))
     sdk.plug(sdk.VirtualCamera("00050999", 640, 480, [session(10, 100, 0)]))
     src = create({"kind": "prophesee", "backend": "sdk5", "serial": "12345678"})
@@ -158,7 +161,7 @@ def test_wrong_serial_lists_the_serials_found(sdk) -> None:
     assert "Prophesee:hal_plugin_gen41:00050423" in message and "Prophesee:hal_plugin_gen41:00050999" in message
 
 
-def test_settings_saved_to_yaml_come_back_on_the_next_camera(sdk, tmp_path: Path) -> None:
+def test_standin_settings_saved_to_yaml_come_back_on_the_next_camera(sdk, tmp_path: Path) -> None:
     camera = sdk.VirtualCamera("00050423", 1280, 720, [session(100, 5000, 4)] * 2)
     sdk.plug(camera)
     bias_file = tmp_path / "tuned.bias"
@@ -185,7 +188,7 @@ def test_settings_saved_to_yaml_come_back_on_the_next_camera(sdk, tmp_path: Path
     assert camera.applied["erc_rate"] == 6_000_000  # inline settings override the file
 
 
-def test_refused_and_unknown_settings_name_the_field(sdk) -> None:
+def test_standin_refused_and_unknown_settings_name_the_field(sdk) -> None:
     sdk.plug(sdk.VirtualCamera("1", 640, 480, [session(10, 100, 0)], facilities=("biases",)))
     with pytest.raises(SensorError, match=r"settings.biases: the camera refused bias_fo=999"):
         create({"kind": "prophesee", "backend": "sdk5", "settings": {"biases": {"bias_fo": 999}}}).open()
@@ -238,7 +241,7 @@ def nd(monkeypatch):
     sys.modules.pop("neuromorphic_drivers", None)
 
 
-def test_neuromorphic_drivers_route_converts_events_triggers_and_overflows(nd) -> None:
+def test_standin_neuromorphic_drivers_route_converts_events_triggers_and_overflows(nd) -> None:
     pol = np.zeros(5, dtype=nd.POLARITY)
     pol["t"], pol["x"], pol["y"], pol["on"] = [10, 20, 30, 500, 510], [1, 2, 3, 4, 5], [6, 7, 8, 9, 10], [1, 0, 1, 1, 0]
     trig = np.zeros(1, dtype=nd.TRIGGER)
@@ -259,7 +262,7 @@ def test_neuromorphic_drivers_route_converts_events_triggers_and_overflows(nd) -
     assert gaps == [{"gap": True, "reason": "usb overflow", "t_start_us": 31, "t_end_us": 500}]
 
 
-def test_neuromorphic_drivers_route_refuses_settings_and_lists_serials(nd) -> None:
+def test_standin_neuromorphic_drivers_route_refuses_settings_and_lists_serials(nd) -> None:
     nd.PLUGGED["00051852"] = []
     with pytest.raises(SensorError, match="need the Metavision SDK route"):
         create({"kind": "prophesee", "backend": "neuromorphic-drivers", "settings": {"erc_rate_ev_s": 1000}}).open()

@@ -43,7 +43,8 @@ class DaemonConfig(BaseModel):
     sensor_options: dict[str, Any] = Field(default_factory=dict)
     """Extra fields for the sensor's own config (see eventclip.sensors), e.g. ``loop: true``."""
     input: Path | None = None
-    """Recording to replay (sensor ``replay``) or video file (sensor ``video``)."""
+    """Recording to replay (sensor ``replay``), video file (sensor ``video``), or a recording the Metavision
+    SDK plays through its camera code instead of a camera (sensor ``prophesee``; none: a camera)."""
     speed: float = Field(default=1.0, ge=0)
     """Replay speed factor (1.0 = real time, 2.0 = twice as fast); 0 replays as fast as possible."""
     sensor_id: str | None = None

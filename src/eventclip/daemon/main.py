@@ -36,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--demo", action="store_true",
                    help="replay the bundled sample through the bundled model and print what is published")
     p.add_argument("--sensor", choices=["prophesee", "inivation", "replay", "video"])
-    p.add_argument("--input", type=Path, help="file to replay (sensor replay) or video file (sensor video)")
+    p.add_argument("--input", type=Path, help="file to replay (sensor replay), video file (sensor video), or a "
+                   "recording played through the Metavision SDK instead of a camera (sensor prophesee)")
     p.add_argument("--speed", type=float, help="replay speed factor; 0 = as fast as possible (default 1.0)")
     p.add_argument("--sensor-id", help="name used in every message (default: the source's id)")
     p.add_argument("--prompts", type=Path, help="prompts YAML (classes, templates, anomaly set)")
@@ -95,7 +96,7 @@ def config_from_args(args: argparse.Namespace) -> DaemonConfig:
 def source_config(cfg: DaemonConfig) -> dict[str, Any]:
     """The sensor's own config (see :mod:`eventclip.sensors`) from the daemon's fields."""
     out: dict[str, Any] = {"kind": cfg.sensor}
-    if cfg.sensor == "replay":
+    if cfg.sensor == "replay" or (cfg.sensor == "prophesee" and cfg.input is not None):
         out.update(path=cfg.input, realtime=cfg.speed > 0, speed=cfg.speed or 1.0)
     elif cfg.sensor == "video":
         out.update(path=cfg.input)

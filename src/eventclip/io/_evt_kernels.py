@@ -701,14 +701,23 @@ def encode_evt2(x, y, p, t, out, state):
     return k, OK, 0
 
 
+VECT_GROUP = 32
+"""Columns one EVT 3.0 vector group covers: VECT_12, VECT_12, VECT_8 after a VECT_BASE_X."""
+
+
 @njit(nogil=True, cache=True)
-def encode_evt3(x, y, p, t, out, state):
+def encode_evt3(x, y, p, t, out, state, width):
     """Encode events as EVT 3.0 words into ``out`` (uint16). Returns (n_words, err_code, err_event).
 
-    Runs of events with the same time, row and polarity and increasing columns inside a 12-pixel
-    span become VECT_BASE_X + VECT_12 words; other events become ADDR_X words. Event order is kept.
-    A vector continues from the previous vector's base only when nothing but vector words came
-    in between: some decoders (faery) also move the base on ADDR_X, so we never rely on it.
+    Runs of events with the same time, row and polarity and increasing columns inside a 32-pixel
+    span become one vector group: VECT_BASE_X (unless the previous group's base continues), then
+    VECT_12, VECT_12, VECT_8, always the three together, with the base + 32 inside ``width``
+    (pixels). Why: the Metavision SDK decodes a VECT_12 word as the first of such a group (it reads
+    the next two words as the group's other masks and moves the base by 32), and drops a group
+    reaching past the sensor width; a lone VECT_12, valid by the format's specification, is misread
+    there. Other events become ADDR_X words, and event order is kept. A group continues from the
+    previous group's base only when nothing but vector words came in between: some decoders
+    (faery) also move the base on ADDR_X, so we never rely on it.
     """
     k = 0
     cur = state[W_HIGH]
@@ -743,9 +752,14 @@ def encode_evt3(x, y, p, t, out, state):
             k += 1
             cy = yi
             bx = -1
-        # Gather a run for one vector word: same t, y, p; increasing x within [start, start + 12).
-        start = xi
-        if bp == pi and bx >= 0 and bx <= xi and xi < bx + 12:
+        if width < VECT_GROUP:
+            out[k] = (0x2 << 12) | (pi << 11) | xi
+            k += 1
+            i += 1
+            continue
+        # Gather a run for one group: same t, y, p; increasing x within [start, start + 32), inside the width.
+        start = min(xi, width - VECT_GROUP)
+        if bp == pi and 0 <= bx <= xi < bx + VECT_GROUP and bx + VECT_GROUP <= width:
             start = bx
         mask = np.int64(1) << (xi - start)
         j = i + 1
@@ -753,18 +767,22 @@ def encode_evt3(x, y, p, t, out, state):
         while j < n:
             xj = np.int64(x[j])
             pj = np.int64(1) if p[j] != 0 else np.int64(0)
-            if np.int64(t[j]) != ti or np.int64(y[j]) != yi or pj != pi or xj <= prev_x or xj >= start + 12:
+            if (np.int64(t[j]) != ti or np.int64(y[j]) != yi or pj != pi or xj <= prev_x
+                    or xj >= start + VECT_GROUP):
                 break
             mask |= np.int64(1) << (xj - start)
             prev_x = xj
             j += 1
-        if j - i >= 2 or start == bx:
-            if start != bx or bp != pi:
+        continues = start == bx and bp == pi
+        if j - i >= (3 if continues else 4):  # a group is no more words than ADDR_X for each event
+            if not continues:
                 out[k] = (0x3 << 12) | (pi << 11) | start
                 k += 1
-            out[k] = (0x4 << 12) | mask
-            k += 1
-            bx = start + 12
+            out[k] = (0x4 << 12) | (mask & 0xFFF)
+            out[k + 1] = (0x4 << 12) | ((mask >> 12) & 0xFFF)
+            out[k + 2] = (0x5 << 12) | ((mask >> 24) & 0xFF)
+            k += 3
+            bx = start + VECT_GROUP
             bp = pi
             i = j
         else:

@@ -4,13 +4,16 @@ Streams by slicing the dataset in blocks of ``BLOCK_EVENTS``: Metavision's own 1
 read by HDF5 straight into EVENT_DTYPE and checked in place; other layouts are converted by field
 name. Geometry comes from the file's ``geometry`` attribute (``"1280x720"``), ``width``/``height``
 attributes, or the same sensor keys a RAW header has (``format``, ``plugin_name``, ...), else the
-caller. Metavision usually compresses the dataset with Prophesee's ECF codec (HDF5 filter 36559),
-which neither h5py nor hdf5plugin ship: such files are detected before reading and refused with
-an UnsupportedFeatureError that says how to install the codec. Needs the ``hdf5`` extra (h5py).
+caller. Metavision compresses the dataset with Prophesee's ECF codec (HDF5 filter 36559), which
+neither h5py nor hdf5plugin ship (no registry package does): HDF5 decodes it when the Metavision SDK's
+plugin is on ``HDF5_PLUGIN_PATH`` (checked against files the SDK wrote), and without it such files are
+detected before reading and refused with an UnsupportedFeatureError that says what to set or
+install. Needs the ``hdf5`` extra (h5py).
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,6 +35,9 @@ from eventclip.io.errors import (
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 ECF_FILTER_ID = 36559
+ECF_PLUGIN = "libH5Zecf.so"
+"""The ECF plugin the Metavision SDK installs in ``<prefix>/lib/hdf5/plugin``; it needs the SDK's
+``libhdf5_ecf_codec.so.1`` (in ``<prefix>/lib``) from the dynamic loader's path."""
 BLOCK_EVENTS = 1 << 20
 _H5_ERRORS = (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError)
 """What h5py raises on damaged files (HDF5 errors map onto several Python types)."""
@@ -45,6 +51,30 @@ def _attr_text(value: object) -> str:
     if isinstance(value, np.ndarray) and value.size == 1:
         return _attr_text(value.item())
     return str(value)
+
+
+def ecf_advice() -> str:
+    """What to set or install so that HDF5 decodes ECF, judged from ``HDF5_PLUGIN_PATH`` as it is now.
+
+    Why look: the plugin loads only with the SDK's codec library on the loader's path, and HDF5 reads
+    ``HDF5_PLUGIN_PATH`` once per process, so "set the path" alone is not always the missing step."""
+    folders = [f for f in os.environ.get("HDF5_PLUGIN_PATH", "").split(os.pathsep) if f]
+    for folder in folders:
+        plugin = Path(folder) / ECF_PLUGIN
+        if plugin.is_file():
+            try:
+                ctypes.CDLL(str(plugin))
+            except OSError as exc:
+                return (f"HDF5_PLUGIN_PATH holds {plugin}, which does not load ({exc}): put the Metavision SDK's lib "
+                        "folder (libhdf5_ecf_codec.so.1) on LD_LIBRARY_PATH before starting Python")
+            return (f"HDF5_PLUGIN_PATH holds {plugin}, which loads, but HDF5 looks for plugins once per process: "
+                    "set HDF5_PLUGIN_PATH before starting Python")
+    found = f"HDF5_PLUGIN_PATH ({os.pathsep.join(folders)}) has no {ECF_PLUGIN}" if folders else \
+        "HDF5_PLUGIN_PATH is not set"
+    return (f"{found}. Set HDF5_PLUGIN_PATH to the Metavision SDK's lib/hdf5/plugin folder and put its lib folder "
+            "(libhdf5_ecf_codec.so.1) on LD_LIBRARY_PATH, both before starting Python (OpenEB: source its env.sh); "
+            "without the SDK, build the codec from https://github.com/prophesee-ai/hdf5_ecf. No pip package ships "
+            "it (hdf5plugin does not). Or convert the file to RAW with Metavision first")
 
 
 class Hdf5Reader(EventReader):
@@ -84,10 +114,8 @@ class Hdf5Reader(EventReader):
         filters = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
         if ECF_FILTER_ID in filters and not h5py.h5z.filter_avail(ECF_FILTER_ID):
             raise UnsupportedFeatureError(
-                f"/{EVENTS_PATH} is compressed with Prophesee's ECF codec (HDF5 filter {ECF_FILTER_ID}), which is "
-                "not installed (hdf5plugin does not ship it). Install the codec from "
-                "https://github.com/prophesee-ai/hdf5_ecf and point HDF5_PLUGIN_PATH at it, or convert the file "
-                "to RAW with Metavision first", self.path)
+                f"/{EVENTS_PATH} is compressed with Prophesee's ECF codec (HDF5 filter {ECF_FILTER_ID}), which this "
+                f"HDF5 cannot load. {ecf_advice()}", self.path)
         self._ds = ds
         self._direct = ds.dtype == EVENT_DTYPE  # Metavision's layout: HDF5 reads straight into our arrays
         attrs = {k: _attr_text(v) for k, v in self._file.attrs.items()}

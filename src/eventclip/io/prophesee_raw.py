@@ -614,9 +614,10 @@ class Evt2Reader(_RawReader):
 class Evt21Reader(_RawReader):
     """EVT 2.1: 64-bit words, each a row segment of up to 32 same-polarity pixels.
 
-    Byte order: ``% format EVT21;endianness=legacy`` files (IMX636 EVKs) store the 64-bit word as
-    its high 32-bit half then its low half, each little-endian; other files store a little-endian
-    64-bit word.
+    Byte order, as the Metavision SDK reads it (checked against OpenEB 5.1.1): ``% format
+    EVT21;endianness=little`` files store a little-endian 64-bit word; ``endianness=legacy`` files,
+    and files whose format names no endianness (what older Metavision versions wrote), store its high
+    32-bit half then its low half, each little-endian.
     """
 
     format_name = "evt21"
@@ -627,8 +628,12 @@ class Evt21Reader(_RawReader):
 
     def __init__(self, path: PathLike, geometry: Geometry | None = None) -> None:
         super().__init__(path, geometry)
-        self.legacy = self.header.format_fields.get("endianness", "").lower() == "legacy"
-        self.metadata["endianness"] = "legacy" if self.legacy else "little"
+        endianness = self.header.format_fields.get("endianness", "legacy").lower()
+        if endianness not in ("legacy", "little"):
+            raise EventFormatError(f"'% format' says endianness={endianness}; EVT 2.1 files are 'little' or "
+                                   "'legacy' (the default when the header names none)", self.path, 0)
+        self.legacy = endianness == "legacy"
+        self.metadata["endianness"] = endianness
 
     def _words(self, raw: np.ndarray) -> np.ndarray:
         if not self.legacy:
@@ -732,7 +737,8 @@ class Evt2Writer(_RawWriter):
 
 
 class Evt3Writer(_RawWriter):
-    """EVT 3.0 writer: time/row words on change, VECT_12 for same-row runs, ADDR_X otherwise."""
+    """EVT 3.0 writer: time/row words on change, vector groups (VECT_BASE_X, VECT_12, VECT_12, VECT_8) for
+    same-row runs, ADDR_X otherwise (see :func:`eventclip.io._evt_kernels.encode_evt3`)."""
 
     format_name = "evt3"
     encoding = "evt3"
@@ -740,7 +746,7 @@ class Evt3Writer(_RawWriter):
     words_per_event = 5
 
     def _encode(self, x, y, p, t, out, state):
-        return K.encode_evt3(x, y, p, t, out, state)
+        return K.encode_evt3(x, y, p, t, out, state, self.geometry.width)
 
 
 def _sniffer(encoding: str):

@@ -15,6 +15,13 @@ The Metavision SDK is not on any package registry: get it from Prophesee's insta
 with its Python bindings, so that ``metavision_sdk_stream`` (SDK 5) or ``metavision_core`` (SDK 4)
 imports. Both SDK routes hand back a HAL device; settings go through :mod:`._hal`.
 
+A recording (``path``: RAW EVT 2.0/2.1/3.0, or Metavision HDF5 on ``sdk5``) is played through the
+same SDK code as a camera (``Camera.from_file`` / ``DeviceDiscovery.open_raw_file``), the way
+Metavision apps take a file or a camera alike. Its events keep the file's own times: the SDK's
+default time shift (which starts a file's clock at its first TIME_HIGH word) is turned off, so the
+route delivers exactly what :mod:`eventclip.io` decodes from the same file. A recording ends the
+stream when it ends (no reconnection).
+
 The sensor's µs counter restarts when the camera is reopened, so times after a reconnect are
 rebased (see :mod:`._live`). Buffers the SDK lends us are copied before they leave the adapter.
 """
@@ -27,9 +34,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from eventclip._optional import MissingDependencyError, available
+from eventclip.errors import ConfigError
 from eventclip.events import EVENT_DTYPE, EventChunk, Geometry, empty_events
 from eventclip.sensors import _hal
 from eventclip.sensors._live import LiveConfig, LiveSource
@@ -50,15 +58,40 @@ HOW_TO_INSTALL = (
 )
 
 
+RECORDING_SUFFIXES = {"sdk5": (".raw", ".hdf5", ".h5"), "sdk4": (".raw",)}
+"""Recordings each SDK route plays through its camera code: SDK 5's ``Camera.from_file`` reads RAW and
+HDF5, SDK 4's ``DeviceDiscovery.open_raw_file`` RAW only. Neither reads DAT (OpenEB 5.1.1's
+``Camera.from_file`` crashes the process on one), so a DAT path is refused before the SDK sees it."""
+
+
 class PropheseeConfig(LiveConfig):
-    """A Prophesee camera by serial (None: the first found), with its settings."""
+    """A Prophesee camera by serial (None: the first found), with its settings, or a recording played
+    through the SDK's camera code (``path``)."""
 
     kind: Literal["prophesee"] = "prophesee"
     serial: str | None = Field(None, description="camera serial; None: the first camera found")
+    path: Path | None = Field(None, description="a recording (RAW; HDF5 on sdk5) played through the SDK instead "
+                                                "of a camera, with the file's own times")
+    realtime: bool = Field(True, description="path: pace at recorded speed x speed; False: as fast as the SDK reads")
+    speed: float = Field(1.0, gt=0, description="path: playback speed factor when realtime (2.0 = twice as fast)")
     backend: Literal["auto", "sdk5", "sdk4", "neuromorphic-drivers"] = "auto"
     slice_us: int = Field(1000, ge=100, le=1_000_000, description="time span of each chunk (µs)")
     settings: CameraSettings = Field(default_factory=CameraSettings)
     settings_file: Path | None = Field(None, description="YAML written by save_settings; 'settings' overrides it")
+
+    @model_validator(mode="after")
+    def _check(self) -> PropheseeConfig:
+        if self.path is None:
+            return self
+        if self.serial is not None:
+            raise ValueError("give serial (a camera) or path (a recording), not both")
+        if self.backend == "neuromorphic-drivers":
+            raise ValueError("a recording (path) plays through the Metavision SDK: set backend auto, sdk5 or sdk4")
+        if self.settings_file is not None or not self.settings.is_empty():
+            raise ValueError("camera settings apply to a camera, not to a recording (path): remove 'settings'")
+        if self.reconnect.enabled:
+            self.reconnect = self.reconnect.model_copy(update={"enabled": False})
+        return self
 
     def effective_settings(self) -> CameraSettings:
         """``settings_file`` with the inline ``settings`` fields that were given on top."""
@@ -147,9 +180,13 @@ class PropheseeSource(LiveSource):
         self._settings = config.effective_settings()
         self._device: Any = None
         self._stream: Any = None
+        self._paced_from: tuple[float, int] | None = None
 
     # -- connect ---------------------------------------------------------------------------------
     def _connect(self) -> None:
+        if self.config.path is not None:
+            self._connect_recording(self.config.path)
+            return
         self.backend = pick_backend(self.config.backend)
         serial = self.config.serial
         found = _serials_nd() if self.backend == "neuromorphic-drivers" else _serials_sdk()
@@ -158,25 +195,55 @@ class PropheseeSource(LiveSource):
         connect = {"sdk5": self._connect_sdk5, "sdk4": self._connect_sdk4, "neuromorphic-drivers": self._connect_nd}
         connect[self.backend](serial)
 
-    def _connect_sdk5(self, serial: str | None) -> None:
+    def _connect_recording(self, path: Path) -> None:
+        """Open a recording through an SDK route (never neuromorphic-drivers, which reads cameras only)."""
+        wanted = self.config.backend
+        if wanted == "auto":
+            have = installed_backends()
+            wanted = "sdk4" if have["sdk4"] and not have["sdk5"] else "sdk5"
+        self.backend = pick_backend(wanted)
+        if not path.is_file():
+            raise ConfigError(f"prophesee: path {str(path)!r} is not a file; give an existing recording")
+        suffixes = RECORDING_SUFFIXES[self.backend]
+        if path.suffix.lower() not in suffixes:
+            raise ConfigError(f"prophesee: the Metavision SDK ({self.backend}) plays {', '.join(suffixes)} recordings "
+                              f"through its camera code, not {path.name}; replay it with kind: replay instead")
+        if self.backend == "sdk5":
+            self._connect_sdk5(None, path)
+        else:
+            self._connect_sdk4(None, path)
+        self.sensor_id = path.name
+        self._paced_from = None
+
+    def _connect_sdk5(self, serial: str | None, path: Path | None = None) -> None:
         stream = importlib.import_module("metavision_sdk_stream")
-        camera = stream.Camera.from_serial(serial) if serial else stream.Camera.from_first_available()
-        self._device = camera.get_device()
-        _hal.apply_settings(self._device, self._settings)
+        if path is not None:  # the file's own times; pacing is ours (see _pace), not the SDK's real-time playback
+            hints = stream.FileConfigHints().time_shift(False).real_time_playback(False)
+            camera = stream.Camera.from_file(str(path), hints)
+        else:
+            camera = stream.Camera.from_serial(serial) if serial else stream.Camera.from_first_available()
+            self._device = camera.get_device()
+            _hal.apply_settings(self._device, self._settings)
         self.geometry = Geometry(int(camera.width()), int(camera.height()))
         self.sensor_id = self._hw_serial(serial)
         condition = stream.SliceCondition.make_n_us(self.config.slice_us)
         self._stream = stream.CameraStreamSlicer(camera.move(), condition)
-        self._device = self._stream.camera().get_device()  # the moved camera now lives in the slicer
+        if path is None:
+            self._device = self._stream.camera().get_device()  # the moved camera now lives in the slicer
 
-    def _connect_sdk4(self, serial: str | None) -> None:
+    def _connect_sdk4(self, serial: str | None, path: Path | None = None) -> None:
         hal = importlib.import_module("metavision_hal")
         event_io = importlib.import_module("metavision_core.event_io")
-        device = hal.DeviceDiscovery.open(serial or "")
-        if device is None:
-            raise DeviceNotFoundError("prophesee (sdk4)", serial, _serials_sdk())
+        if path is not None:
+            file_config = hal.RawFileConfig()
+            file_config.do_time_shifting = False
+            device = hal.DeviceDiscovery.open_raw_file(str(path), file_config)
+        else:
+            device = hal.DeviceDiscovery.open(serial or "")
+            if device is None:
+                raise DeviceNotFoundError("prophesee (sdk4)", serial, _serials_sdk())
+            _hal.apply_settings(device, self._settings)
         self._device = device
-        _hal.apply_settings(device, self._settings)
         self._stream = event_io.EventsIterator.from_device(device=device, delta_t=self.config.slice_us)
         height, width = self._stream.get_size()
         self.geometry = Geometry(int(width), int(height))
@@ -214,21 +281,48 @@ class PropheseeSource(LiveSource):
             meta["triggers"] = ext_to_triggers(triggers)
         return EventChunk(cd_to_events(events), self.geometry, t_end_us=t_end_us, meta=meta)
 
+    def _pace(self, t_end_us: int) -> None:
+        """Hold a recording's slice until its time comes (recorded speed x ``speed``), as a camera would
+        deliver it. Scheduled from the first slice on the source's clock, so slow consumers cause no drift."""
+        if self.config.path is None or not self.config.realtime:
+            return
+        if self._paced_from is None:
+            self._paced_from = (self._clock(), t_end_us)
+        host0, t0 = self._paced_from
+        wait = host0 + (t_end_us - t0) / 1e6 / self.config.speed - self._clock()
+        if wait > 0:
+            self._sleep(wait)
+
     def _read_sdk5(self) -> Iterator[EventChunk]:
+        """Slices end at ``Slice.t`` (µs, exclusive), except the one the SDK flushes when the stream ends
+        (status MET_AUTOMATIC), whose ``t`` is its last event's time: that end is moved one µs past it."""
         for piece in self._stream:
-            yield self._chunk(piece.events, piece.triggers, t_end_us=int(piece.t))
+            t_end_us = int(piece.t)
+            if piece.n_events:
+                t_end_us = max(t_end_us, int(piece.events["t"][-1]) + 1)
+            self._pace(t_end_us)
+            yield self._chunk(piece.events, piece.triggers, t_end_us=t_end_us)
             if self._closed.is_set():
                 return
 
     def _read_sdk4(self) -> Iterator[EventChunk]:
+        """EventsIterator slices, each ending at ``get_current_time()`` (µs). It counts slices from t = 0,
+        so the empty ones before the first event (all of a recording's clock before it was cut) are
+        skipped."""
         it = self._stream
         want_triggers = bool(self._settings.trigger_in)
+        started = False
         for events in it:
+            started = started or len(events) > 0
+            if not started:
+                continue
+            t_end_us = int(it.get_current_time())
             triggers = None
             if want_triggers:
                 triggers = it.get_ext_trigger_events()
                 it.reader.clear_ext_trigger_events()
-            yield self._chunk(events, triggers)
+            self._pace(t_end_us)
+            yield self._chunk(events, triggers, t_end_us=t_end_us)
             if self._closed.is_set():
                 return
 

@@ -26,17 +26,21 @@ class EventsIterator:
     def from_device(cls, device, start_ts=0, n_events=10000, delta_t=10000, mode="delta_t", max_duration=None,
                     relative_timestamps=False, **kwargs):
         it = cls.__new__(cls)
-        it.device, it.delta_t, it.reader = device, delta_t, _Reader()
+        it.device, it.delta_t, it.reader, it.current_time = device, delta_t, _Reader(), 0
         return it
 
     def get_size(self):
         return self.device._camera.height, self.device._camera.width
 
+    def get_current_time(self) -> int:
+        return self.current_time
+
     def get_ext_trigger_events(self) -> np.ndarray:
         return self.reader.get_ext_trigger_events().copy()
 
     def __iter__(self):
-        for _t_end, events, triggers in self.device.standin_slices(self.delta_t):
+        for t_end, events, triggers in self.device.standin_slices(self.delta_t):
             if len(triggers):
                 self.reader.triggers.append(triggers.copy())
+            self.current_time = t_end  # like the real one: the end of the slice just served (µs)
             yield events
