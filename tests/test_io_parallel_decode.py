@@ -11,7 +11,6 @@ a VECT_BASE_X and its VECT_12, right after a TIME_HIGH wrap, ...).
 from __future__ import annotations
 
 import itertools
-import signal
 
 import numpy as np
 import pytest
