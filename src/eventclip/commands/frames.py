@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
 
     from eventclip.errors import ConfigError
     from eventclip.frames.preprocess import Representation
-    from eventclip.frames.preview import frame_to_image
+    from eventclip.frames.preview import frame_to_image, model_input_to_image
     from eventclip.frames.windows import iter_windows
     from eventclip.io import open_events
 
@@ -59,21 +59,10 @@ def run(args: argparse.Namespace) -> int:
             if args.max_frames is not None and written >= args.max_frames:
                 break
             frame = rep.frames([w.parts], stream.geometry)
-            if args.model_view:
-                frame = rep.model_input(frame) * _std(rep) + _mean(rep)
-            frame_to_image(frame[0], rep.variant, args.model_view).save(out / f"frame_{written:05d}_{w.t_start}.png")
+            image = (model_input_to_image(rep.model_input(frame)[0], rep.mean, rep.std) if args.model_view
+                     else frame_to_image(frame[0], rep.variant))
+            image.save(out / f"frame_{written:05d}_{w.t_start}.png")
             written += 1
     print(f"wrote {written} PNG frames of {rep.window_us} µs to {out}")
     return 0
 
-
-def _mean(rep):
-    import numpy as np
-
-    return np.asarray(rep.mean, np.float32)[None, :, None, None]
-
-
-def _std(rep):
-    import numpy as np
-
-    return np.asarray(rep.std, np.float32)[None, :, None, None]

@@ -49,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--drop-policy", choices=["drop_oldest", "keep_every_nth"])
     p.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
+    p.add_argument("--http", metavar="HOST:PORT",
+                   help="serve the live page (frames, labels, anomaly timeline, stats) on this address, e.g. "
+                   "127.0.0.1:8080; loopback unless --allow-remote (extra: http)")
     p.add_argument("--wait-for-subscribers", type=int, help="hold the stream until N subscriptions arrived")
     p.add_argument("--log-format", choices=["json", "text"])
     p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
@@ -57,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 _FLAG_FIELDS = (
     "sensor", "input", "speed", "sensor_id", "prompts", "model", "backend", "publish", "allow_remote",
-    "topic_prefix", "encoding", "window_us", "top_k", "batch_size", "drop_policy", "metrics_port",
+    "topic_prefix", "encoding", "window_us", "top_k", "batch_size", "drop_policy", "metrics_port", "http",
     "wait_for_subscribers", "log_format", "log_level",
 )
 
@@ -156,6 +159,7 @@ def run(cfg: DaemonConfig, on_labels: Any = None) -> int:
         source = sensors.create(source_config(cfg), on_status=SensorStatus(publisher))
         source.open()
         engine.warm_up(source.geometry)
+        live, stop_http = _live_page(cfg, engine, publisher)
     except BaseException:
         publisher.close()
         raise
@@ -170,7 +174,7 @@ def run(cfg: DaemonConfig, on_labels: Any = None) -> int:
                     publisher.subscriber_count, cfg.wait_for_subscribers, cfg.wait_timeout_s)
     metrics = Metrics()
     window_us = cfg.window_us or engine.window_us
-    pipeline = Pipeline(source, make_windower(window_us), engine, publisher, cfg, notifier, metrics)
+    pipeline = Pipeline(source, make_windower(window_us), engine, publisher, cfg, notifier, metrics, live=live)
 
     running.append(pipeline)
     stop_metrics = None
@@ -189,12 +193,32 @@ def run(cfg: DaemonConfig, on_labels: Any = None) -> int:
         source.close()
         if stop_metrics is not None:
             stop_metrics()
+        if stop_http is not None:
+            stop_http()
         publisher.close()
         notifier.close()
         if printer is not None:
             printer.join(1.0)
     log.info("exiting with status %d", rc)
     return rc
+
+
+def _live_page(cfg: DaemonConfig, engine: Any, publisher: Any) -> tuple[Any, Any]:
+    """The live page's hub and a function stopping its server, or (None, None) without ``http``.
+
+    The hub observes every published message and is handed each batch's frames by the pipeline.
+    """
+    if cfg.http is None:
+        return None, None
+    from eventclip.daemon.config import parse_http_address
+    from eventclip.daemon.live.hub import LiveHub
+    from eventclip.daemon.live.server import LiveServer
+
+    hub = LiveHub(engine.classifier.representation)
+    server = LiveServer(hub, *parse_http_address(cfg.http))
+    server.start()
+    publisher.observers.append(hub.on_message)
+    return hub, server.stop
 
 
 def main(argv: list[str] | None = None) -> int:

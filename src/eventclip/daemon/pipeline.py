@@ -13,6 +13,10 @@ Every stage marks when it starts and finishes an item. The heartbeat sends syste
 ``WATCHDOG=1`` only while no stage has been busy on one item longer than the stall limit, so a
 wedged encoder or a dead lock makes systemd restart the daemon.
 
+The live page (``live``, a :class:`~eventclip.daemon.live.hub.LiveHub`) costs nothing while no
+page is open: only then does the model input of a batch travel on with its embeddings and
+results (a reference, no copy), and the publishing stage hands it over with the batch's windows.
+
 Shutdown (:meth:`Pipeline.request_stop`): the source is closed, the end marker flows through and
 drains the windows already queued, ``offline`` is published. An error in any stage is published
 on ``status`` as ``error`` and the pipeline stops with exit status 1.
@@ -149,6 +153,7 @@ class Pipeline:
         notifier: Notifier | None = None,
         metrics: Metrics | None = None,
         stall_s: float = 30.0,
+        live: Any = None,
     ) -> None:
         self.source = source
         self.windower = windower
@@ -157,6 +162,7 @@ class Pipeline:
         self.config = config
         self.notifier = notifier or Notifier(env={})
         self.metrics = metrics or Metrics()
+        self.live = live
         wd = self.notifier.watchdog_usec
         self.stall_s = wd / 1e6 if wd else stall_s
         self.geometry: Geometry | None = None
@@ -333,7 +339,8 @@ class Pipeline:
             stage.busy()
             emb = self.engine.encode(x)
             stage.idle()
-            if not _put(self.embed_q, (batch, emb), self._abort):
+            shown = x if self.live is not None and self.live.watching else None
+            if not _put(self.embed_q, (batch, shown, emb), self._abort):
                 return
 
     def _heads(self, stage: _Stage) -> None:
@@ -342,11 +349,11 @@ class Pipeline:
             if got is END:
                 _put(self.result_q, END, self._abort)
                 return
-            batch, emb = got
+            batch, shown, emb = got
             stage.busy()
             results = self.engine.classify([item.window for item in batch], emb)
             stage.idle()
-            if not _put(self.result_q, (batch, results), self._abort):
+            if not _put(self.result_q, (batch, shown, results), self._abort):
                 return
 
     def _publish(self, stage: _Stage) -> None:
@@ -356,9 +363,12 @@ class Pipeline:
             if got is END:
                 return
             stage.busy()
-            for item, result in zip(*got, strict=True):
+            batch, shown, results = got
+            for item, result in zip(batch, results, strict=True):
                 self._publish_one(item, result)
                 c.windows_published += 1
+            if shown is not None:
+                self.live.offer([item.window for item in batch], shown, self.geometry)
             stage.idle()
 
     def _publish_one(self, item: _Item, result: Any) -> None:
