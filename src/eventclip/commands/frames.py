@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from eventclip.commands._recording import add_geometry_option, geometry_arg
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
@@ -23,7 +25,7 @@ def add_parser(subparsers) -> None:
                    "and then resize (docs/frames.md)")
     p.add_argument("--input-size", type=int, default=224, help="model resolution for --model-view (pixels)")
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many windows")
-    p.add_argument("--geometry", default=None, help="WIDTHxHEIGHT when the file does not say")
+    add_geometry_option(p)
     p.set_defaults(func=run)
 
 
@@ -44,13 +46,7 @@ def run(args: argparse.Namespace) -> int:
                              input_size=args.input_size, count_at=args.count_at if args.model_view else "sensor")
     except pydantic.ValidationError as exc:
         raise ConfigError(f"invalid option: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}") from exc
-    geometry = None
-    if args.geometry:
-        try:
-            w, h = (int(v) for v in args.geometry.lower().split("x"))
-        except ValueError as exc:
-            raise ConfigError(f"--geometry must look like 640x480, got {args.geometry!r}") from exc
-        geometry = (w, h)
+    geometry = geometry_arg(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     written = 0
