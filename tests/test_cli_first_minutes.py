@@ -35,3 +35,39 @@ def test_every_command_takes_geometry_and_names_the_retired_flags(command, tmp_p
     assert "--width/--height were replaced by --geometry WIDTHxHEIGHT" in capsys.readouterr().err
     assert main([command, "x.raw", *extra, "--geometry", "64by48"]) == 2
     assert "--geometry must look like 640x480" in capsys.readouterr().err
+
+
+def test_daemon_without_prompts_uses_the_bundled_models_own_and_names_the_flag_otherwise(package, tmp_path):  # noqa: F811
+    from eventclip.daemon.config import load_config
+    from eventclip.data import default_prompts_path
+    from eventclip.errors import ConfigError
+
+    for model in ({}, {"model": "default"}):
+        assert load_config(None, {"sensor": "replay", "input": "x.raw", **model}).prompts == default_prompts_path()
+    with pytest.raises(ConfigError, match="pass --prompts FILE"):
+        load_config(None, {"sensor": "replay", "input": "x.raw", "model": str(package)})
+
+
+def test_daemon_replays_a_file_with_only_sensor_and_input(tmp_path):
+    """`eventclipd --sensor replay --input F` with nothing else: the bundled model and its prompts, as --demo."""
+    from eventclip.data import sample_recording_path
+    from tests.test_daemon_stream import Collector, _daemon, _free_endpoint
+
+    endpoint = _free_endpoint()
+    coll = Collector(endpoint)
+    proc = _daemon(["--sensor", "replay", "--input", str(sample_recording_path()), "--speed", "0",
+                    "--publish", endpoint, "--wait-for-subscribers", "1"], {"EVENTCLIP_CACHE": str(tmp_path)})
+    try:
+        _, err = proc.communicate(timeout=300)
+        assert coll.done.wait(10)
+    finally:
+        coll.close()
+    assert proc.returncode == 0, err
+    import yaml
+
+    from eventclip.data import default_prompts_path
+
+    bundled = yaml.safe_load(default_prompts_path().read_text())
+    labels = coll.topic("labels")
+    assert len(labels) >= 10 and all(len(m["labels"]) == bundled["top_k"] for m in labels)
+    assert {lab["label"] for m in labels for lab in m["labels"]} <= set(bundled["classes"])

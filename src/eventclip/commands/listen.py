@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
@@ -24,13 +25,15 @@ def print_stream(
     curve: tuple[Path, Path] | None = None,
     timeout_s: float | None = None,
     pretty: bool = False,
+    line: Callable[[str, dict], str] | None = None,
 ) -> int:
     """Subscribe to ``topics`` (prefixes; [""] = all) of one or several endpoints and print messages;
     return how many were printed.
 
     Stops after ``count`` messages, once every endpoint's daemon said ``offline`` when ``until_offline``, or after
     ``timeout_s`` seconds with no message. ``curve`` = (client secret key file, server public key file).
-    ``pretty`` prints one short human line per message instead of the JSON payload.
+    ``pretty`` prints one short human line per message instead of the JSON payload; ``line(topic, msg)``
+    makes each line instead (``eventclipd --demo``).
     """
     import zmq
 
@@ -68,10 +71,13 @@ def print_stream(
                 print(f"# {where}: {seq - last_seq[key] - 1} message(s) lost before seq {seq}", file=out)
             if isinstance(seq, int):
                 last_seq[key] = seq
-            line = pretty_line(topic, msg) if pretty else f"{topic} {json.dumps(msg, separators=(',', ':'))}"
+            if line is not None:
+                text = line(topic, msg)
+            else:
+                text = pretty_line(topic, msg) if pretty else f"{topic} {json.dumps(msg, separators=(',', ':'))}"
             if pretty and len(endpoints) > 1:
-                line = f"{key[1]}: {line}"
-            print(line, file=out, flush=True)
+                text = f"{key[1]}: {text}"
+            print(text, file=out, flush=True)
             printed += 1
             if until_offline and topic.endswith("/status") and msg.get("state") == "offline":
                 offline.add(key[1])

@@ -221,6 +221,22 @@ def _live_page(cfg: DaemonConfig, engine: Any, publisher: Any) -> tuple[Any, Any
     return hub, server.stop
 
 
+def _demo_printer(cfg: DaemonConfig) -> Any:
+    """``--demo``'s printer, with the sample's true labels when the replayed file is the bundled sample."""
+    from eventclip import data
+    from eventclip.daemon.demo import DemoPrinter, Truth
+
+    truth = None
+    if cfg.input == data.sample_recording_path():
+        try:
+            truth = Truth(data.sample_labels_path())
+        except (EventclipError, OSError, ValueError, KeyError) as exc:
+            log.warning("the sample's labels cannot be read (%s); printing predictions only", exc)
+    bundled = cfg.model is None or cfg.model == data.default_model_path()
+    model = f"the bundled default model ({cfg.prompts.name})" if bundled else str(cfg.model)
+    return DemoPrinter(sys.stdout, truth, model, cfg.speed)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry: parse, configure logging, run; map errors to exit statuses 2 and 1."""
     args = build_parser().parse_args(argv)
@@ -237,10 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(cfg.log_format, cfg.log_level)
     on_labels = None
     if args.demo:
-        from eventclip.commands.listen import print_stream
-
-        def on_labels(endpoint: str, prefix: str) -> None:
-            print_stream(endpoint, [f"{prefix}/labels", f"{prefix}/status"], sys.stdout, pretty=True)
+        on_labels = _demo_printer(cfg).run
 
     try:
         return run(cfg, on_labels)
