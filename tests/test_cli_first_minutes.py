@@ -71,3 +71,78 @@ def test_daemon_replays_a_file_with_only_sensor_and_input(tmp_path):
     labels = coll.topic("labels")
     assert len(labels) >= 10 and all(len(m["labels"]) == bundled["top_k"] for m in labels)
     assert {lab["label"] for m in labels for lab in m["labels"]} <= set(bundled["classes"])
+
+
+def _on_a_terminal(argv: list[str], timeout_s: float = 300) -> tuple[int, str]:
+    """Run ``argv`` with stderr on a real pseudo-terminal (80 columns); its exit status and what it drew there."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import subprocess
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=slave, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    os.close(slave)
+    drawn = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        drawn += chunk
+    os.close(master)
+    return proc.wait(timeout_s), drawn.decode(errors="replace")
+
+
+def test_export_prints_no_expected_warning_and_no_bar_off_a_terminal_and_a_bar_on_one(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import small_clip_package
+
+    pytest.importorskip("onnxruntime")
+    pkg = small_clip_package(tmp_path)
+    done = subprocess.run([sys.executable, "-m", "eventclip.cli", "export", "onnx", str(pkg)], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0 and "parity ok" in done.stdout
+    assert done.stderr == ""  # no MultiHeadAttention shape-inference warnings, no bar in a pipe
+    rc, drawn = _on_a_terminal([sys.executable, "-m", "eventclip.cli", "export", "onnx", str(pkg), "--no-check",
+                                "--out", str(tmp_path / "again")])
+    assert rc == 0
+    assert "export: text encoder" in drawn and "export: ONNX Runtime CPU graph" in drawn and "step" in drawn
+    assert "MultiHeadAttention" not in drawn
+
+
+def test_native_warnings_other_than_the_expected_ones_are_kept(capfd):
+    import os
+
+    from eventclip.exporters.onnx import EXPECTED_NATIVE, _native_stderr_without
+
+    with _native_stderr_without(EXPECTED_NATIVE):
+        os.write(2, f"[W] Warning: {EXPECTED_NATIVE[0]}, so it may result in wrong shape inference\n".encode())
+        os.write(2, b"[W] Warning: something that matters\n")
+    assert capfd.readouterr().err == "[W] Warning: something that matters\n"
+
+
+def test_progress_is_off_when_stderr_is_not_a_terminal(capsys):
+    from eventclip.progress import bar, enabled
+
+    assert not enabled()
+    for _ in bar(range(3), desc="quiet"):
+        pass
+    assert capsys.readouterr().err == ""
+
+
+def test_retrieve_build_shows_a_bar_on_a_terminal(package, tmp_path):  # noqa: F811
+    import sys
+
+    rc, drawn = _on_a_terminal([sys.executable, "-m", "eventclip.cli", "retrieve", "build", "--modality", "event",
+                                str(recording(SPINNER)), "--model", str(package), "--backend", "onnxruntime",
+                                "--window-us", "5000", "--out", str(tmp_path / "index.npz")])
+    assert rc == 0, drawn
+    assert "embedding event files" in drawn and "1/1" in drawn
