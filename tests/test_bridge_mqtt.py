@@ -19,11 +19,9 @@ from pathlib import Path
 import pytest
 
 from eventclip.errors import ConfigError
-from tests.conftest import recording
+from tests._looping_daemon import looping_daemon
 from tests.test_daemon_stream import (  # noqa: F401 - fixtures
-    SPINNER,
     Collector,
-    _daemon,
     _free_endpoint,
     _text_cache,
     package,
@@ -137,13 +135,9 @@ def test_broker_url_is_parsed_and_bad_ones_name_the_flag():
 
 def test_daemon_stream_on_mqtt_survives_a_broker_restart(package, prompts, broker, tmp_path):  # noqa: F811
     endpoint = _free_endpoint()
-    config = tmp_path / "loop.yaml"
-    config.write_text("sensor_options: {loop: true}\nsensor_id: door-cam\n")
     coll = Collector(endpoint)
-    daemon = _daemon(["--config", str(config), "--sensor", "replay", "--input", str(recording(SPINNER)),
-                      "--prompts", str(prompts), "--model", str(package), "--backend", "onnxruntime",
-                      "--publish", endpoint, "--window-us", "20000", "--wait-for-subscribers", "2",
-                      "--log-format", "text"], {"EVENTCLIP_CACHE": str(tmp_path / "cache")})
+    daemon = looping_daemon(package, prompts, tmp_path, endpoint, "--wait-for-subscribers", "2",
+                            config="sensor_id: door-cam\n")
     bridge = _bridge(endpoint, broker.port)
     sub = Subscriber(broker.port)
     try:

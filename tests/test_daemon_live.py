@@ -16,12 +16,11 @@ import pytest
 from eventclip.daemon.config import load_config
 from eventclip.errors import ConfigError
 from tests._browser import chromium
+from tests._looping_daemon import looping_daemon
 from tests.conftest import recording
 from tests.test_daemon_stream import (  # noqa: F401 - fixtures
-    PROMPTS,
     SPINNER,
     Collector,
-    _daemon,
     _engine,
     _free_endpoint,
     _pipeline,
@@ -122,14 +121,9 @@ def _wait(predicate, timeout_s: float = 60.0):
 def test_page_in_a_real_browser_shows_the_labels_published_over_zeromq(package, prompts, tmp_path):  # noqa: F811
     endpoint = _free_endpoint()
     port = _free_port()
-    config = tmp_path / "loop.yaml"
-    config.write_text("sensor_options: {loop: true}\n")
     coll = Collector(endpoint)
-    proc = _daemon(["--config", str(config), "--sensor", "replay", "--input", str(recording(SPINNER)),
-                    "--prompts", str(prompts), "--model", str(package), "--backend", "onnxruntime",
-                    "--publish", endpoint, "--window-us", "20000", "--http", f"127.0.0.1:{port}",
-                    "--wait-for-subscribers", "1", "--log-format", "text"],
-                   {"EVENTCLIP_CACHE": str(tmp_path / "cache")})
+    proc = looping_daemon(package, prompts, tmp_path, endpoint, "--http", f"127.0.0.1:{port}",
+                          "--wait-for-subscribers", "1")
     driver = None
     try:
         assert coll.wait_for(lambda t, m: t.endswith("/stats")), proc.stderr.read() if proc.poll() else "no stats"
