@@ -130,12 +130,19 @@ def test_native_warnings_other_than_the_expected_ones_are_kept(capfd):
 
 
 def test_progress_is_off_when_stderr_is_not_a_terminal(capsys):
+    import threading
+
     from eventclip.progress import bar, enabled
 
+    threads = set(threading.enumerate())
     assert not enabled()
-    for _ in bar(range(3), desc="quiet"):
-        pass
+    assert [i for i in bar(range(3), desc="quiet")] == [0, 1, 2]
+    with bar(total=4) as shown:
+        shown.update(3)
+        shown.set_description("still quiet")
+        assert shown.n == 3
     assert capsys.readouterr().err == ""
+    assert set(threading.enumerate()) <= threads  # no (tqdm monitor) thread left behind to be forked
 
 
 def test_retrieve_build_shows_a_bar_on_a_terminal(package, tmp_path):  # noqa: F811
