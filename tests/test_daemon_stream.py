@@ -447,11 +447,28 @@ def test_demo_replays_the_bundled_sample_and_prints_labels(package, tmp_path, mo
     monkeypatch.setattr(data, "default_model_path", lambda: package)
     monkeypatch.setattr(data, "sample_recording_path", lambda: sample)
     monkeypatch.setattr(data, "default_prompts_path", lambda: tmp_path / "prompts.yaml")
+    t0, t1 = int(events["t"][0]), int(events["t"][-1])
+    middle = (t0 + t1) // 2
+    labels = tmp_path / "sample.json"  # the sample's ground truth, in the format the bundled sample ships
+    labels.write_text(json.dumps({"recording": "sample.raw", "geometry": [640, 480], "duration_us": t1 - t0,
+                                  "segments": [{"t_start_us": 0, "t_end_us": middle, "label": "disk",
+                                                "text": "spinning disk"},
+                                               {"t_start_us": middle, "t_end_us": t1 + 1000, "label": "cat",
+                                                "text": "a cat"}]}))
+    monkeypatch.setattr(data, "sample_labels_path", lambda: labels)
     assert main(["--demo", "--backend", "onnxruntime", "--speed", "0", "--window-us", "500"]) == 0
     out = capsys.readouterr().out.splitlines()
-    label_lines = [line for line in out if "spinning disk 1.00" in line]
-    assert out[0].startswith("status: online") and out[-1].startswith("status: offline")
-    assert len(label_lines) == len(out) - 2 >= 3
+    assert "2 scenes" in out[0] and "spinning disk, a cat" in out[0]  # what the sample shows
+    endpoint = out[2].split()[2].rstrip(".")
+    assert endpoint.startswith("tcp://127.0.0.1:") and out[3].strip() == f"eventclip listen {endpoint} --pretty"
+    assert out[5].split()[:4] == ["time", "events", "true", "label"]  # column headers
+    assert out[6].startswith("status: online") and out[-2].startswith("status: offline")
+    windows = out[7:-2]
+    rows = [(line[22:50].strip(), line[50], line[52:].split("  (")[0]) for line in windows]  # truth, mark, labels
+    assert {row[2] for row in rows} == {"spinning disk 1.00"} and len(rows) >= 3
+    right = [row for row in rows if row[:2] == ("spinning disk", "✓")]
+    assert right and set(rows) - set(right) == {("a cat", " ", "spinning disk 1.00")}  # truth beside the prediction
+    assert out[-1] == f"top-1 equals the true label in {len(right)} of {len(windows)} labelled windows"
 
 
 @pytest.mark.parametrize("backend", ["torch", "onnxruntime"])

@@ -157,7 +157,7 @@ def test_aedat31_errors(tmp_path, dvs_events):
     with pytest.raises(TruncatedFileError, match="END-HEADER"):
         read_all(Aedat31Reader, out)
     out.write_bytes(AEDAT31_HEADER.replace(b"DVS128", b"Mystery9000") + good)
-    with pytest.raises(GeometryError, match="pass geometry"):
+    with pytest.raises(GeometryError, match="pass --geometry"):
         read_all(Aedat31Reader, out)
     assert len(read_all(Aedat31Reader, out, geometry=Geometry(128, 128))[0]) == 10
     outside = make_events([128], [0], [1], [5])

@@ -150,10 +150,12 @@ def test_info_needs_geometry_when_file_has_none(tmp_path, capsys):
     path = tmp_path / "nogeo.raw"
     path.write_bytes(b"% evt 3.0\n" + np.array([0x8001, 0x6005, 0x0002, 0x2003], dtype="<u2").tobytes())
     assert main(["info", str(path)]) == 1
-    assert "--width/--height" in capsys.readouterr().err
-    assert main(["info", "--json", "--width", "8", "--height", "8", str(path)]) == 0
+    assert "--geometry" in capsys.readouterr().err
+    assert main(["info", "--json", "--geometry", "8x8", str(path)]) == 0
     assert json.loads(capsys.readouterr().out)["events"] == 1
-    assert main(["info", "--width", "8", str(path)]) == 2
+    assert main(["info", "--width", "8", "--height", "8", str(path)]) == 2  # the retired flags say what replaced them
+    assert "replaced by --geometry" in capsys.readouterr().err
+    assert main(["convert", str(path), str(tmp_path / "out.npy"), "--geometry", "0x8"]) == 2
 
 
 def test_convert_streams_and_cleans_up(tmp_path, capsys):

@@ -75,7 +75,7 @@ def test_hdf5_geometry_sources(tmp_path):
     assert read_events(p2).geometry == Geometry(640, 480)
     p3 = tmp_path / "c.h5"
     _write(p3, ev)
-    with pytest.raises(GeometryError, match="--width/--height"):
+    with pytest.raises(GeometryError, match="--geometry 1280x720"):
         read_events(p3)
     assert read_events(p3, geometry=(300, 200)).geometry == Geometry(300, 200)
 

@@ -256,7 +256,7 @@ def test_geometry_missing_asks_caller(tmp_path):
     words = np.array([0x8001, 0x6005, 0x0002, 0x2003], dtype="<u2")
     path = tmp_path / "nogeo.raw"
     path.write_bytes(b"% evt 3.0\n% plugin_name hal_plugin_unknown\n" + words.tobytes())
-    with pytest.raises(GeometryError, match="--width/--height"):
+    with pytest.raises(GeometryError, match="--geometry 1280x720"):
         read_events(path)
     assert len(read_events(path, geometry=(8, 8))) == 1
 

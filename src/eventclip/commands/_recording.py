@@ -14,7 +14,24 @@ def add_recording_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--window-us", type=int, default=None, help="window length in µs (default: the model card's)")
     parser.add_argument("--backend", default="auto", help="auto, torch, onnxruntime or tensorrt")
     parser.add_argument("--format", default=None, help="event file format, skipping detection (e.g. evt3, dat)")
-    parser.add_argument("--geometry", default=None, help="WIDTHxHEIGHT for files that do not say")
+    add_geometry_option(parser)
+
+
+def add_geometry_option(parser: argparse.ArgumentParser, help: str = "WIDTHxHEIGHT for files that do not say") -> None:
+    """``--geometry WIDTHxHEIGHT``, the one sensor-size flag of every command; the old ``--width/--height``
+    are still recognised, only to say what replaced them (:func:`geometry_arg`)."""
+    parser.add_argument("--geometry", default=None, metavar="WxH", help=help)
+    parser.add_argument("--width", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--height", type=int, default=None, help=argparse.SUPPRESS)
+
+
+def geometry_arg(args: argparse.Namespace) -> tuple[int, int] | None:
+    """(width, height) from ``--geometry``; ConfigError for the retired ``--width/--height``."""
+    from eventclip.errors import ConfigError
+
+    if getattr(args, "width", None) is not None or getattr(args, "height", None) is not None:
+        raise ConfigError("--width/--height were replaced by --geometry WIDTHxHEIGHT (e.g. --geometry 1280x720)")
+    return parse_geometry(args.geometry)
 
 
 def parse_geometry(text: str | None) -> tuple[int, int] | None:
@@ -27,4 +44,6 @@ def parse_geometry(text: str | None) -> tuple[int, int] | None:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError as exc:
         raise ConfigError(f"--geometry must look like 640x480, got {text!r}") from exc
+    if w <= 0 or h <= 0:
+        raise ConfigError(f"--geometry must be positive pixel counts, got {text!r}")
     return w, h

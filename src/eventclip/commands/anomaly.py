@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from eventclip.commands._model import MODEL_HELP
-from eventclip.commands._recording import add_recording_options, parse_geometry
+from eventclip.commands._recording import add_recording_options, geometry_arg
 
 
 def add_parser(subparsers) -> None:
@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     window_us = args.window_us or rep.window_us
     if window_us <= 0:
         raise ConfigError(f"--window-us must be > 0 µs, got {window_us}")
-    open_kw = {"format": args.format, "geometry": parse_geometry(args.geometry)}
+    open_kw = {"format": args.format, "geometry": geometry_arg(args)}
     encoder = open_encoder(args.model, args.backend)
     emb, skipped = embed_file(args.normal, encoder, rep, window_us, **open_kw)
     bank = ReferenceAnomaly.fit(emb if len(emb) else emb.reshape(0, card.embed_dim), k=args.k, quantile=args.quantile)

@@ -94,7 +94,6 @@ def run(args: argparse.Namespace) -> int:
 
     args.model = str(resolve_model(args.model))
     import dataclasses
-    import sys
     import time
     from pathlib import Path
 
@@ -134,11 +133,11 @@ def run(args: argparse.Namespace) -> int:
     scale = card.logit_multiplier
 
     def embed(samples, what):
-        progress = None
-        if sys.stderr.isatty():
-            progress = lambda i, n: print(f"\r  {what}: {i}/{n} samples", end="" if i < n else "\n",  # noqa: E731
-                                          file=sys.stderr, flush=True)
-        return protocols.embed_samples(samples, encoder, rep, ds.geometry, ds.slice, args.batch, progress)
+        from eventclip.progress import bar
+
+        with bar(total=len(samples), desc=f"embedding {what}", unit="sample") as shown:
+            return protocols.embed_samples(samples, encoder, rep, ds.geometry, ds.slice, args.batch,
+                                           lambda i, n: shown.update(i - shown.n))
 
     if args.kind == "zero-shot":
         samples = {"test": ds.test, "train": ds.train, "all": ds.train + ds.test}[args.split]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from eventclip.commands._model import MODEL_HELP
+from eventclip.commands._recording import add_geometry_option
 
 
 def add_parser(subparsers) -> None:
@@ -24,7 +25,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--target", default=None, help="label to explain (default: the top zero-shot label)")
     p.add_argument("--top-k", type=int, default=5, help="prompts listed in the PNG")
     p.add_argument("--format", default=None, help="event file format, skipping detection")
-    p.add_argument("--geometry", default=None, help="WIDTHxHEIGHT for files that do not say")
+    add_geometry_option(p)
     p.set_defaults(func=run)
 
 
@@ -52,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from eventclip.model.hub import resolve_model
 
     args.model = str(resolve_model(args.model))
-    from eventclip.commands._recording import parse_geometry
+    from eventclip.commands._recording import geometry_arg
     from eventclip.errors import ConfigError
     from eventclip.explain.explain import explain_events
     from eventclip.explain.render import render_png
@@ -63,11 +64,11 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--window-us must be > 0 µs, got {args.window_us}")
     if args.top_k <= 0:
         raise ConfigError(f"--top-k must be > 0, got {args.top_k}")
+    geometry = geometry_arg(args)
     prompts = load_prompts(args.prompts)
     model = EventClip.from_pretrained(args.model)
     window_us = args.window_us or model.representation.window_us
-    geometry, window = pick_window(args.path, window_us, args.at_us, format=args.format,
-                                   geometry=parse_geometry(args.geometry))
+    geometry, window = pick_window(args.path, window_us, args.at_us, format=args.format, geometry=geometry)
     exp = explain_events(model, window.events, geometry, prompts, target=args.target, top_k=args.top_k)
     title = f"{args.path}  [{window.t_start}, {window.t_end}) µs, {len(window.events)} events"
     out = render_png(exp, args.out, title)

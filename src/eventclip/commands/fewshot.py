@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from eventclip.commands._model import MODEL_HELP
-from eventclip.commands._recording import add_recording_options, parse_geometry
+from eventclip.commands._recording import add_recording_options, geometry_arg
 
 
 def add_parser(subparsers) -> None:
@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     missing = sorted(set(labels) - set(prompts.labels))
     if missing:
         raise ConfigError(f"{args.prompts}: classes {missing} of {support} have no entry in the prompts file")
-    open_kw = {"format": args.format, "geometry": parse_geometry(args.geometry)}
+    open_kw = {"format": args.format, "geometry": geometry_arg(args)}
     encoder = open_encoder(args.model, args.backend)
     embs, targets, used = [], [], {}
     for ci, folder in enumerate(classes):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from eventclip.commands._recording import add_geometry_option, geometry_arg
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
@@ -23,7 +25,7 @@ def add_parser(subparsers) -> None:
                    "and then resize (docs/frames.md)")
     p.add_argument("--input-size", type=int, default=224, help="model resolution for --model-view (pixels)")
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many windows")
-    p.add_argument("--geometry", default=None, help="WIDTHxHEIGHT when the file does not say")
+    add_geometry_option(p)
     p.set_defaults(func=run)
 
 
@@ -34,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
 
     from eventclip.errors import ConfigError
     from eventclip.frames.preprocess import Representation
-    from eventclip.frames.preview import frame_to_image
+    from eventclip.frames.preview import frame_to_image, model_input_to_image
     from eventclip.frames.windows import iter_windows
     from eventclip.io import open_events
 
@@ -44,13 +46,7 @@ def run(args: argparse.Namespace) -> int:
                              input_size=args.input_size, count_at=args.count_at if args.model_view else "sensor")
     except pydantic.ValidationError as exc:
         raise ConfigError(f"invalid option: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}") from exc
-    geometry = None
-    if args.geometry:
-        try:
-            w, h = (int(v) for v in args.geometry.lower().split("x"))
-        except ValueError as exc:
-            raise ConfigError(f"--geometry must look like 640x480, got {args.geometry!r}") from exc
-        geometry = (w, h)
+    geometry = geometry_arg(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     written = 0
@@ -59,21 +55,10 @@ def run(args: argparse.Namespace) -> int:
             if args.max_frames is not None and written >= args.max_frames:
                 break
             frame = rep.frames([w.parts], stream.geometry)
-            if args.model_view:
-                frame = rep.model_input(frame) * _std(rep) + _mean(rep)
-            frame_to_image(frame[0], rep.variant, args.model_view).save(out / f"frame_{written:05d}_{w.t_start}.png")
+            image = (model_input_to_image(rep.model_input(frame)[0], rep.mean, rep.std) if args.model_view
+                     else frame_to_image(frame[0], rep.variant))
+            image.save(out / f"frame_{written:05d}_{w.t_start}.png")
             written += 1
     print(f"wrote {written} PNG frames of {rep.window_us} µs to {out}")
     return 0
 
-
-def _mean(rep):
-    import numpy as np
-
-    return np.asarray(rep.mean, np.float32)[None, :, None, None]
-
-
-def _std(rep):
-    import numpy as np
-
-    return np.asarray(rep.std, np.float32)[None, :, None, None]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from eventclip.commands._recording import add_geometry_option, geometry_arg
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
@@ -15,25 +17,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("path", help="event file (RAW, DAT, HDF5, AEDAT, .bin, .es, .npy/.npz/.csv, ...)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.add_argument("--format", default=None, help="skip detection and read as this format")
-    add_geometry_args(p)
+    add_geometry_option(p, "sensor size WIDTHxHEIGHT in pixels, when the file does not say")
     p.set_defaults(func=run)
-
-
-def add_geometry_args(p: argparse.ArgumentParser) -> None:
-    """--width/--height for files whose header does not give the sensor size (pixels)."""
-    p.add_argument("--width", type=int, default=None, help="sensor width in pixels, when the file does not say")
-    p.add_argument("--height", type=int, default=None, help="sensor height in pixels, when the file does not say")
-
-
-def geometry_from_args(args: argparse.Namespace) -> tuple[int, int] | None:
-    """(width, height) from --width/--height, None when neither is given; ConfigError when only one is."""
-    from eventclip.errors import ConfigError
-
-    if args.width is None and args.height is None:
-        return None
-    if args.width is None or args.height is None or args.width <= 0 or args.height <= 0:
-        raise ConfigError("--width and --height must be given together, as positive pixel counts")
-    return (args.width, args.height)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
 
     from eventclip.io.summary import summarize
 
-    s = summarize(args.path, format=args.format, geometry=geometry_from_args(args))
+    s = summarize(args.path, format=args.format, geometry=geometry_arg(args))
     if args.json:
         print(json.dumps(s.to_dict(), indent=2))
         return 0

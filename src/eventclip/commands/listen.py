@@ -1,8 +1,9 @@
-"""``eventclip listen ENDPOINT [--topic T ...]``: print what an eventclipd publishes, one line per message.
+"""``eventclip listen ENDPOINT [ENDPOINT ...] [--topic T ...]``: print what eventclipd publishes, one line per message.
 
 Why in the main CLI: the first thing an operator does after starting the daemon is check that it
 talks. Each line is ``<topic> <payload as JSON>`` (msgpack payloads are shown as JSON too), and a
-jump in a topic's ``seq`` is reported, since that is how a subscriber sees loss.
+jump in a topic's ``seq`` is reported, since that is how a subscriber sees loss. Several endpoints
+(several cameras, one daemon each) are listened to on one socket; ``seq`` is followed per sensor.
 """
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
 
 def print_stream(
-    endpoint: str,
+    endpoint: str | list[str],
     topics: list[str],
     out: TextIO,
     count: int | None = None,
@@ -23,13 +25,15 @@ def print_stream(
     curve: tuple[Path, Path] | None = None,
     timeout_s: float | None = None,
     pretty: bool = False,
+    line: Callable[[str, dict], str] | None = None,
 ) -> int:
-    """Subscribe to ``topics`` (prefixes; [""] = all) and print messages; return how many were printed.
+    """Subscribe to ``topics`` (prefixes; [""] = all) of one or several endpoints and print messages;
+    return how many were printed.
 
-    Stops after ``count`` messages, after an ``offline`` status when ``until_offline``, or after
+    Stops after ``count`` messages, once every endpoint's daemon said ``offline`` when ``until_offline``, or after
     ``timeout_s`` seconds with no message. A malformed endpoint raises ConfigError (exit status 2).
-    ``curve`` = (client secret key file, server public key file).
-    ``pretty`` prints one short human line per message instead of the JSON payload.
+    ``curve`` = (client secret key file, server public key file). ``pretty`` prints one short human line
+    per message instead of the JSON payload; ``line(topic, msg)`` makes each line instead (``eventclipd --demo``).
     """
     import zmq
 
@@ -48,15 +52,18 @@ def print_stream(
         sock.curve_serverkey = server_public
     for topic in topics or [""]:
         sock.setsockopt_string(zmq.SUBSCRIBE, topic)
-    try:
-        sock.connect(endpoint)
-    except zmq.ZMQError as exc:
-        sock.close()
-        from eventclip.errors import ConfigError
+    endpoints = [endpoint] if isinstance(endpoint, str) else list(endpoint)
+    for ep in endpoints:
+        try:
+            sock.connect(ep)
+        except zmq.ZMQError as exc:
+            sock.close()
+            from eventclip.errors import ConfigError
 
-        raise ConfigError(f"cannot connect to {endpoint!r}: {exc}; give an endpoint like tcp://127.0.0.1:5556 "
-                          "(or ipc:///path/to/socket)") from None
-    last_seq: dict[str, int] = {}
+            raise ConfigError(f"cannot connect to {ep!r}: {exc}; give an endpoint like tcp://127.0.0.1:5556 "
+                              "(or ipc:///path/to/socket)") from None
+    last_seq: dict[tuple[str, str], int] = {}
+    offline: set[str] = set()
     printed = 0
     try:
         while count is None or printed < count:
@@ -65,16 +72,24 @@ def print_stream(
             topic_b, payload = sock.recv_multipart()
             topic = topic_b.decode(errors="replace")
             msg = decode(payload)
-            seq = msg.get("seq")
-            if isinstance(seq, int) and topic in last_seq and seq != last_seq[topic] + 1:
-                print(f"# {topic}: {seq - last_seq[topic] - 1} message(s) lost before seq {seq}", file=out)
+            seq, key = msg.get("seq"), (topic, str(msg.get("sensor_id")))
+            if isinstance(seq, int) and key in last_seq and seq != last_seq[key] + 1:
+                where = f"{topic} ({key[1]})" if len(endpoints) > 1 else topic
+                print(f"# {where}: {seq - last_seq[key] - 1} message(s) lost before seq {seq}", file=out)
             if isinstance(seq, int):
-                last_seq[topic] = seq
-            line = pretty_line(topic, msg) if pretty else f"{topic} {json.dumps(msg, separators=(',', ':'))}"
-            print(line, file=out, flush=True)
+                last_seq[key] = seq
+            if line is not None:
+                text = line(topic, msg)
+            else:
+                text = pretty_line(topic, msg) if pretty else f"{topic} {json.dumps(msg, separators=(',', ':'))}"
+            if pretty and len(endpoints) > 1:
+                text = f"{key[1]}: {text}"
+            print(text, file=out, flush=True)
             printed += 1
             if until_offline and topic.endswith("/status") and msg.get("state") == "offline":
-                break
+                offline.add(key[1])
+                if len(offline) >= len(endpoints):
+                    break
     finally:
         sock.close()
     return printed
@@ -104,7 +119,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``eventclip listen``."""
     p = subparsers.add_parser("listen", help="print the messages an eventclipd publishes",
                               description=__doc__.split("\n\n")[0])
-    p.add_argument("endpoint", help="e.g. tcp://127.0.0.1:5556")
+    p.add_argument("endpoint", nargs="+", help="e.g. tcp://127.0.0.1:5556; several for several daemons (cameras)")
     p.add_argument("--topic", action="append", default=[],
                    help="topic prefix to subscribe to (repeatable; default: everything)")
     p.add_argument("--count", type=int, help="stop after this many messages")

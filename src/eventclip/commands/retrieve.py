@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
+
+from eventclip.commands._recording import add_geometry_option
+
+if TYPE_CHECKING:
+    from eventclip.events import Geometry
 
 
 def add_parser(subparsers) -> None:
@@ -23,7 +29,8 @@ def add_parser(subparsers) -> None:
     b.add_argument("--embeddings", default=None, help="external embeddings .npy (N, D) instead of inputs")
     b.add_argument("--ids", default=None, help="text file with one id per row of --embeddings")
     b.add_argument("--window-us", type=int, default=None, help="events: centred window (µs; default the card's)")
-    b.add_argument("--geometry", default=None, help="events: WIDTHxHEIGHT for files that do not say")
+    add_geometry_option(b, "events: WIDTHxHEIGHT for files that do not say (files that state another size are "
+                        "refused)")
     b.add_argument("--backend", default="auto", help="auto, torch, onnxruntime or tensorrt")
     b.add_argument("--out", required=True, help="index file to write (.npz)")
     b.set_defaults(func=run_build)
@@ -38,7 +45,7 @@ def add_parser(subparsers) -> None:
     q.add_argument("--embeddings", help="query embeddings .npy (N, D)")
     s.add_argument("--k", type=int, default=5, help="results per query")
     s.add_argument("--window-us", type=int, default=None, help="event queries: centred window (µs)")
-    s.add_argument("--geometry", default=None, help="event queries: WIDTHxHEIGHT for files that do not say")
+    add_geometry_option(s, "event queries: WIDTHxHEIGHT for files that do not say")
     s.add_argument("--faiss", action="store_true", help="search with FAISS (pip install faiss-cpu)")
     s.add_argument("--backend", default="auto", help="auto, torch, onnxruntime or tensorrt")
     s.add_argument("--json", action="store_true", help="one JSON object per query")
@@ -103,7 +110,7 @@ def _embed(modality: str, inputs: list[str], args) -> tuple:
         files = _event_files(inputs)
         window = args.window_us or rep.window_us
         emb = encoders.embed_event_files(files, open_encoder(model, args.backend), rep,
-                                         event_slice=EventSlice(window_us=window), geometry=_geometry(args))
+                                         event_slice=EventSlice(window_us=window), geometry=_geometry(args, files))
         return emb, [str(f) for f in files], {**meta, "window_us": window}
     if modality == "image":
         from eventclip.model.clip import EventClip
@@ -116,12 +123,29 @@ def _embed(modality: str, inputs: list[str], args) -> tuple:
                       "ImageBind-compatible encoder (docs/evaluation.md)")
 
 
-def _geometry(args):
-    from eventclip.commands._recording import parse_geometry
+def _geometry(args: argparse.Namespace, files: list) -> Geometry | None:
+    """The ``--geometry`` for event files that do not state their sensor size; ConfigError naming the
+    first file that states another one (its frames would be drawn on the wrong grid)."""
+    from eventclip.commands._recording import geometry_arg
+    from eventclip.errors import ConfigError
     from eventclip.events import Geometry
+    from eventclip.io import open_events
+    from eventclip.io.errors import GeometryError
 
-    g = parse_geometry(args.geometry)
-    return Geometry(*g) if g else None
+    g = geometry_arg(args)
+    if g is None:
+        return None
+    given = Geometry(*g)
+    for path in files:
+        try:
+            with open_events(path) as stream:
+                stated, source = stream.geometry, stream.metadata.get("geometry_source")
+        except GeometryError:
+            continue  # states no size: --geometry supplies it
+        if source != "scan" and stated != given:  # 'scan': the DAT reader's guess from the events, not a statement
+            raise ConfigError(f"{path}: the file says its sensor is {stated}, but --geometry is {given}; leave "
+                              "--geometry out for files that state their size, or embed recordings of one size")
+    return given
 
 
 def run_build(args: argparse.Namespace) -> int:

@@ -50,7 +50,8 @@ class DaemonConfig(BaseModel):
     sensor_id: str | None = None
     """Name used in every message; defaults to the source's own id."""
 
-    prompts: Path
+    prompts: Path | None = None
+    """Prompts YAML; may be left out only with the bundled model, whose own prompts are then used."""
     model: Path | None = None
     """Model package folder or model name (``default``, or one pulled with ``eventclip models pull``);
     default: the bundled default model."""
@@ -98,6 +99,9 @@ class DaemonConfig(BaseModel):
     send_hwm: int = Field(default=1000, gt=0)
     """ZeroMQ send high-water mark (messages per subscriber); beyond it messages drop and are counted."""
     curve: CurveConfig | None = None
+    http: str | None = None
+    """``HOST:PORT`` of the live page (docs/daemon.md, "Live page"); off when unset. Loopback unless
+    ``allow_remote``, like ``publish``. Needs the ``http`` extra."""
 
     wait_for_subscribers: int = Field(default=0, ge=0)
     """Hold the stream (up to ``wait_timeout_s``) until this many subscriptions arrived: recorders, tests."""
@@ -121,10 +125,31 @@ class DaemonConfig(BaseModel):
             raise ValueError("must be non-empty and not end with '/'")
         return v
 
+    @field_validator("http")
+    @classmethod
+    def _http(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_http_address(v)
+        return v
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bundled_prompts(cls, data: Any) -> Any:
+        """The bundled model brings its own prompts: use them when none are given (as ``--demo`` does)."""
+        if isinstance(data, dict) and data.get("prompts") is None and data.get("head", "zero_shot") == "zero_shot" \
+                and str(data.get("model") or "default") == "default":
+            from eventclip.data import default_prompts_path
+
+            data = {**data, "prompts": default_prompts_path()}
+        return data
+
     @model_validator(mode="after")
     def _checks(self) -> DaemonConfig:
         if self.sensor in ("replay", "video") and self.input is None:
-            raise ValueError(f"sensor {self.sensor!r} needs 'input' (the file to read)")
+            raise ValueError(f"sensor {self.sensor!r} needs 'input' (the file to read: --input FILE)")
+        if self.prompts is None:
+            raise ValueError(f"model {str(self.model)!r} needs prompts: pass --prompts FILE (or 'prompts:' in the "
+                             "config file); only the bundled model has prompts of its own")
         if not self.allow_remote and not is_loopback_endpoint(self.publish):
             raise ValueError(
                 f"publish endpoint {self.publish!r} is not loopback; set allow_remote: true to expose it"
@@ -133,6 +158,8 @@ class DaemonConfig(BaseModel):
             raise ValueError(
                 f"metrics_addr {self.metrics_addr!r} is not loopback; set allow_remote: true to expose the metrics"
             )
+        if self.http is not None and not self.allow_remote and not is_loopback_host(parse_http_address(self.http)[0]):
+            raise ValueError(f"http address {self.http!r} is not loopback; set allow_remote: true to expose it")
         return self
 
 
@@ -160,9 +187,7 @@ def is_loopback_endpoint(endpoint: str) -> bool:
     parsed = urlparse(endpoint)
     if parsed.scheme in ("ipc", "inproc"):
         return True
-    if parsed.scheme != "tcp":
-        return False
-    return is_loopback_host(parsed.hostname or "")
+    return parsed.scheme == "tcp" and is_loopback_host(parsed.hostname or "")
 
 
 def is_loopback_host(host: str) -> bool:
@@ -173,6 +198,18 @@ def is_loopback_host(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def parse_http_address(text: str) -> tuple[str, int]:
+    """``127.0.0.1:8080`` / ``[::1]:8080`` / ``localhost:0`` -> (host, port); ValueError saying the form."""
+    parsed = urlparse(f"//{text}")
+    try:
+        port = parsed.port
+    except ValueError:
+        port = None
+    if not parsed.hostname or port is None or parsed.path or parsed.username:
+        raise ValueError(f"{text!r} is not HOST:PORT (e.g. 127.0.0.1:8080; port 0 picks a free one)")
+    return parsed.hostname, port
 
 
 def _field_path(loc: tuple) -> str:

@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--drop-policy", choices=["drop_oldest", "keep_every_nth"])
     p.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
+    p.add_argument("--http", metavar="HOST:PORT",
+                   help="serve the live page (frames, labels, anomaly timeline, stats) on this address, e.g. "
+                   "127.0.0.1:8080; loopback unless --allow-remote (extra: http)")
     p.add_argument("--threads", type=int,
                    help="cores the daemon may use (default and upper bound: its CPU affinity and cgroup quota)")
     p.add_argument("--max-age-ms", type=float,
@@ -66,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 _FLAG_FIELDS = (
     "sensor", "input", "speed", "sensor_id", "prompts", "model", "backend", "publish", "allow_remote",
-    "topic_prefix", "encoding", "window_us", "top_k", "batch_size", "drop_policy", "metrics_port",
+    "topic_prefix", "encoding", "window_us", "top_k", "batch_size", "drop_policy", "metrics_port", "http",
     "wait_for_subscribers", "log_format", "log_level", "threads", "max_age_ms",
 )
 
@@ -232,14 +235,16 @@ def _stream(cfg: DaemonConfig, on_labels: Any, plan: Any, engine: Any, source: A
     if on_labels is not None:
         printer = threading.Thread(target=on_labels, args=(publisher.endpoint, cfg.topic_prefix), daemon=True)
         printer.start()
+    stop_http = None
     try:
         if cfg.wait_for_subscribers and not publisher.wait_for_subscribers(cfg.wait_for_subscribers,
                                                                            cfg.wait_timeout_s, stop_requested):
             log.warning("only %d of %d subscriptions after %.1f s; starting anyway",
                         publisher.subscriber_count, cfg.wait_for_subscribers, cfg.wait_timeout_s)
         window_us = cfg.window_us or engine.window_us
+        live, stop_http = _live_page(cfg, engine, publisher)
         pipeline = Pipeline(source, make_windower(window_us), engine, publisher, cfg, notifier, Metrics(),
-                            threads=plan.as_dict())
+                            threads=plan.as_dict(), live=live)
         running.append(pipeline)
         if stop_requested.is_set():
             log.info("stopped before the stream started")
@@ -252,10 +257,46 @@ def _stream(cfg: DaemonConfig, on_labels: Any, plan: Any, engine: Any, source: A
                  f"{pipeline.max_age_ms:g} ms", publisher.endpoint)
         rc = pipeline.wait()
     finally:
+        if stop_http is not None:
+            stop_http()
         if printer is not None:
             printer.join(1.0)
     log.info("exiting with status %d", rc)
     return rc
+
+
+def _live_page(cfg: DaemonConfig, engine: Any, publisher: Any) -> tuple[Any, Any]:
+    """The live page's hub and a function stopping its server, or (None, None) without ``http``.
+
+    The hub observes every published message and is handed each batch's frames by the pipeline.
+    """
+    if cfg.http is None:
+        return None, None
+    from eventclip.daemon.config import parse_http_address
+    from eventclip.daemon.live.hub import LiveHub
+    from eventclip.daemon.live.server import LiveServer
+
+    hub = LiveHub(engine.classifier.representation)
+    server = LiveServer(hub, *parse_http_address(cfg.http))
+    server.start()
+    publisher.observers.append(hub.on_message)
+    return hub, server.stop
+
+
+def _demo_printer(cfg: DaemonConfig) -> Any:
+    """``--demo``'s printer, with the sample's true labels when the replayed file is the bundled sample."""
+    from eventclip import data
+    from eventclip.daemon.demo import DemoPrinter, Truth
+
+    truth = None
+    if cfg.input == data.sample_recording_path():
+        try:
+            truth = Truth(data.sample_labels_path())
+        except (EventclipError, OSError, ValueError, KeyError) as exc:
+            log.warning("the sample's labels cannot be read (%s); printing predictions only", exc)
+    bundled = cfg.model is None or str(cfg.model) == "default" or cfg.model == data.default_model_path()
+    model = f"the bundled default model ({cfg.prompts.name})" if bundled else str(cfg.model)
+    return DemoPrinter(sys.stdout, truth, model, cfg.speed)
 
 
 def main(argv: list[str] | None = None, *, set_env: bool = False) -> int:
@@ -286,10 +327,7 @@ def main(argv: list[str] | None = None, *, set_env: bool = False) -> int:
     setup_logging(cfg.log_format, cfg.log_level)
     on_labels = None
     if args.demo:
-        from eventclip.commands.listen import print_stream
-
-        def on_labels(endpoint: str, prefix: str) -> None:
-            print_stream(endpoint, [f"{prefix}/labels", f"{prefix}/status"], sys.stdout, pretty=True)
+        on_labels = _demo_printer(cfg).run
 
     try:
         return run(cfg, on_labels, plan)

@@ -152,7 +152,11 @@ TOPICS: dict[str, type[_Message]] = {
 
 def encode(message: _Message, encoding: str = "json") -> bytes:
     """Serialise a message for the wire (``json`` UTF-8 or ``msgpack``), with ``schema`` by its alias."""
-    data = message.model_dump(mode="json", by_alias=True)
+    return encode_data(message.model_dump(mode="json", by_alias=True), encoding)
+
+
+def encode_data(data: dict, encoding: str = "json") -> bytes:
+    """:func:`encode` for a message already dumped to a dict (``model_dump(mode="json", by_alias=True)``)."""
     if encoding == "msgpack":
         return msgpack.packb(data, use_bin_type=True)
     return json.dumps(data, separators=(",", ":")).encode()

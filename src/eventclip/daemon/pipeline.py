@@ -25,6 +25,10 @@ Every stage marks when it starts and finishes an item. The heartbeat sends syste
 ``WATCHDOG=1`` only while no stage has been busy on one item longer than the stall limit, so a
 wedged encoder or a dead lock makes systemd restart the daemon.
 
+The live page (``live``, a :class:`~eventclip.daemon.live.hub.LiveHub`) costs nothing while no
+page is open: only then does the model input of a batch travel on with its embeddings and
+results (a reference, no copy), and the publishing stage hands it over with the batch's windows.
+
 Shutdown (:meth:`Pipeline.request_stop`): the source is closed, the end marker flows through and
 drains the windows already queued, ``offline`` is published. An error in any stage is published
 on ``status`` as ``error`` and the pipeline stops with exit status 1.
@@ -192,6 +196,7 @@ class Pipeline:
         metrics: Metrics | None = None,
         stall_s: float = 30.0,
         threads: dict | None = None,
+        live: Any = None,
     ) -> None:
         """``threads``: the thread plan in use (:mod:`eventclip.daemon.threads`), reported in ``stats``."""
         self.source = source
@@ -201,6 +206,7 @@ class Pipeline:
         self.config = config
         self.notifier = notifier or Notifier(env={})
         self.metrics = metrics or Metrics()
+        self.live = live
         wd = self.notifier.watchdog_usec
         self.stall_s = wd / 1e6 if wd else stall_s
         self.geometry: Geometry | None = None
@@ -476,7 +482,9 @@ class Pipeline:
             c.windows_incomplete += 1
             c.events_incomplete += w.n_events
             return
-        window = w if counts is None else _Span(int(w.t_start), int(w.t_end), w.n_events)
+        # With counts kept, the window's chunks are let go, unless a live page wants its sensor frame.
+        watched = self.live is not None and self.live.watching
+        window = w if counts is None or watched else _Span(int(w.t_start), int(w.t_end), w.n_events)
         self.windows.put(_Item(window, closed_at, counts))
 
     def _dropped_by_policy(self, item: _Item) -> None:
@@ -540,7 +548,8 @@ class Pipeline:
             started = time.monotonic()
             emb = self.engine.encode(x)
             stage.idle()
-            if not _put(self.embed_q, (batch, emb, started), self._abort):
+            shown = x if self.live is not None and self.live.watching else None
+            if not _put(self.embed_q, (batch, shown, emb, started), self._abort):
                 return
 
     def _heads(self, stage: _Stage) -> None:
@@ -549,11 +558,11 @@ class Pipeline:
             if got is END:
                 _put(self.result_q, END, self._abort)
                 return
-            batch, emb, started = got
+            batch, shown, emb, started = got
             stage.busy()
             results = self.engine.classify([item.window for item in batch], emb)
             stage.idle()
-            if not _put(self.result_q, (batch, results, started), self._abort):
+            if not _put(self.result_q, (batch, shown, results, started), self._abort):
                 return
 
     def _publish(self, stage: _Stage) -> None:
@@ -563,7 +572,7 @@ class Pipeline:
             if got is END:
                 return
             stage.busy()
-            batch, results, started = got
+            batch, shown, results, started = got
             for item, result in zip(batch, results, strict=True):
                 age_ms = (time.monotonic() - item.closed_at) * 1000.0
                 if self.max_age_ms is not None and age_ms > self.max_age_ms:
@@ -576,6 +585,8 @@ class Pipeline:
             # A slowly decaying maximum, not an average: a spike (the encoder descheduled by another
             # job) must be planned for, or the windows let through just before it come out too old.
             self._service_s = max(time.monotonic() - started, 0.95 * self._service_s)
+            if shown is not None:
+                self.live.offer([item.window for item in batch], shown, self.geometry)
             stage.idle()
 
     def _publish_one(self, item: _Item, result: Any, latency_ms: float) -> None:

@@ -7,6 +7,9 @@ sequence number is consumed even for a dropped message, so subscribers see the g
 tells us when subscribers arrive, which :meth:`Publisher.wait_for_subscribers` uses so a test or a
 recorder can catch a stream from its first window.
 
+Observers (:attr:`Publisher.observers`, e.g. the live page's hub) get each message as the dict
+that went on the wire, with its sequence number, so what they show is what subscribers received.
+
 The socket is used from several pipeline threads (labels, stats, status); a lock serialises
 access, which ZeroMQ allows (a socket may move between threads with a full memory barrier).
 """
@@ -17,11 +20,12 @@ import logging
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 
 import zmq
 
 from eventclip.daemon.config import CurveConfig
-from eventclip.daemon.messages import TOPICS, encode
+from eventclip.daemon.messages import TOPICS, encode_data
 from eventclip.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -49,6 +53,8 @@ class Publisher:
         self.dropped: dict[str, int] = {t: 0 for t in TOPICS}
         self.sent: dict[str, int] = {t: 0 for t in TOPICS}
         self.subscriptions: set[bytes] = set()
+        self.observers: list[Callable[[str, dict], None]] = []
+        """Called with (topic name, message dict) for every message sent or dropped; must be quick."""
         self._subscribers = 0
         self._auth = None
         self._sock = self._ctx.socket(zmq.XPUB)
@@ -127,8 +133,11 @@ class Publisher:
             seq = self._seq[name]
             self._seq[name] = seq + 1
             message = TOPICS[name](sensor_id=self.sensor_id, seq=seq, host_time_us=time.time_ns() // 1000, **fields)
-            frames = [self.topic(name).encode(), encode(message, self.encoding)]
+            data = message.model_dump(mode="json", by_alias=True)
+            frames = [self.topic(name).encode(), encode_data(data, self.encoding)]
             self._drain_subscriptions()
+            for observer in self.observers:
+                observer(name, data)
             try:
                 self._sock.send_multipart(frames, zmq.NOBLOCK)
             except zmq.Again:

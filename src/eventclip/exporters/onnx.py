@@ -31,7 +31,10 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import shutil
+import sys
+import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -184,7 +187,7 @@ def _export(module: torch.nn.Module, example: Any, path: Path, inputs: list[str]
 
     path.parent.mkdir(parents=True, exist_ok=True)
     module.eval()
-    with no_fused_attention(), torch.no_grad(), warnings.catch_warnings():
+    with no_fused_attention(), torch.no_grad(), warnings.catch_warnings(), _native_stderr_without(EXPECTED_NATIVE):
         warnings.filterwarnings("ignore", category=DeprecationWarning)  # legacy exporter is chosen on purpose
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         # text pooling gathers at argmax(tokens): indices are never negative, so the warned case cannot occur
@@ -193,6 +196,34 @@ def _export(module: torch.nn.Module, example: Any, path: Path, inputs: list[str]
                           output_names=outputs, dynamic_axes=dynamic, do_constant_folding=True,
                           custom_opsets={"com.microsoft": 1} if contrib else None)
     onnx.checker.check_model(str(path))
+
+
+EXPECTED_NATIVE = ("The shape inference of com.microsoft::MultiHeadAttention type is missing",)
+"""Warnings torch's C++ exporter prints (not Python warnings) that say nothing here: the CPU graph's
+attention is ONNX Runtime's MultiHeadAttention contrib op, which torch has no shape rule for, and
+ONNX Runtime infers its shapes itself (the parity check runs the graph)."""
+
+
+@contextlib.contextmanager
+def _native_stderr_without(expected: Sequence[str]) -> Iterator[None]:
+    """Hold back what native code writes to file descriptor 2 meanwhile, and write it back without
+    the lines holding one of ``expected``: those are silenced, every other warning is kept."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            kept = [line for line in held.read().decode(errors="replace").splitlines(keepends=True)
+                    if not any(text in line for text in expected)]
+            if kept:
+                sys.stderr.write("".join(kept))
+                sys.stderr.flush()
 
 
 def _sha256(path: Path) -> str:
@@ -307,17 +338,34 @@ def export_onnx(
 
     frames_axes = {"frames": {0: "batch"}, "embeddings": {0: "batch"}}
     example = torch.zeros(2, 3, s, s)
+    from eventclip.progress import bar
+
+    steps = bar(total=2 + fp16 + cpu_graph + int8 + fuse_head + check, unit="step")
+
+    running: list[str] = []
+
+    def stage(name: str) -> None:
+        """Show the step now running (the bar advances as the next one starts)."""
+        if running:
+            steps.update()
+        running[:] = [name]
+        steps.set_description(f"export: {name}")
+
+    stage("event encoder")
     _export(graphs["event"](model.event_encoder), example, record("event_encoder.fp32", "event_encoder.onnx", "fp32"),
             ["frames"], ["embeddings"], frames_axes, opset)
+    stage("text encoder")
     tokens = model.tokenize(["a photo of an event camera", "x"])
     _export(graphs["text"](model.text_encoder), tokens, record("text_encoder", "text_encoder.onnx", "fp32"),
             ["tokens"], ["embeddings"], {"tokens": {0: "batch"}, "embeddings": {0: "batch"}}, opset)
     if fp16:
+        stage("FP16 event encoder")
         _export(graphs["event"](_fp16_copy(model.event_encoder), torch.float16), example,
                 record("event_encoder.fp16", "event_encoder.fp16.onnx", "fp16"), ["frames"], ["embeddings"],
                 frames_axes, opset)
     rewritten: dict[str, int] = {}
     if cpu_graph:
+        stage("ONNX Runtime CPU graph")
         from eventclip.exporters.ort_cpu import cpu_encoder
 
         encoder, rewritten = cpu_encoder(model.event_encoder, s)
@@ -325,6 +373,7 @@ def export_onnx(
                                                           "onnxruntime-cpu"),
                 ["frames"], ["embeddings"], frames_axes, opset, contrib=bool(rewritten["attention"]))
     if int8:
+        stage("INT8 quantisation")
         from eventclip.exporters.quantize import quantize_dynamic_int8
 
         src = root / files["event_encoder.cpu" if cpu_graph else "event_encoder.fp32"]["path"]
@@ -336,6 +385,7 @@ def export_onnx(
         windows, geometry = recording_windows(recording or default_recording(), rep.window_us, parity_windows)
     fused_info: dict[str, Any] = {}
     if fuse_head:
+        stage("fused head")
         if rep.clip_percentile is not None or rep.roi is not None:
             raise ExportError("--fuse-head supports representations without clip_percentile and roi; crop and "
                               "clip before counting, or export without --fuse-head")
@@ -370,11 +420,14 @@ def export_onnx(
     }
     reports: list[ParityReport] = []
     if check:
+        stage("parity check")
         reports = check_bundle(model, root, files, windows, geometry, rep, text)
         manifest["parity"] = {
             "recording": str(recording or default_recording()),
             "reports": [r.as_dict() for r in reports],
         }
+    steps.update()
+    steps.close()
     (root / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return OnnxExport(root, manifest, reports)
 

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from PIL import Image
 
 from eventclip.frames.accumulate import Variant
+
+
+def model_input_to_image(x: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> Image.Image:
+    """One window's normalised model input (3, S, S) back to the RGB image the encoder saw (mean/std undone)."""
+    rgb = np.asarray(x, np.float32) * np.asarray(std, np.float32)[:, None, None] \
+        + np.asarray(mean, np.float32)[:, None, None]
+    return frame_to_image(rgb, "paper", model_view=True)
 
 
 def frame_to_image(frame: np.ndarray, variant: Variant, model_view: bool = False) -> Image.Image:

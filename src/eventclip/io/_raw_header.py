@@ -183,7 +183,7 @@ def resolve_geometry(hdr: RawHeader, given: Geometry | None, path: Path) -> tupl
     if geometry is None:
         raise GeometryError(
             "the RAW header has no geometry, format or known sensor line; pass the sensor size, "
-            "e.g. geometry=(1280, 720) in Python or --width/--height on the command line",
+            "e.g. --geometry 1280x720 on the command line or geometry=(1280, 720) in Python",
             path,
             0,
         )

@@ -314,7 +314,8 @@ class Aedat4Reader(EventReader):
         if self.geometry is None:
             if not info["width"] or not info["height"] or info["width"] <= 0 or info["height"] <= 0:
                 raise GeometryError(
-                    f"events stream {stream_id} declares no positive sizeX/sizeY; pass the geometry explicitly",
+                    f"events stream {stream_id} declares no positive sizeX/sizeY; pass the sensor size "
+                    "(--geometry WIDTHxHEIGHT, or geometry=(w, h) in Python)",
                     path, start + xml_at,
                 )
             self.geometry = Geometry(info["width"], info["height"])

@@ -186,7 +186,7 @@ class Aedat31Reader(EventReader):
         if self.geometry is None:
             raise GeometryError(
                 f"the header names no camera with a known size (sources: {sources or 'none'}); "
-                "pass geometry=Geometry(width, height)", path, 0,
+                "pass --geometry WIDTHxHEIGHT (geometry=Geometry(width, height) in Python)", path, 0,
             )
         self._size = os.stat(path).st_size
         self.metadata = {"sources": sources, "invalid_events": 0, "skipped_packets": {}}

@@ -59,7 +59,8 @@ def detect_format(path: PathLike) -> FormatSpec:
         return spec
     raise UnknownFormatError(
         "neither the content nor the extension matches a known event format; "
-        f"pass format=... explicitly. Known formats: {known_formats()}",
+        f"name the format (--format NAME on the command line, --in-format for `eventclip convert`'s input; "
+        f"format=NAME in Python). Known formats: {known_formats()}",
         p,
         0,
     )
@@ -89,7 +90,8 @@ def writable_format(path: PathLike, name: str | None = None) -> FormatSpec:
         spec = format_for_extension(path, writable=True)
         if spec is None:
             raise UnknownFormatError(
-                f"cannot tell the output format from the extension; pass format=... Known formats: {known_formats()}",
+                f"cannot tell the output format from the extension; name it (--format NAME on the command line, "
+                f"format=NAME in Python). Known formats: {known_formats()}",
                 path,
             )
     if spec.writer is None:

@@ -130,7 +130,7 @@ class Hdf5Reader(EventReader):
         found, source = RawHeader(0, fields=attrs).geometry(self.path)
         if found is None:
             raise GeometryError("the HDF5 file has no geometry attribute or known sensor; pass the sensor size, "
-                                "e.g. geometry=(1280, 720) or --width/--height", self.path)
+                                "e.g. --geometry 1280x720 or geometry=(1280, 720) in Python", self.path)
         self.geometry = found
         self.metadata["geometry_source"] = source
 

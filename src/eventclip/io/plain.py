@@ -165,7 +165,7 @@ def _read_sidecar(path: Path) -> Geometry | None:
 
 def _missing_geometry(path: Path, where: str) -> GeometryError:
     return GeometryError(f"the file carries no sensor geometry; pass geometry=Geometry(width, height) "
-                         f"(CLI: --width/--height) or {where}", path, 0)
+                         f"(CLI: --geometry WIDTHxHEIGHT) or {where}", path, 0)
 
 
 # ----------------------------------------------------------------------------------------- npy

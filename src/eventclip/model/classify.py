@@ -69,15 +69,19 @@ class Classifier:
     ema: Ema | None = None
     blank: BlankWatch | None = None
 
-    def embed(self, events_list: Sequence[Any], geometry: Geometry) -> np.ndarray:
-        """(B, D) embeddings of B windows' events (each an event array or its pieces); with ``blank`` set,
-        nearly blank model inputs are reported (once per cause)."""
-        if not events_list:
-            return np.zeros((0, 0), dtype=np.float32)
+    def model_input(self, events_list: Sequence[Any], geometry: Geometry) -> np.ndarray:
+        """(B, 3, S, S) encoder input of B windows' events (each an event array or its pieces); with
+        ``blank`` set, nearly blank inputs are reported (once per cause)."""
         x = self.representation(list(events_list), geometry)
         if self.blank is not None:
             self.blank.check(x, [sum(len(p) for p in ([e] if isinstance(e, np.ndarray) else e)) for e in events_list])
-        return as_numpy(self.encoder.encode(x))
+        return x
+
+    def embed(self, events_list: Sequence[Any], geometry: Geometry) -> np.ndarray:
+        """(B, D) embeddings of B windows' events (see :meth:`model_input`)."""
+        if not events_list:
+            return np.zeros((0, 0), dtype=np.float32)
+        return as_numpy(self.encoder.encode(self.model_input(events_list, geometry)))
 
     def anomaly(self, embeddings: np.ndarray) -> np.ndarray | None:
         scorer = self.reference_anomaly or self.prompt_anomaly
@@ -130,9 +134,17 @@ def file_windows(path: str | Path, window_us: int, *, format: str | None = None,
 def classify_file(path: str | Path, classifier: Classifier, window_us: int, batch_size: int = 16,
                   **open_kw: Any) -> Iterator[Result]:
     """Results for every window of ``path`` in time order, empty windows included (n_events = 0)."""
+    for result, _ in classify_file_inputs(path, classifier, window_us, batch_size, **open_kw):
+        yield result
+
+
+def classify_file_inputs(path: str | Path, classifier: Classifier, window_us: int, batch_size: int = 16,
+                         **open_kw: Any) -> Iterator[tuple[Result, np.ndarray]]:
+    """:func:`classify_file` with each window's model input (3, S, S) float32, the frame the encoder saw."""
     geometry, windows = file_windows(path, window_us, **open_kw)
     for batch in batched(windows, batch_size):
-        yield from classifier(batch, geometry)
+        x = classifier.model_input([w.parts for w in batch], geometry)
+        yield from zip(classifier.results(batch, as_numpy(classifier.encoder.encode(x))), as_numpy(x), strict=True)
 
 
 def embed_file(path: str | Path, encoder: Encoder, representation: Any, window_us: int, batch_size: int = 16,

@@ -39,12 +39,16 @@ IMAGEBIND_KEYS = {"audio": "audio", "depth": "depth", "image": "vision", "text":
 def embed_event_files(paths: Sequence[str | Path], encoder: Any, representation: Any, *,
                       event_slice: EventSlice | None = None, geometry: Geometry | None = None,
                       batch_size: int = 32) -> np.ndarray:
-    """(N, D) unit embeddings, one per event file (default slice: the card's window, centred)."""
+    """(N, D) unit embeddings, one per event file (default slice: the card's window, centred); a progress
+    bar on a terminal."""
     from eventclip.eval.protocols import embed_samples
+    from eventclip.progress import bar
 
     sl = event_slice or EventSlice(window_us=representation.window_us)
     samples = [Sample(Path(p), 0) for p in paths]
-    return embed_samples(samples, encoder, representation, geometry, sl, batch_size).embeddings
+    with bar(total=len(samples), desc="embedding event files", unit="file") as shown:
+        return embed_samples(samples, encoder, representation, geometry, sl, batch_size,
+                             lambda i, n: shown.update(i - shown.n)).embeddings
 
 
 def embed_images(paths: Sequence[str | Path], model: Any, batch_size: int = 32) -> np.ndarray:

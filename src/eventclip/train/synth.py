@@ -289,9 +289,9 @@ def generate(out: Path, cfg: SynthConfig = SynthConfig(), progress: bool = False
     rows = []
     it = categories
     if progress:
-        from tqdm import tqdm
+        from eventclip.progress import bar
 
-        it = tqdm(categories, desc="synth", unit="class")
+        it = bar(categories, desc="synth", unit="class")
     for cat, sprites in it:
         (out / "events" / cat.name).mkdir(parents=True, exist_ok=True)
         (out / "images" / cat.name).mkdir(parents=True, exist_ok=True)

@@ -318,11 +318,12 @@ class MetricsLog:
 
 
 def _progress(iterable, desc: str, total: int):
-    if _rank() != 0 or os.environ.get("EVENTCLIP_NO_PROGRESS"):
+    """A bar on rank 0's terminal (eventclip.progress: none off a terminal or with EVENTCLIP_NO_PROGRESS)."""
+    if _rank() != 0:
         return iterable
-    from tqdm import tqdm
+    from eventclip.progress import bar
 
-    return tqdm(iterable, desc=desc, total=total, leave=False)
+    return bar(iterable, desc=desc, total=total)
 
 
 def _autocast(device: torch.device):

@@ -1,0 +1,1 @@
+"""Bridges from eventclipd's ZeroMQ stream to the systems installations already run (MQTT)."""

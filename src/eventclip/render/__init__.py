@@ -1,0 +1,1 @@
+"""Pictures and videos of what the model saw and said (``eventclip classify --video/--frames-dir``)."""
