@@ -128,7 +128,7 @@ def test_lr_schedule_warms_up_then_decays():
 
 def test_recipes_load_and_errors_name_the_field(tmp_path):
     r = trainer.load_recipe("default", {"stage2.epochs": 3})
-    assert r.stage2.epochs == 3 and r.loss_config().name == "ct+zs+kl"
+    assert r.stage2.epochs == 3 and r.loss_config().name == "ct+zs+kl+pred"
     with pytest.raises(ConfigError, match="not found"):
         trainer.load_recipe("nope")
     with pytest.raises(ConfigError, match="'losses'.*bogus"):

@@ -83,6 +83,7 @@ class Recipe(BaseModel):
     losses: dict[str, Any] = Field(default_factory=dict)
     augment: dict[str, Any] = Field(default_factory=dict)
     stage1_augment: dict[str, Any] | None = Field(None, description="image augmentation of stage 1 (AugmentConfig)")
+    description: str = Field("", description="what the trained model knows, for its card (training.what_it_knows)")
     sample: str | None = Field(None, description="a labelled sample recording (with its .json) to score before and "
                                "after stage 2, or 'bundled' for eventclip's own sample (the demo's figure)")
 
@@ -549,6 +550,15 @@ def train_seeds(recipe: Recipe, out: str | Path, seeds: list[int]) -> dict[str, 
     return report
 
 
+def dataset_credits(ds: PairedDataset) -> list[str]:
+    """The credits a dataset folder's ``meta.json`` lists (the synthetic benchmark's picture sources), so the
+    model card carries the attribution its training pictures require."""
+    meta = ds.root / "meta.json"
+    if not meta.is_file():
+        return []
+    return [str(c) for c in json.loads(meta.read_text()).get("credits", [])]
+
+
 def held_out_record(ds: PairedDataset, split: SplitConfig, held_out: list[Item]) -> dict[str, Any]:
     """What the model card keeps of the split, so evaluation can hold out exactly these recordings:
     the split settings and the held-out event files (relative to the dataset folder, sorted)."""
@@ -610,6 +620,8 @@ def train(recipe: Recipe, out: str | Path, *, resume: bool = False,
                 "classes": ds.classes, "texts": ds.texts,
                 "seen_classes": [ds.classes[i] for i in seen], "unseen_classes": [ds.classes[i] for i in unseen],
                 "split": held_out_record(ds, recipe.split, seen_val + unseen_val),
+                "credits": dataset_credits(ds),
+                "what_it_knows": recipe.description,
                 "prompt_templates": list(PROMPT_TEMPLATES),
                 "wall_time_s": round(time.time() - started, 1),
                 "world_size": _world(), "device": str(device),
