@@ -24,6 +24,17 @@ def recordings() -> Path:
     return RECORDINGS
 
 
+LARGE_SENSOR_RECORDINGS = (
+    "prophesee_evt3_driving_gen41_1280x720.raw",
+    "prophesee_evt3_pedestrians_first5000_gen41_1280x720.raw",
+    "prophesee_evt2_sparklers_gen3_640x480.raw",
+    "prophesee_evt2_spinner_excerpt_gen3_640x480.raw",
+    "inivation_davis346_events_frames_imu.aedat4",
+    "inivation_dvxplorer_320x240.aedat4",
+)
+"""The shared recordings from sensors larger than the models' inputs (346x260 to 1280x720)."""
+
+
 def recording(name: str) -> Path:
     """Path of one real recording, skipping the calling test when it is absent."""
     path = RECORDINGS / name

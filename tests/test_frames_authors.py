@@ -16,7 +16,7 @@ import pytest
 
 from eventclip.frames.preprocess import Representation
 from eventclip.io import read_events
-from tests.conftest import recording
+from tests.conftest import LARGE_SENSOR_RECORDINGS, recording
 
 IMAGE = 224
 
@@ -49,15 +49,7 @@ def authors_model_input(events: np.ndarray, width: int, height: int, hot_pixels:
     return np.stack([mean, mean, mean])
 
 
-RECORDINGS = [
-    "prophesee_evt3_driving_gen41_1280x720.raw",
-    "prophesee_evt3_pedestrians_first5000_gen41_1280x720.raw",
-    "prophesee_evt2_sparklers_gen3_640x480.raw",
-    "prophesee_evt2_spinner_excerpt_gen3_640x480.raw",
-    "inivation_davis346_events_frames_imu.aedat4",
-    "inivation_dvxplorer_320x240.aedat4",
-    "ncars_obj_004397_td.dat",
-]
+RECORDINGS = [*LARGE_SENSOR_RECORDINGS, "ncars_obj_004397_td.dat"]
 
 
 @pytest.mark.parametrize("name", RECORDINGS)

@@ -15,16 +15,9 @@ from eventclip.io import read_events
 from eventclip.model.clip import EventClip
 from eventclip.model.heads import ZeroShotHead
 from eventclip.model.prompts import embed_prompts, load_prompts
-from tests.conftest import recording
+from tests.conftest import LARGE_SENSOR_RECORDINGS, recording
 
-LARGE_SENSORS = [
-    "prophesee_evt3_driving_gen41_1280x720.raw",
-    "prophesee_evt3_pedestrians_first5000_gen41_1280x720.raw",
-    "prophesee_evt2_sparklers_gen3_640x480.raw",
-    "prophesee_evt2_spinner_excerpt_gen3_640x480.raw",
-    "inivation_davis346_events_frames_imu.aedat4",
-    "inivation_dvxplorer_320x240.aedat4",
-]
+LARGE_SENSORS = LARGE_SENSOR_RECORDINGS
 BUNDLED_MAX_COSINE = 0.9
 """The bound this test holds the bundled model to (it reaches 0.80; before counting on the grid, 0.99999)."""
 
