@@ -27,14 +27,12 @@ import numpy as np
 
 from eventclip.events import EVENT_DTYPE, Geometry, as_events, concat_events
 from eventclip.frames.errors import EventOutsideGeometryError, FramesError
+from eventclip.frames.grid import ModelGrid, Roi, check_roi
 
 if TYPE_CHECKING:
     import torch
 
-    from eventclip.frames.grid import ModelGrid
-
 Variant = Literal["paper", "authors", "polarity"]
-Roi = tuple[int, int, int, int]
 Events = np.ndarray | Sequence[np.ndarray]
 """One event array, or time-ordered pieces of one stream that stand for their concatenation."""
 
@@ -230,19 +228,6 @@ def _piece_windows(parts: list[np.ndarray], offsets: np.ndarray) -> Iterator[tup
         stop = int(np.searchsorted(offsets, pos + n, side="left"))
         yield first, np.clip(offsets[first : stop + 1] - pos, 0, n), part
         pos += n
-
-
-def check_roi(roi: Roi | None, geometry: Geometry) -> Roi:
-    """Validate a region of interest (x, y, width, height in sensor pixels); None means the whole sensor."""
-    if roi is None:
-        return (0, 0, geometry.width, geometry.height)
-    x, y, w, h = (int(v) for v in roi)
-    if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > geometry.width or y + h > geometry.height:
-        raise FramesError(
-            f"roi={tuple(roi)} (x, y, width, height) must be a non-empty rectangle inside the sensor "
-            f"geometry {geometry}; shrink it or leave roi unset"
-        )
-    return (x, y, w, h)
 
 
 def _check_mask(mask: np.ndarray, geometry: Geometry) -> np.ndarray:

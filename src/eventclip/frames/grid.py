@@ -102,13 +102,24 @@ def _cached(width: int, height: int, size: int, fit: Fit, roi: Roi | None) -> Mo
     return ModelGrid(xm, ym, size)
 
 
+def check_roi(roi: Roi | None, geometry: Geometry) -> Roi:
+    """Validate a region of interest (x, y, width, height in sensor pixels); None means the whole sensor."""
+    if roi is None:
+        return (0, 0, geometry.width, geometry.height)
+    x, y, w, h = (int(v) for v in roi)
+    if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > geometry.width or y + h > geometry.height:
+        raise FramesError(
+            f"roi={tuple(roi)} (x, y, width, height) must be a non-empty rectangle inside the sensor "
+            f"geometry {geometry}; shrink it or leave roi unset"
+        )
+    return (x, y, w, h)
+
+
 def model_grid(geometry: Geometry, size: int, fit: Fit = "letterbox", roi: Roi | None = None) -> ModelGrid:
     """The tables mapping ``geometry``'s pixels (or the ROI's, (x, y, width, height) in sensor pixels)
     onto a ``size`` x ``size`` grid: ``letterbox`` keeps the aspect ratio (bars stay empty),
     ``crop`` keeps the central square, ``stretch`` scales each axis on its own (the authors' choice)."""
     if size <= 0:
         raise FramesError(f"the model grid size must be > 0 pixels, got {size}")
-    from eventclip.frames.accumulate import check_roi
-
     r = None if roi is None else check_roi(roi, geometry)
     return _cached(geometry.width, geometry.height, int(size), fit, r)
