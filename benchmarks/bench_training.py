@@ -2,7 +2,7 @@
 
 Rows:
 * per-recording data pipeline (augment, then one count frame at the model's input size):
-  eventclip.train.augment (time flip, shift, correlated noise) + frames.Representation vs tonic's
+  eventclip.datasets.augment (time flip, shift, correlated noise) + frames.Representation vs tonic's
   RandomTimeReversal + UniformNoise + ToFrame + the same resize/normalise, on the same recording
   (tonic has no shift that drops events, so its pipeline does slightly less work);
 * benchmark synthesis: one saccade recording rendered and converted (ours only; no installed peer
@@ -41,9 +41,9 @@ def main() -> None:
 
     import tonic.transforms as T
 
+    from eventclip.datasets.augment import AugmentConfig, augment_events
     from eventclip.frames.preprocess import Representation
     from eventclip.train import synth
-    from eventclip.train.augment import AugmentConfig, augment_events
     from eventclip.train.losses import LossConfig, total_loss
     from eventclip.train.trainer import load_recipe
 

@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from eventclip.cli import main
+from eventclip.datasets.base import EvalDataset, Sample
 from eventclip.errors import ConfigError
-from eventclip.eval.datasets import EvalDataset, Sample
 from eventclip.eval.metrics import (
     classification_metrics,
     confusion_matrix,
@@ -21,7 +21,7 @@ from eventclip.eval.metrics import (
 )
 from eventclip.eval.protocols import Embedded, few_shot, linear_probe, zero_shot
 from eventclip.model.configs import TINY_CONFIG
-from tests.test_eval_datasets import events_for, write_nmnist_bin
+from tests.test_datasets_eval import events_for, write_nmnist_bin
 
 
 def test_top_k_confusion_and_per_class():
@@ -143,7 +143,7 @@ def test_eval_cli_zero_shot_few_shot_linear_probe_on_fake_nmnist(tmp_path, tiny_
 
 
 def test_eval_cli_nimagenet_paper_protocol(tmp_path, tiny_package):
-    from tests.test_eval_datasets import write_nimagenet_npz
+    from tests.test_datasets_eval import write_nimagenet_npz
 
     root = tmp_path / "nin"
     for i in range(100):

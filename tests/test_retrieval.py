@@ -12,15 +12,15 @@ from torch import nn
 
 from eventclip._optional import MissingDependencyError
 from eventclip.cli import main
+from eventclip.datasets.base import EventSlice
 from eventclip.errors import ConfigError
-from eventclip.eval.datasets import EventSlice
 from eventclip.model.clip import EventClip
 from eventclip.model.configs import TINY_CONFIG
 from eventclip.retrieval.encoders import IMAGEBIND_INPUTS, ImageBindEncoder, embed_event_files, load_external
 from eventclip.retrieval.index import EmbeddingIndex
 from eventclip.retrieval.metrics import recall_at_k
 from eventclip.retrieval.paired import markdown_table, paired_recall
-from tests.test_eval_datasets import events_for, write_folder_dataset
+from tests.test_datasets_eval import events_for, write_folder_dataset
 
 
 def unit(x):

@@ -43,8 +43,8 @@ def test_sample_recording_matches_its_labels_and_the_model_classes():
 def test_default_prompts_cover_the_model_classes_and_encode_the_sample():
     import yaml
 
+    from eventclip.datasets.base import PROMPT_TEMPLATES
     from eventclip.model.clip import EventClip
-    from eventclip.train.data import PROMPT_TEMPLATES
 
     prompts = yaml.safe_load(data.default_prompts_path().read_text())
     model = EventClip.from_pretrained(data.default_model_path())

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+from eventclip.datasets.base import split_classes
+from eventclip.datasets.folder import load_folder
 from eventclip.errors import ConfigError
 from eventclip.train import synth, trainer
-from eventclip.train.data import load_folder, split_classes
 
 TINY_MODEL = {
     "embed_dim": 32,
@@ -71,9 +72,9 @@ def test_train_writes_a_loadable_package_with_metrics(dataset, tmp_path):
 def test_card_records_the_held_out_recordings_and_eval_holds_out_exactly_those(dataset, tmp_path):
     """The leak this guards against: eval drawing its own split, so its 'test' recordings of seen
     classes included ones f_E was trained on."""
-    from eventclip.eval.datasets import load_dataset
+    from eventclip.datasets import load_dataset
+    from eventclip.datasets.base import split_items
     from eventclip.model.card import ModelCard
-    from eventclip.train.data import split_items
 
     recipe = tiny_recipe(dataset)
     package = trainer.train(recipe, tmp_path / "run").package

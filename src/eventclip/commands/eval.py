@@ -99,13 +99,13 @@ def run(args: argparse.Namespace) -> int:
 
     import numpy as np
 
+    from eventclip.datasets import load_dataset
+    from eventclip.datasets.base import PROMPT_TEMPLATES, EventSlice
     from eventclip.errors import ConfigError
     from eventclip.eval import protocols
-    from eventclip.eval.datasets import EventSlice, load_dataset
     from eventclip.eval.report import confusion_png, summary_lines, write_json
     from eventclip.model.card import ModelCard
     from eventclip.model.classify import open_encoder
-    from eventclip.train.data import PROMPT_TEMPLATES
 
     if args.seeds <= 0 or args.batch <= 0:
         raise ConfigError(f"--seeds and --batch must be > 0, got {args.seeds} and {args.batch}")

@@ -96,8 +96,8 @@ def _embed(modality: str, inputs: list[str], args) -> tuple:
     """(embeddings, ids, meta) of inputs of one modality with the package in args.model."""
     from pathlib import Path
 
+    from eventclip.datasets.base import EventSlice
     from eventclip.errors import ConfigError
-    from eventclip.eval.datasets import EventSlice
     from eventclip.model.card import ModelCard
     from eventclip.model.classify import open_encoder
     from eventclip.retrieval import encoders
@@ -202,7 +202,8 @@ def run_eval(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from eventclip.commands.eval import _subset
-    from eventclip.eval.datasets import EventSlice, load_dataset
+    from eventclip.datasets import load_dataset
+    from eventclip.datasets.base import PROMPT_TEMPLATES, EventSlice
     from eventclip.eval.protocols import class_text_embeddings, embed_samples
     from eventclip.eval.report import write_json
     from eventclip.model.card import ModelCard
@@ -210,7 +211,6 @@ def run_eval(args: argparse.Namespace) -> int:
     from eventclip.model.clip import EventClip
     from eventclip.retrieval.encoders import embed_images
     from eventclip.retrieval.paired import markdown_table, paired_recall
-    from eventclip.train.data import PROMPT_TEMPLATES
 
     card = ModelCard.read(Path(args.model))
     rep = card.representation_model()

@@ -1,6 +1,6 @@
 """Zero-shot, few-shot and linear-probe evaluation of an event encoder on an :class:`EvalDataset`.
 
-Each sample becomes one frame (its :class:`~eventclip.eval.datasets.EventSlice`), built with the
+Each sample becomes one frame (its :class:`~eventclip.datasets.base.EventSlice`), built with the
 model card's :class:`~eventclip.frames.preprocess.Representation` and encoded by any backend with
 ``encode`` / ``encode_text`` (the same ones ``eventclip classify`` uses). Heads come from
 :mod:`eventclip.model.heads`: zero-shot is :class:`ZeroShotHead`, few-shot is Tip-Adapter or the
@@ -17,8 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from eventclip.datasets.base import EvalDataset, EventSlice, Sample
+from eventclip.datasets.reading import SampleReader
 from eventclip.errors import ConfigError
-from eventclip.eval.datasets import EvalDataset, EventSlice, Sample, SampleReader
 from eventclip.eval.metrics import classification_metrics, mean_std, top_k_accuracy
 from eventclip.events import Geometry
 from eventclip.model.classify import as_numpy

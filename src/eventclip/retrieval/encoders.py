@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from eventclip.datasets.base import EventSlice, Sample
 from eventclip.errors import ConfigError
-from eventclip.eval.datasets import EventSlice, Sample
 from eventclip.events import Geometry
 from eventclip.model.classify import as_numpy
 
@@ -55,8 +55,9 @@ def embed_images(paths: Sequence[str | Path], model: Any, batch_size: int = 32) 
     """(N, D) unit embeddings of image files through f_I, preprocessed exactly as in training."""
     import torch
 
-    from eventclip.train.data import EventCache, Item
-    from eventclip.train.trainer import Batcher
+    from eventclip.datasets.base import Item
+    from eventclip.datasets.batching import Batcher
+    from eventclip.datasets.cache import EventCache
 
     if getattr(model, "image_encoder", None) is None:
         raise ConfigError("image queries need the CLIP image tower f_I: use a model package saved with "

@@ -25,10 +25,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from eventclip.train.data import EventCache, Item, PairedDataset, split_classes, split_items
+from eventclip.datasets.base import Item, PairedDataset, split_classes, split_items
+from eventclip.datasets.batching import Batcher
+from eventclip.datasets.cache import EventCache
 from eventclip.train.losses import LossConfig
 from eventclip.train.trainer import (
-    Batcher,
     MetricsLog,
     Recipe,
     class_text_embeddings,

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from eventclip.datasets.nmnist import DIGIT_WORDS
 from eventclip.errors import ConfigError
 from eventclip.events import EVENT_DTYPE, Geometry
 
@@ -34,7 +35,6 @@ OPENMOJI_CREDIT = (
     "All emojis designed by OpenMoji – the open-source emoji and icon project. License: CC BY-SA 4.0 "
     "(https://openmoji.org)"
 )
-DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 EMOJI_RANGES = ((0x1F330, 0x1F37F), (0x1F400, 0x1F43F), (0x1F680, 0x1F6C5), (0x1F95D, 0x1F96B), (0x1F980, 0x1F9A2))
 """Plants, food, animals, transport: concrete objects whose Unicode names are object words."""
 

@@ -31,18 +31,11 @@ import torch.nn.functional as F
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from eventclip.datasets.augment import AugmentConfig
+from eventclip.datasets.base import PROMPT_TEMPLATES, Item, PairedDataset, split_classes, split_items
+from eventclip.datasets.batching import Batcher
+from eventclip.datasets.cache import EventCache
 from eventclip.errors import ConfigError
-from eventclip.frames.preprocess import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
-from eventclip.train.augment import AugmentConfig, augment_events, edge_sketch, image_view, paired_views
-from eventclip.train.data import (
-    PROMPT_TEMPLATES,
-    EventCache,
-    Item,
-    PairedDataset,
-    split_classes,
-    split_items,
-    time_window,
-)
 from eventclip.train.losses import LossConfig, total_loss
 
 log = logging.getLogger(__name__)
@@ -106,7 +99,7 @@ class Recipe(BaseModel):
         try:
             return AugmentConfig(**a)
         except TypeError as exc:
-            raise ConfigError(f"recipe field {field!r}: {exc} (see eventclip.train.augment.AugmentConfig)") from exc
+            raise ConfigError(f"recipe field {field!r}: {exc} (see eventclip.datasets.augment.AugmentConfig)") from exc
 
 
 def load_recipe(name_or_path: str | Path, overrides: dict[str, Any] | None = None) -> Recipe:
@@ -183,51 +176,6 @@ def _average_gradients(params: list[torch.nn.Parameter]) -> None:
 
 
 # -- batches -------------------------------------------------------------------------------------
-
-class Batcher:
-    """Turns items into model tensors: CLIP-normalised images and event-frame model inputs (B, 3, S, S)."""
-
-    def __init__(self, cache: EventCache, representation, augment: AugmentConfig | None) -> None:
-        self.cache = cache
-        self.rep = representation
-        self.augment = augment
-
-    def image_tensor(self, item: Item, rng: np.random.Generator | None = None) -> torch.Tensor:
-        """CLIP-normalised (3, S, S); with ``rng`` and ``sketch_p`` > 0, sometimes the image's edge sketch."""
-        img = torch.from_numpy(self.cache.image(item.image).copy()).permute(2, 0, 1).float() / 255.0
-        if self.augment is not None and rng is not None and rng.random() < self.augment.sketch_p:
-            img = edge_sketch(img)
-        size = self.rep.input_size
-        if img.shape[-1] != size or img.shape[-2] != size:
-            img = F.interpolate(img[None], size=(size, size), mode="bilinear", align_corners=False)[0]
-        # Images are f_I's input: CLIP's image normalisation, whatever the event representation uses.
-        mean = torch.tensor(OPENAI_CLIP_MEAN)[:, None, None]
-        std = torch.tensor(OPENAI_CLIP_STD)[:, None, None]
-        return (img - mean) / std
-
-    def frame_tensor(self, item: Item, rng: np.random.Generator | None) -> torch.Tensor:
-        events, geometry = self.cache.events(item.events)
-        if self.augment is not None and rng is not None:
-            events = augment_events(events, geometry, self.augment, rng)
-        events = time_window(events, self.rep.window_us, rng if self.augment is not None else None)
-        return torch.from_numpy(self.rep([events], geometry)[0])
-
-    def __call__(self, items: list[Item], rng: np.random.Generator | None, images: bool = True,
-                 frames: bool = True) -> dict[str, torch.Tensor]:
-        out: dict[str, torch.Tensor] = {"labels": torch.tensor([it.label for it in items])}
-        imgs = [self.image_tensor(it, rng) for it in items] if images else None
-        frs = [self.frame_tensor(it, rng) for it in items] if frames else None
-        if self.augment is not None and rng is not None and imgs is not None and frs is not None:
-            pairs = [paired_views(i, f, self.augment, rng) for i, f in zip(imgs, frs, strict=True)]
-            imgs, frs = [p[0] for p in pairs], [p[1] for p in pairs]
-        elif self.augment is not None and rng is not None and imgs is not None:
-            imgs = [image_view(i, self.augment, rng) for i in imgs]
-        if imgs is not None:
-            out["images"] = torch.stack(imgs)
-        if frs is not None:
-            out["frames"] = torch.stack(frs)
-        return out
-
 
 _TOKEN_CACHE: dict[tuple[str, ...], torch.Tensor] = {}
 
@@ -470,14 +418,16 @@ def train_stage2(model, ds: PairedDataset, train_items: list[Item], val_items: l
 
 def prepare_data(recipe: Recipe, out: Path) -> PairedDataset:
     """The recipe's dataset: synthesised into ``<out>/data`` (once; reused on resume) or an existing folder."""
-    from eventclip.train.data import load_folder, load_ncaltech101, load_nimagenet
+    from eventclip.datasets.folder import load_folder
+    from eventclip.datasets.ncaltech101 import load_ncaltech101_pairs
+    from eventclip.datasets.nimagenet import load_nimagenet_pairs
 
     if "folder" in recipe.data:
         return load_folder(recipe.data["folder"])
     if "ncaltech101" in recipe.data:
-        return load_ncaltech101(**recipe.data["ncaltech101"])
+        return load_ncaltech101_pairs(**recipe.data["ncaltech101"])
     if "nimagenet" in recipe.data:
-        return load_nimagenet(**recipe.data["nimagenet"])
+        return load_nimagenet_pairs(**recipe.data["nimagenet"])
     if "synth" not in recipe.data:
         raise ConfigError("recipe.data must hold one of 'synth' (generator settings), 'folder' (a dataset path), "
                           "'ncaltech101' or 'nimagenet' ({events_root, images_root[, synset_mapping]})")

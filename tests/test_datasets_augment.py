@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from eventclip.events import EVENT_DTYPE, Geometry, make_events
-from eventclip.train import augment as A
+from eventclip.datasets import augment as A
 
 GEO = Geometry(32, 24)
 

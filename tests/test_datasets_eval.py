@@ -15,17 +15,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from eventclip.datasets import load_dataset
+from eventclip.datasets.asldvs import ASL_LETTERS
+from eventclip.datasets.base import EventSlice
+from eventclip.datasets.cifar10dvs import CIFAR10DVS_CLASSES
+from eventclip.datasets.dvsgesture import DVSGESTURE_CLASSES
+from eventclip.datasets.nimagenet import NIMAGENET_PAPER
+from eventclip.datasets.reading import SampleReader, read_sample
 from eventclip.errors import ConfigError
-from eventclip.eval.datasets import (
-    ASL_LETTERS,
-    CIFAR10DVS_CLASSES,
-    DVSGESTURE_CLASSES,
-    NIMAGENET_PAPER,
-    EventSlice,
-    SampleReader,
-    load_dataset,
-    read_sample,
-)
 from eventclip.events import Geometry, make_events
 from eventclip.io.errors import EventFormatError
 
@@ -243,11 +240,11 @@ def test_dvsgesture_spans_and_official_split(tmp_path, monkeypatch):
                                                                       (10, spans[1][1], spans[1][2])]
     events, geo = read_sample(ds.test[0], ds.geometry)
     assert geo == Geometry(128, 128) and same(events, ev[100:600])
-    import eventclip.io
+    import eventclip.datasets.reading
 
     calls = []
-    real = eventclip.io.read_events
-    monkeypatch.setattr(eventclip.io, "read_events", lambda *a, **k: calls.append(a) or real(*a, **k))
+    real = eventclip.datasets.reading.read_events
+    monkeypatch.setattr(eventclip.datasets.reading, "read_events", lambda *a, **k: calls.append(a) or real(*a, **k))
     reader = SampleReader(ds.geometry)
     spans = [reader(s)[0] for s in ds.train + ds.test]
     assert len(calls) == 2  # one decode per recording, not per span
@@ -286,7 +283,8 @@ def write_folder_dataset(root: Path, n_classes: int = 3, per_class: int = 4, geo
 
 
 def test_folder_dataset_holds_out_the_recorded_files_or_says_it_may_overlap_training(tmp_path):
-    from eventclip.train.data import load_folder, split_items
+    from eventclip.datasets.base import split_items
+    from eventclip.datasets.folder import load_folder
 
     written = write_folder_dataset(tmp_path)
     ds = load_dataset("folder", tmp_path)

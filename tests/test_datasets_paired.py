@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from eventclip.datasets.ncaltech101 import load_ncaltech101_pairs
+from eventclip.datasets.nimagenet import load_nimagenet_pairs
 from eventclip.errors import ConfigError
-from eventclip.train.data import load_ncaltech101, load_nimagenet
 
 
 def _img(path):
@@ -32,7 +33,7 @@ def test_ncaltech101_pairs_by_class_and_stem(tmp_path):
         for i in (1, 2):
             _ncaltech_bin(ev / cls / f"image_000{i}.bin")
             _img(im / ("Faces" if cls == "Faces_easy" else cls) / f"image_000{i}.jpg")
-    ds = load_ncaltech101(ev, im)
+    ds = load_ncaltech101_pairs(ev, im)
     assert ds.classes == ["Faces_easy", "airplanes", "cougar_face"]
     assert ds.texts == ["face", "airplane", "cougar face"]
     assert len(ds.items) == 6 and (ds.geometry.width, ds.geometry.height) == (240, 180)
@@ -45,9 +46,9 @@ def test_ncaltech101_missing_image_is_named(tmp_path):
     _ncaltech_bin(ev / "ant" / "image_0001.bin")
     (im / "ant").mkdir(parents=True)
     with pytest.raises(ConfigError, match="image_0001.bin"):
-        load_ncaltech101(ev, im)
+        load_ncaltech101_pairs(ev, im)
     with pytest.raises(ConfigError, match="does not exist"):
-        load_ncaltech101(tmp_path / "nope", im)
+        load_ncaltech101_pairs(tmp_path / "nope", im)
 
 
 def test_nimagenet_pairs_and_names_from_synset_mapping(tmp_path):
@@ -60,9 +61,9 @@ def test_nimagenet_pairs_and_names_from_synset_mapping(tmp_path):
         _img(im / wnid / f"{stem}.JPEG")
     mapping = tmp_path / "LOC_synset_mapping.txt"
     mapping.write_text("n01440764 tench, Tinca tinca\nn02102040 English springer, English springer spaniel\n")
-    ds = load_nimagenet(ev, im, mapping)
+    ds = load_nimagenet_pairs(ev, im, mapping)
     assert ds.texts == ["tench", "English springer"] and len(ds.items) == 2
-    assert load_nimagenet(ev, im).texts == ["n01440764", "n02102040"]
+    assert load_nimagenet_pairs(ev, im).texts == ["n01440764", "n02102040"]
     mapping.write_text("n01440764\n")
     with pytest.raises(ConfigError, match="line 1"):
-        load_nimagenet(ev, im, mapping)
+        load_nimagenet_pairs(ev, im, mapping)
