@@ -484,7 +484,7 @@ def test_torch_frames_path_gives_the_numpy_path_labels(package, prompts, backend
     torch_path = ClassifierEngine(package, encoder, prompts, frames="torch")
     assert numpy_path.frames_device is None and torch_path.frames_device == "cpu"
     stream = open_events(recording(SPINNER), delta_t_us=5000)
-    windows = list(iter_windows(stream, "delta_t", delta_t_us=5000))[:6]
+    windows = list(iter_windows(stream, "delta_t", window_us=5000))[:6]
     got, want = ([e.classify(windows, e.encode(e.model_input(windows, stream.geometry))) for e in (torch_path,
                                                                                                  numpy_path)])
     assert [r.labels[0][0] for r in got] == [r.labels[0][0] for r in want]

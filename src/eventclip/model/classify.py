@@ -128,7 +128,7 @@ def file_windows(path: str | Path, window_us: int, *, format: str | None = None,
     from eventclip.io import open_events
 
     stream = open_events(path, delta_t_us=window_us, format=format, geometry=geometry)
-    return stream.geometry, iter_windows(stream, "delta_t", delta_t_us=window_us)
+    return stream.geometry, iter_windows(stream, "delta_t", window_us=window_us)
 
 
 def classify_file(path: str | Path, classifier: Classifier, window_us: int, batch_size: int = 16,
