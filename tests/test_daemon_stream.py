@@ -127,27 +127,28 @@ def _assert_gapless(msgs: list[dict]) -> None:
 
 def _engine(package: Path, prompts: Path):
     from eventclip.daemon.engine import ClassifierEngine
-    from eventclip.model.classify import open_encoder
+    from eventclip.stream import open_encoder
 
     return ClassifierEngine(package, open_encoder(package, "onnxruntime"), prompts)
 
 
 def _pipeline(cfg, engine, publisher, **kw):
     from eventclip import sensors
-    from eventclip.daemon.engine import make_windower
     from eventclip.daemon.main import source_config
     from eventclip.daemon.pipeline import Pipeline
+    from eventclip.frames.windows import make_windower
 
     source = sensors.create(source_config(cfg))
     source.open()
     window_us = cfg.window_us or engine.window_us
-    return Pipeline(source, make_windower(window_us), engine, publisher, cfg, **kw)
+    return Pipeline(source, make_windower(window_us=window_us), engine, publisher, cfg, **kw)
 
 
 def test_replay_publishes_one_schema_valid_labels_message_per_window_equal_to_classify(package, prompts):
     from eventclip.daemon.main import run
-    from eventclip.model.classify import build_classifier, classify_file, open_encoder
+    from eventclip.model.classify import build_classifier
     from eventclip.model.prompts import load_prompts
+    from eventclip.stream import classify_file, open_encoder
 
     path = recording(SPINNER)
     endpoint = _free_endpoint()
@@ -477,7 +478,7 @@ def test_torch_frames_path_gives_the_numpy_path_labels(package, prompts, backend
     from eventclip.daemon.engine import ClassifierEngine
     from eventclip.frames.windows import iter_windows
     from eventclip.io import open_events
-    from eventclip.model.classify import open_encoder
+    from eventclip.stream import open_encoder
 
     encoder = open_encoder(package, backend)
     numpy_path = ClassifierEngine(package, encoder, prompts, frames="numpy")

@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     from eventclip.eval.datasets import EventSlice, load_dataset
     from eventclip.eval.report import confusion_png, summary_lines, write_json
     from eventclip.model.card import ModelCard
-    from eventclip.model.classify import open_encoder
+    from eventclip.stream import open_encoder
     from eventclip.train.data import PROMPT_TEMPLATES
 
     if args.seeds <= 0 or args.batch <= 0:

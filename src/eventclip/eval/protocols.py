@@ -23,6 +23,7 @@ from eventclip.eval.metrics import classification_metrics, mean_std, top_k_accur
 from eventclip.events import Geometry
 from eventclip.model.classify import as_numpy
 from eventclip.model.heads import LinearProbe, TipAdapter, ZeroShotHead
+from eventclip.stream import EncodeStage, FrameStage
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,9 @@ def embed_samples(samples: Sequence[Sample], encoder: Any, representation: Any, 
                   event_slice: EventSlice, batch_size: int = 32,
                   progress: Callable[[int, int], None] | None = None) -> Embedded:
     """Encode every sample's sliced events as one frame. ``geometry`` (width, height) is for files that
-    do not carry it; the samples of one batch must share their geometry."""
+    do not carry it; the samples of one batch must share their geometry. Frames and encoder are the
+    stages of :mod:`eventclip.stream`, as ``eventclip classify`` and the daemon run them."""
+    frames, encode = FrameStage(representation), EncodeStage(encoder)
     out, empty = [], 0
     read = SampleReader(geometry)
     for start in range(0, len(samples), batch_size):
@@ -56,7 +59,7 @@ def embed_samples(samples: Sequence[Sample], encoder: Any, representation: Any, 
             events = event_slice(events, sample.key())
             empty += len(events) == 0
             events_list.append(events)
-        out.append(as_numpy(encoder.encode(representation(events_list, batch_geometry))))
+        out.append(encode(frames.of_events(events_list, batch_geometry)))
         if progress is not None:
             progress(min(start + batch_size, len(samples)), len(samples))
     if empty:
