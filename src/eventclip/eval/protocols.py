@@ -23,6 +23,7 @@ from eventclip.eval.metrics import classification_metrics, mean_std, top_k_accur
 from eventclip.events import Geometry
 from eventclip.model.classify import as_numpy
 from eventclip.model.heads import LinearProbe, TipAdapter, ZeroShotHead
+from eventclip.model.prompts import PromptSet, embed_prompts
 from eventclip.stream import EncodeStage, FrameStage
 
 log = logging.getLogger(__name__)
@@ -72,8 +73,6 @@ def embed_samples(samples: Sequence[Sample], encoder: Any, representation: Any, 
 def class_text_embeddings(encode_text: Callable[[list[str]], Any], texts: Sequence[str],
                           templates: Sequence[str]) -> np.ndarray:
     """(C, D) unit text embeddings: each class text under every template, averaged (CLIP's ensemble)."""
-    from eventclip.model.prompts import PromptSet, embed_prompts
-
     prompts = PromptSet(templates=list(templates), classes=[{"name": t} for t in texts])
     return embed_prompts(prompts, lambda p: as_numpy(encode_text(p))).classes
 
@@ -82,8 +81,6 @@ def prompt_file_embeddings(encode_text: Callable[[list[str]], Any], prompts: Any
                            source: str) -> np.ndarray:
     """(C, D) text embeddings for ``classes`` from a prompts file (its templates and synonyms), in the
     dataset's class order; every dataset class must be in the file (extra file classes are unused)."""
-    from eventclip.model.prompts import embed_prompts
-
     missing = [c for c in classes if c not in prompts.labels]
     if missing:
         raise ConfigError(f"{source}: classes {missing[:8]}{'...' if len(missing) > 8 else ''} of the dataset have no "
