@@ -113,3 +113,18 @@ def test_the_example_script_prints_what_classify_file_finds(classifier):
     want = [f"{r.t_start_us:>10} µs  {r.n_events:>7} events  {r.labels[0][0]} {r.labels[0][1]:.2f}"
             for r in classify_file(data.sample_recording_path(), classifier, rep.window_us, batch_size=8)]
     assert out.stdout.splitlines() == want and len(want) > 20
+
+
+def test_the_docs_example_runs_and_prints_each_window_s_best_label(classifier):
+    import ast
+    import re
+
+    doc = (Path(__file__).parents[1] / "docs" / "python-api.md").read_text(encoding="utf-8")
+    code = re.search(r"```python\n(.*?)```", doc, re.S).group(1)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(Path(__file__).parents[1] / "src"),
+                                                                   os.environ.get("PYTHONPATH")) if p)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 0, out.stderr
+    got = [(int(t), ast.literal_eval(labels)) for t, labels in (line.split(" ", 1) for line in out.stdout.splitlines())]
+    want = list(classify_file(data.sample_recording_path(), classifier, classifier.representation.window_us, 8))
+    assert [(t, [name for name, _ in labels]) for t, labels in got] == [(r.t_start_us, [r.labels[0][0]]) for r in want]
