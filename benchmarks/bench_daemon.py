@@ -43,10 +43,11 @@ import numpy as np
 import zmq
 
 from eventclip.daemon.config import load_config
-from eventclip.daemon.engine import ClassifierEngine, make_windower
+from eventclip.daemon.engine import ClassifierEngine
 from eventclip.daemon.pipeline import Pipeline
 from eventclip.daemon.publish import Publisher
 from eventclip.events import EVENT_DTYPE, EventChunk, Geometry
+from eventclip.frames.windows import make_windower
 from eventclip.sensors.base import Source, SourceConfig
 
 GEOMETRY = Geometry(1280, 720)
@@ -148,7 +149,7 @@ def run_daemon(package: Path, prompts: Path, backend: str, rate: float, seconds:
     """One paced run through the daemon's pipeline, sized by the daemon's thread plan; ``settings``
     are extra daemon config fields (``max_age_ms``, ``max_pending_events``)."""
     from eventclip.daemon import threads
-    from eventclip.model.classify import open_encoder
+    from eventclip.stream import open_encoder
 
     cfg = load_config(None, {"sensor": "prophesee", "prompts": prompts, "window_us": window_us,
                              "publish": "tcp://127.0.0.1:*", "backend": backend, **(settings or {})})
@@ -179,7 +180,7 @@ def run_daemon(package: Path, prompts: Path, backend: str, rate: float, seconds:
 
     receiver = threading.Thread(target=receive, daemon=True)
     receiver.start()
-    pipe = Pipeline(source, make_windower(window_us), engine, publisher, cfg, threads=plan.as_dict())
+    pipe = Pipeline(source, make_windower(window_us=window_us), engine, publisher, cfg, threads=plan.as_dict())
     rss, backlog = [rss_mb()], [0]
     t0 = time.monotonic()
     pipe.start()
@@ -300,8 +301,9 @@ def time_sigterm(package: Path, prompts: Path, backend: str, trials: int, src: P
 
 def run_sequential(package: Path, prompts: Path, backend: str, rate: float, seconds: float, window_us: int) -> dict:
     """Baseline: the same stream, windowed and classified in one thread (the classify path), unpaced."""
-    from eventclip.model.classify import build_classifier, open_encoder
+    from eventclip.model.classify import build_classifier
     from eventclip.model.prompts import load_prompts
+    from eventclip.stream import open_encoder
 
     clf = build_classifier(package, open_encoder(package, backend), load_prompts(prompts))
     source = SyntheticCamera(SyntheticConfig(rate_ev_s=rate, seconds=seconds, chunk_us=window_us))
@@ -309,7 +311,7 @@ def run_sequential(package: Path, prompts: Path, backend: str, rate: float, seco
     from eventclip.frames.windows import Window
 
     clf([Window(0, window_us)], GEOMETRY)  # warm-up, as the daemon does before READY
-    windower = make_windower(window_us)
+    windower = make_windower(window_us=window_us)
     n = 0
     per_window = []
     t0 = time.perf_counter()

@@ -127,27 +127,28 @@ def _assert_gapless(msgs: list[dict]) -> None:
 
 def _engine(package: Path, prompts: Path):
     from eventclip.daemon.engine import ClassifierEngine
-    from eventclip.model.classify import open_encoder
+    from eventclip.stream import open_encoder
 
     return ClassifierEngine(package, open_encoder(package, "onnxruntime"), prompts)
 
 
 def _pipeline(cfg, engine, publisher, **kw):
     from eventclip import sensors
-    from eventclip.daemon.engine import make_windower
     from eventclip.daemon.main import source_config
     from eventclip.daemon.pipeline import Pipeline
+    from eventclip.frames.windows import make_windower
 
     source = sensors.create(source_config(cfg))
     source.open()
     window_us = cfg.window_us or engine.window_us
-    return Pipeline(source, make_windower(window_us), engine, publisher, cfg, **kw)
+    return Pipeline(source, make_windower(window_us=window_us), engine, publisher, cfg, **kw)
 
 
 def test_replay_publishes_one_schema_valid_labels_message_per_window_equal_to_classify(package, prompts):
     from eventclip.daemon.main import run
-    from eventclip.model.classify import build_classifier, classify_file, open_encoder
+    from eventclip.model.classify import build_classifier
     from eventclip.model.prompts import load_prompts
+    from eventclip.stream import classify_file, open_encoder, open_events
 
     path = recording(SPINNER)
     endpoint = _free_endpoint()
@@ -177,13 +178,23 @@ def test_replay_publishes_one_schema_valid_labels_message_per_window_equal_to_cl
 
     classifier = build_classifier(package, open_encoder(package, "onnxruntime"), load_prompts(prompts))
     expected = list(classify_file(path, classifier, 5000))
-    assert len(labels) == len(expected) > 5
+    # The daemon's pipeline run from Python: the stream API's links, stage by stage.
+    rep = classifier.representation
+    with open_events(path) as events:
+        chained = list(events.windows(window_us=5000).frames(rep, batch_size=8).encode(classifier.encoder)
+                       .heads(classifier))
+    assert len(labels) == len(expected) == len(chained) > 5
     assert sum(" µs " in line for line in example_lines) == len(labels)  # the example saw every window
-    for got, want in zip(labels, expected, strict=True):
+    for got, want, chain in zip(labels, expected, chained, strict=True):
         assert (got["t_start_us"], got["t_end_us"], got["n_events"]) == (want.t_start_us, want.t_end_us, want.n_events)
+        assert (chain.t_start_us, chain.t_end_us, chain.n_events) == (want.t_start_us, want.t_end_us, want.n_events)
         assert [lab["label"] for lab in got["labels"]] == [name for name, _ in want.labels]
+        assert [name for name, _ in chain.labels] == [name for name, _ in want.labels]
         np.testing.assert_allclose([lab["score"] for lab in got["labels"]], [p for _, p in want.labels], atol=1e-5)
+        np.testing.assert_allclose([p for _, p in chain.labels], [p for _, p in want.labels], atol=1e-5)
+        np.testing.assert_allclose([lab["score"] for lab in got["labels"]], [p for _, p in chain.labels], atol=1e-5)
         assert got["anomaly_score"] == pytest.approx(want.anomaly, abs=1e-5) and got["anomaly"] == want.flag
+        assert got["anomaly_score"] == pytest.approx(chain.anomaly, abs=1e-5) and got["anomaly"] == chain.flag
     from eventclip.io import read_events
 
     assert sum(m["n_events"] for m in labels) == len(read_events(path))
@@ -477,14 +488,14 @@ def test_torch_frames_path_gives_the_numpy_path_labels(package, prompts, backend
     from eventclip.daemon.engine import ClassifierEngine
     from eventclip.frames.windows import iter_windows
     from eventclip.io import open_events
-    from eventclip.model.classify import open_encoder
+    from eventclip.stream import open_encoder
 
     encoder = open_encoder(package, backend)
     numpy_path = ClassifierEngine(package, encoder, prompts, frames="numpy")
     torch_path = ClassifierEngine(package, encoder, prompts, frames="torch")
     assert numpy_path.frames_device is None and torch_path.frames_device == "cpu"
     stream = open_events(recording(SPINNER), delta_t_us=5000)
-    windows = list(iter_windows(stream, "delta_t", delta_t_us=5000))[:6]
+    windows = list(iter_windows(stream, "delta_t", window_us=5000))[:6]
     got, want = ([e.classify(windows, e.encode(e.model_input(windows, stream.geometry))) for e in (torch_path,
                                                                                                  numpy_path)])
     assert [r.labels[0][0] for r in got] == [r.labels[0][0] for r in want]

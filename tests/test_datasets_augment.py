@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from eventclip.events import EVENT_DTYPE, Geometry, make_events
 from eventclip.datasets import augment as A
+from eventclip.events import EVENT_DTYPE, Geometry, make_events
 
 GEO = Geometry(32, 24)
 

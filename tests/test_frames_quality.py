@@ -79,7 +79,7 @@ def test_watch_counts_every_blank_window_and_skips_empty_ones(caplog):
 def test_daemon_engine_reports_blank_windows(tmp_path, caplog):
     from eventclip.daemon.engine import ClassifierEngine
     from eventclip.frames.windows import Window
-    from eventclip.model.classify import open_encoder
+    from eventclip.stream import open_encoder
 
     package = EventClip.from_clip(SMALL_CLIP, seed=0, with_image_encoder=False,
                                   representation={"count_at": "sensor"}).save_pretrained(tmp_path / "m")

@@ -49,8 +49,8 @@ def _chunks(ev: np.ndarray, seed: int) -> list[np.ndarray]:
 
 
 @pytest.mark.parametrize("name", sorted(RECORDINGS))
-@pytest.mark.parametrize("mode, kwargs", [("delta_t", {"delta_t_us": 5_000}), ("n_events", {"n_events": 7_919}),
-                                          ("mixed", {"delta_t_us": 5_000, "n_events": 20_000})])
+@pytest.mark.parametrize("mode, kwargs", [("delta_t", {"window_us": 5_000}), ("n_events", {"n_events": 7_919}),
+                                          ("mixed", {"window_us": 5_000, "n_events": 20_000})])
 def test_every_event_lands_in_exactly_one_tumbling_window(name, mode, kwargs):
     load, _ = RECORDINGS[name]
     ev = load()
@@ -68,7 +68,7 @@ def test_every_event_lands_in_exactly_one_tumbling_window(name, mode, kwargs):
 def test_sliding_windows_on_real_data_match_a_direct_slice(name):
     load, _ = RECORDINGS[name]
     ev = load()
-    windows = list(iter_windows(_chunks(ev, 2), "sliding", delta_t_us=10_000, stride_us=2_500))
+    windows = list(iter_windows(_chunks(ev, 2), "sliding", window_us=10_000, stride_us=2_500))
     t = ev["t"]
     for w in windows[:: max(1, len(windows) // 20)]:
         assert np.array_equal(w.events, ev[(t >= w.t_start) & (t < w.t_end)])
@@ -96,7 +96,7 @@ def test_ncars_frames_equal_a_slow_python_reference():
 def test_backends_agree_on_real_windows(name):
     load, g = RECORDINGS[name]
     ev = load()
-    windows = list(iter_windows([ev], "delta_t", delta_t_us=20_000))
+    windows = list(iter_windows([ev], "delta_t", window_us=20_000))
     events = np.concatenate([w.events for w in windows])
     off = np.concatenate([[0], np.cumsum([w.n_events for w in windows])])
     want = count_events_reference(events, g, off, per_polarity=True)

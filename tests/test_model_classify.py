@@ -11,11 +11,12 @@ import pytest
 from eventclip.cli import main
 from eventclip.events import make_events
 from eventclip.io import write_events
-from eventclip.model.classify import build_classifier, classify_file
+from eventclip.model.classify import build_classifier
 from eventclip.model.clip import EventClip
 from eventclip.model.configs import TINY_CONFIG
 from eventclip.model.heads import ZeroShotHead
 from eventclip.model.prompts import parse_prompts
+from eventclip.stream import classify_file
 from tests.conftest import recording
 
 W, H, WINDOW = 64, 48, 50_000
@@ -214,7 +215,8 @@ import sys
 sys.modules['torch'] = None
 sys.modules['open_clip'] = None
 import numpy as np
-from eventclip.model.classify import build_classifier, classify_file
+from eventclip.model.classify import build_classifier
+from eventclip.stream import classify_file
 from eventclip.model.prompts import load_prompts
 
 class Encoder:

@@ -163,21 +163,21 @@ def test_mixed_windows_match_reference_for_any_chunking(ts, cuts, delta, n):
 def test_iter_windows_takes_event_chunks_and_their_t_end():
     g = Geometry(8, 8)
     chunks = [EventChunk(_events([1, 2]), g, t_end_us=10), EventChunk(_events([]), g, t_end_us=30)]
-    out = list(iter_windows(chunks, "delta_t", delta_t_us=10))
+    out = list(iter_windows(chunks, "delta_t", window_us=10))
     assert [(w.t_start, w.n_events) for w in out] == [(0, 2), (10, 0), (20, 0)]
 
 
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"mode": "delta_t", "delta_t_us": 0}, "delta_t_us must be a positive integer"),
-        ({"mode": "delta_t", "delta_t_us": -5}, "delta_t_us must be a positive integer"),
+        ({"mode": "delta_t", "window_us": 0}, "window_us must be a positive integer"),
+        ({"mode": "delta_t", "window_us": -5}, "window_us must be a positive integer"),
         ({"mode": "n_events", "n_events": 0}, "n_events must be a positive integer"),
-        ({"mode": "sliding", "delta_t_us": 10, "stride_us": 20}, "stride_us <= window_us"),
-        ({"mode": "sliding", "delta_t_us": 10}, "needs stride_us"),
-        ({"mode": "mixed", "delta_t_us": 10}, "needs n_events"),
-        ({"mode": "tumbling", "delta_t_us": 10}, "unknown window mode"),
-        ({"mode": "delta_t", "delta_t_us": 2.5}, "positive integer"),
+        ({"mode": "sliding", "window_us": 10, "stride_us": 20}, "stride_us <= window_us"),
+        ({"mode": "sliding", "window_us": 10}, "needs stride_us"),
+        ({"mode": "mixed", "window_us": 10}, "needs n_events"),
+        ({"mode": "tumbling", "window_us": 10}, "unknown window mode"),
+        ({"mode": "delta_t", "window_us": 2.5}, "positive integer"),
     ],
 )
 def test_bad_window_parameters_raise_clear_errors(kwargs, match):

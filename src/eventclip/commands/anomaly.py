@@ -33,9 +33,10 @@ def run(args: argparse.Namespace) -> int:
     args.model = str(resolve_model(args.model))
     from eventclip.errors import ConfigError
     from eventclip.model.card import ModelCard
-    from eventclip.model.classify import ANOMALY_HEAD, embed_file, open_encoder
+    from eventclip.model.classify import ANOMALY_HEAD
     from eventclip.model.heads import ReferenceAnomaly
     from eventclip.model.package import save_head
+    from eventclip.stream import embed_file, open_encoder
 
     if args.k < 1:
         raise ConfigError(f"--k must be >= 1, got {args.k}")

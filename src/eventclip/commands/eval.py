@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     from eventclip.eval import protocols
     from eventclip.eval.report import confusion_png, summary_lines, write_json
     from eventclip.model.card import ModelCard
-    from eventclip.model.classify import open_encoder
+    from eventclip.stream import open_encoder
 
     if args.seeds <= 0 or args.batch <= 0:
         raise ConfigError(f"--seeds and --batch must be > 0, got {args.seeds} and {args.batch}")

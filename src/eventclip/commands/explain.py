@@ -32,17 +32,18 @@ def add_parser(subparsers) -> None:
 def pick_window(path: str, window_us: int, at_us: int | None, **open_kw):
     """(geometry, window): the window holding ``at_us``, else the one with the most events (streamed)."""
     from eventclip.errors import ConfigError
-    from eventclip.model.classify import file_windows
+    from eventclip.stream import open_events
 
-    geometry, windows = file_windows(path, window_us, **open_kw)
     best = None
-    for w in windows:
-        if at_us is not None:
-            if w.t_start <= at_us < w.t_end:
-                best = w
-                break
-        elif best is None or w.n_events > best.n_events:
-            best = type(w).of(w.t_start, w.t_end, w.events.copy())
+    with open_events(path, **open_kw) as events:
+        geometry = events.geometry
+        for w in events.windows(window_us):
+            if at_us is not None:
+                if w.t_start <= at_us < w.t_end:
+                    best = type(w).of(w.t_start, w.t_end, w.events.copy())
+                    break
+            elif best is None or w.n_events > best.n_events:
+                best = type(w).of(w.t_start, w.t_end, w.events.copy())
     if best is None or best.n_events == 0:
         where = f" at {at_us} µs" if at_us is not None else ""
         raise ConfigError(f"{path}: no events in a {window_us} µs window{where}; pick another --at-us")

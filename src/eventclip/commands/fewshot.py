@@ -42,10 +42,11 @@ def run(args: argparse.Namespace) -> int:
 
     from eventclip.errors import ConfigError
     from eventclip.model.card import ModelCard
-    from eventclip.model.classify import as_numpy, embed_file, open_encoder
+    from eventclip.model.classify import as_numpy
     from eventclip.model.heads import LinearProbe, TipAdapter
     from eventclip.model.package import save_head
     from eventclip.model.prompts import PromptSet, embed_prompts, load_prompts
+    from eventclip.stream import embed_file, open_encoder
 
     support = Path(args.support)
     classes = sorted(d for d in support.iterdir() if d.is_dir()) if support.is_dir() else []

@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     written = 0
     with open_events(args.path, geometry=geometry, delta_t_us=rep.window_us) as stream:
-        for w in iter_windows(stream, "delta_t", delta_t_us=rep.window_us):
+        for w in iter_windows(stream, "delta_t", window_us=rep.window_us):
             if args.max_frames is not None and written >= args.max_frames:
                 break
             frame = rep.frames([w.parts], stream.geometry)

@@ -99,8 +99,8 @@ def _embed(modality: str, inputs: list[str], args) -> tuple:
     from eventclip.datasets.base import EventSlice
     from eventclip.errors import ConfigError
     from eventclip.model.card import ModelCard
-    from eventclip.model.classify import open_encoder
     from eventclip.retrieval import encoders
+    from eventclip.stream import open_encoder
 
     model = _need_model(args)
     card = ModelCard.read(Path(model))
@@ -207,10 +207,10 @@ def run_eval(args: argparse.Namespace) -> int:
     from eventclip.eval.protocols import class_text_embeddings, embed_samples
     from eventclip.eval.report import write_json
     from eventclip.model.card import ModelCard
-    from eventclip.model.classify import open_encoder
     from eventclip.model.clip import EventClip
     from eventclip.retrieval.encoders import embed_images
     from eventclip.retrieval.paired import markdown_table, paired_recall
+    from eventclip.stream import open_encoder
 
     card = ModelCard.read(Path(args.model))
     rep = card.representation_model()

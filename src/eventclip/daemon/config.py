@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from eventclip.data import default_prompts_path
 from eventclip.errors import ConfigError
 
 DropPolicy = Literal["drop_oldest", "keep_every_nth"]
@@ -138,8 +139,6 @@ class DaemonConfig(BaseModel):
         """The bundled model brings its own prompts: use them when none are given (as ``--demo`` does)."""
         if isinstance(data, dict) and data.get("prompts") is None and data.get("head", "zero_shot") == "zero_shot" \
                 and str(data.get("model") or "default") == "default":
-            from eventclip.data import default_prompts_path
-
             data = {**data, "prompts": default_prompts_path()}
         return data
 

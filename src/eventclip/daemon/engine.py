@@ -1,9 +1,10 @@
-"""The model side of the pipeline, built from the same pieces ``eventclip classify`` uses.
+"""The model side of the pipeline, built from the stage objects of :mod:`eventclip.stream`.
 
-Why reuse :class:`eventclip.model.classify.Classifier`: the daemon must give the same labels as
-``eventclip classify`` on the same file, so frames, encoder, heads and text embeddings all come
-from that one code path; this module only splits it into the pipeline's stages (frames,
-encode, heads) and swaps the prompts on SIGHUP.
+Why reuse them: the daemon must give the same labels as ``eventclip classify`` and the Python chain
+(``open_events(p).windows(...).frames(...).encode(...).heads(...)``) on the same file, so frames
+(:class:`~eventclip.stream.FrameStage`), encoder (:class:`~eventclip.stream.EncodeStage`), heads
+and text embeddings (:class:`eventclip.model.classify.Classifier`) are the same objects; this module
+only holds them for the pipeline's threads and swaps the prompts on SIGHUP.
 """
 
 from __future__ import annotations
@@ -19,8 +20,14 @@ import numpy as np
 
 from eventclip.daemon.config import DaemonConfig
 from eventclip.daemon.notify import Notifier
-from eventclip.events import Geometry
+from eventclip.events import Geometry, make_events
 from eventclip.frames.quality import BlankWatch
+from eventclip.frames.running import RunningCounts
+from eventclip.frames.windows import Window
+from eventclip.model.classify import Classifier, build_classifier
+from eventclip.model.hub import resolve_model
+from eventclip.model.prompts import load_prompts
+from eventclip.stream import EncodeStage, FrameStage, open_encoder
 
 log = logging.getLogger(__name__)
 
@@ -43,16 +50,19 @@ class ClassifierEngine:
         self.window_us: int = int(self.classifier.representation.window_us)
         self.blank = BlankWatch(self.classifier.representation, "eventclipd")
         device = str(getattr(encoder, "device", "cpu"))
-        self.frames_device: str | None = None
-        self._tensor_input = getattr(encoder, "name", "") in ("torch", "tensorrt")
-        if frames == "torch" or (frames == "auto" and device.startswith("cuda") and self._tensor_input):
-            self.frames_device = device if device.startswith("cuda") else "cpu"
+        self.encode_stage = EncodeStage(encoder)
+        frames_device: str | None = None
+        if frames == "torch" or (frames == "auto" and device.startswith("cuda") and self.encode_stage.tensor_input):
+            frames_device = device if device.startswith("cuda") else "cpu"
+        self.frames = FrameStage(self.classifier.representation, device=frames_device, blank=self.blank)
         self._reload_lock = threading.Lock()
 
-    def _build(self, path: Path):
-        from eventclip.model.classify import build_classifier
-        from eventclip.model.prompts import load_prompts
+    @property
+    def frames_device(self) -> str | None:
+        """The torch device frames are made on, or None for numpy frames."""
+        return self.frames.device
 
+    def _build(self, path: Path) -> Classifier:
         return build_classifier(self.package, self.encoder, load_prompts(path), top_k=self.top_k, head=self.head,
                                 ema_alpha=self.anomaly_ema)
 
@@ -62,44 +72,21 @@ class ClassifierEngine:
         numpy on the CPU path; a torch tensor on the encoder's device on the torch/CUDA path (one
         batched accumulation launch, no copy back to the host before the encoder).
         """
-        rep = self.classifier.representation
-        if self.frames_device is None:
-            x = rep([w.parts for w in windows], geometry)
-        else:
-            from eventclip.frames.accumulate import stack_windows
+        return self.frames(windows, geometry, watch=watch)
 
-            events, offsets = stack_windows([w.parts for w in windows])
-            x = rep.model_input_torch(rep.frames_torch(events, geometry, offsets, device=self.frames_device))
-        if watch:
-            self.blank.check(x, [w.n_events for w in windows])
-        return x
-
-    def running_counts(self, windower: Any, geometry: Geometry) -> Any:
+    def running_counts(self, windower: Any, geometry: Geometry) -> RunningCounts | None:
         """A :class:`~eventclip.frames.running.RunningCounts` that counts windows while they are open,
         or None where frames are made at close instead (frames on a torch device, or windows not on
         a time grid)."""
-        from eventclip.frames.running import RunningCounts
-
-        if self.frames_device is not None or not RunningCounts.supports(windower):
-            return None
-        rep = self.classifier.representation
-        return RunningCounts(windower, geometry, per_polarity=rep.variant != "paper", grid=rep.grid(geometry))
+        return self.frames.running_counts(windower, geometry)
 
     def model_input_counts(self, counts: Sequence[np.ndarray], geometry: Geometry) -> np.ndarray:
         """(B, 3, S, S) float32 encoder input from counts kept while the windows were open."""
-        rep = self.classifier.representation
-        n_events = [int(c.sum()) for c in counts]
-        x = rep.model_input(rep.frames_from_counts(np.stack(counts), geometry))
-        self.blank.check(x, n_events)
-        return x
+        return self.frames.from_counts(counts, geometry)
 
     def encode(self, x: np.ndarray) -> np.ndarray:
         """(B, D) unit embeddings from the backend."""
-        from eventclip.model.classify import as_numpy
-
-        if self.frames_device is not None and not self._tensor_input:
-            x = as_numpy(x)  # torch frames, but a backend that takes numpy (ONNX Runtime)
-        return as_numpy(self.encoder.encode(x))
+        return self.encode_stage(x)
 
     def classify(self, windows: Sequence[Any], embeddings: np.ndarray) -> list:
         """One :class:`eventclip.model.heads.Result` per window with the prompts in use now."""
@@ -113,9 +100,6 @@ class ClassifierEngine:
         window has events), lazy allocations and backend graph optimisation (hundreds of ms); doing
         it before READY keeps it out of the latency of the first real windows.
         """
-        from eventclip.events import make_events
-        from eventclip.frames.windows import Window
-
         w, h = geometry.width - 1, geometry.height - 1
         corners = make_events(np.array([0, w, 0, w]), np.array([0, 0, h, h]), np.array([0, 1, 0, 1]), np.zeros(4, int))
         window = Window.of(0, self.window_us, corners)
@@ -140,9 +124,6 @@ def load_engine(cfg: DaemonConfig, notifier: Notifier | None = None, threads: in
     :func:`eventclip.daemon.threads.apply`). While the backend loads (a TensorRT engine build can
     take minutes) a thread keeps asking systemd for more start-up time with ``EXTEND_TIMEOUT_USEC``.
     """
-    from eventclip.model.classify import open_encoder
-    from eventclip.model.hub import resolve_model
-
     package = resolve_model(cfg.model)
     stop = threading.Event()
     keeper = None
@@ -167,9 +148,3 @@ def load_engine(cfg: DaemonConfig, notifier: Notifier | None = None, threads: in
     log.info("model %s loaded on %s in %.1f s", package, engine.backend_name, time.monotonic() - t0)
     return engine
 
-
-def make_windower(window_us: int):
-    """Tumbling windows of ``window_us`` µs aligned to sensor time, as ``eventclip classify`` cuts them."""
-    from eventclip.frames.windows import DurationWindower
-
-    return DurationWindower(window_us)

@@ -225,9 +225,9 @@ def _load(cfg: DaemonConfig, notifier: Any, plan: Any, source: Any, live: bool) 
 
 def _stream(cfg: DaemonConfig, on_labels: Any, plan: Any, engine: Any, source: Any, publisher: Any, notifier: Any,
             stop_requested: threading.Event, running: list[Any]) -> int:
-    from eventclip.daemon.engine import make_windower
     from eventclip.daemon.metrics import Metrics
     from eventclip.daemon.pipeline import Pipeline
+    from eventclip.frames.windows import make_windower
 
     publisher.sensor_id = cfg.sensor_id or source.sensor_id or source.name
     log.info("publishing on %s", publisher.endpoint)
@@ -243,7 +243,7 @@ def _stream(cfg: DaemonConfig, on_labels: Any, plan: Any, engine: Any, source: A
                         publisher.subscriber_count, cfg.wait_for_subscribers, cfg.wait_timeout_s)
         window_us = cfg.window_us or engine.window_us
         live, stop_http = _live_page(cfg, engine, publisher)
-        pipeline = Pipeline(source, make_windower(window_us), engine, publisher, cfg, notifier, Metrics(),
+        pipeline = Pipeline(source, make_windower(window_us=window_us), engine, publisher, cfg, notifier, Metrics(),
                             threads=plan.as_dict(), live=live)
         running.append(pipeline)
         if stop_requested.is_set():

@@ -213,7 +213,7 @@ class Pipeline:
         self._running: Any = None
         self.threads = threads
         self.paced = bool(getattr(source, "paced", True))
-        window_us = getattr(windower, "length_us", None) or config.window_us or 0
+        window_us = getattr(windower, "window_us", None) or config.window_us or 0
         self.max_age_ms = freshness_budget_ms(config, window_us) if self.paced else None
         """The freshness budget in ms (None: not applied, an unpaced replay)."""
         self._max_age_s = None if self.max_age_ms is None else self.max_age_ms / 1000.0

@@ -24,6 +24,8 @@ from eventclip.eval.metrics import classification_metrics, mean_std, top_k_accur
 from eventclip.events import Geometry
 from eventclip.model.classify import as_numpy
 from eventclip.model.heads import LinearProbe, TipAdapter, ZeroShotHead
+from eventclip.model.prompts import PromptSet, embed_prompts
+from eventclip.stream import EncodeStage, FrameStage
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +44,9 @@ def embed_samples(samples: Sequence[Sample], encoder: Any, representation: Any, 
                   event_slice: EventSlice, batch_size: int = 32,
                   progress: Callable[[int, int], None] | None = None) -> Embedded:
     """Encode every sample's sliced events as one frame. ``geometry`` (width, height) is for files that
-    do not carry it; the samples of one batch must share their geometry."""
+    do not carry it; the samples of one batch must share their geometry. Frames and encoder are the
+    stages of :mod:`eventclip.stream`, as ``eventclip classify`` and the daemon run them."""
+    frames, encode = FrameStage(representation), EncodeStage(encoder)
     out, empty = [], 0
     read = SampleReader(geometry)
     for start in range(0, len(samples), batch_size):
@@ -57,7 +61,7 @@ def embed_samples(samples: Sequence[Sample], encoder: Any, representation: Any, 
             events = event_slice(events, sample.key())
             empty += len(events) == 0
             events_list.append(events)
-        out.append(as_numpy(encoder.encode(representation(events_list, batch_geometry))))
+        out.append(encode(frames.of_events(events_list, batch_geometry)))
         if progress is not None:
             progress(min(start + batch_size, len(samples)), len(samples))
     if empty:
@@ -70,8 +74,6 @@ def embed_samples(samples: Sequence[Sample], encoder: Any, representation: Any, 
 def class_text_embeddings(encode_text: Callable[[list[str]], Any], texts: Sequence[str],
                           templates: Sequence[str]) -> np.ndarray:
     """(C, D) unit text embeddings: each class text under every template, averaged (CLIP's ensemble)."""
-    from eventclip.model.prompts import PromptSet, embed_prompts
-
     prompts = PromptSet(templates=list(templates), classes=[{"name": t} for t in texts])
     return embed_prompts(prompts, lambda p: as_numpy(encode_text(p))).classes
 
@@ -80,8 +82,6 @@ def prompt_file_embeddings(encode_text: Callable[[list[str]], Any], prompts: Any
                            source: str) -> np.ndarray:
     """(C, D) text embeddings for ``classes`` from a prompts file (its templates and synonyms), in the
     dataset's class order; every dataset class must be in the file (extra file classes are unused)."""
-    from eventclip.model.prompts import embed_prompts
-
     missing = [c for c in classes if c not in prompts.labels]
     if missing:
         raise ConfigError(f"{source}: classes {missing[:8]}{'...' if len(missing) > 8 else ''} of the dataset have no "

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from eventclip._optional import require
 from eventclip.errors import EventclipError
-from eventclip.model.card import sha256_file
+from eventclip.model.card import representation_from, sha256_file
 from eventclip.runtime.base import ENGINE_DIR, MANIFEST, find_bundle
 from eventclip.runtime.tensorrt import engine_path, machine_info, sidecar_path
 
@@ -68,9 +68,8 @@ def source_graph(onnx_or_bundle: str | Path, precision: str, calib: Sequence[str
     if precision == "fp16":
         return bundle.root, bundle.file("event_encoder.fp16")
     from eventclip.exporters.quantize import calibration_batches, quantize_qdq_int8
-    from eventclip.frames.preprocess import Representation
 
-    rep = Representation(**bundle.manifest["representation"])
+    rep = representation_from(bundle.manifest["representation"], str(bundle.root / MANIFEST))
     qdq = bundle.root / "event_encoder.qdq.onnx"
     quantize_qdq_int8(bundle.file("event_encoder.fp32"), qdq, calibration_batches(list(calib), rep))
     manifest = dict(bundle.manifest)
@@ -147,7 +146,6 @@ def check_engine(engine: Path, recording: str | Path, precision: str, device: in
     import numpy as np
 
     from eventclip.exporters.parity import PARITY_PROMPTS, compare, recording_windows
-    from eventclip.frames.preprocess import Representation
     from eventclip.runtime.onnxruntime import OnnxRuntimeBackend
     from eventclip.runtime.tensorrt import TensorRTBackend
 
@@ -155,7 +153,7 @@ def check_engine(engine: Path, recording: str | Path, precision: str, device: in
     trt_backend.load(engine)
     ort_backend = OnnxRuntimeBackend(providers=["CPUExecutionProvider"])
     ort_backend.load(trt_backend.bundle.root)
-    rep = Representation(**trt_backend.bundle.manifest["representation"])
+    rep = representation_from(trt_backend.bundle.manifest["representation"], str(trt_backend.bundle.root / MANIFEST))
     windows, geometry = recording_windows(recording, rep.window_us)
     x = rep(windows, geometry)
     lo, _, hi = trt_backend.sidecar["batch"]

@@ -128,7 +128,7 @@ class RunningCounts:
         if len(events) == 0 or w.t0_us is None:
             return
         events = np.ascontiguousarray(as_event_array(events))
-        t0, stride, length = w.t0_us, w.stride_us, w.length_us
+        t0, stride, length = w.t0_us, w.stride_us, w.window_us
         first_t, last_t = int(events["t"][0]), int(events["t"][-1])
         k_lo = max(0, (first_t - t0 - length) // stride + 1)
         k_hi = (last_t - t0) // stride

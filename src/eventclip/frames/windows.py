@@ -155,11 +155,11 @@ class _Windower(ABC):
 
 
 class _GridWindower(_Windower):
-    """Windows on a time grid: window k = [t0 + k·stride, t0 + k·stride + length)."""
+    """Windows on a time grid: window k = [t0 + k·stride_us, t0 + k·stride_us + window_us)."""
 
-    def __init__(self, length_us: int, stride_us: int, t0_us: int | None) -> None:
+    def __init__(self, window_us: int, stride_us: int, t0_us: int | None) -> None:
         super().__init__()
-        self.length_us = length_us
+        self.window_us = window_us
         self.stride_us = stride_us
         self.t0_us = t0_us
         self._k = 0
@@ -176,7 +176,7 @@ class _GridWindower(_Windower):
         firsts = np.fromiter((int(p["t"][0]) for p in parts), dtype=np.int64, count=len(parts))
         lasts = np.fromiter((int(p["t"][-1]) for p in parts), dtype=np.int64, count=len(parts))
         starts = self.t0_us + np.arange(self._k, k_stop, dtype=np.int64) * self.stride_us
-        ends = starts + self.length_us
+        ends = starts + self.window_us
         part_from = np.searchsorted(lasts, starts, side="left")
         part_to = np.searchsorted(firsts, ends, side="left")
         edges: dict[int, tuple[np.ndarray, np.ndarray]] = {}
@@ -220,7 +220,7 @@ class _GridWindower(_Windower):
                 )
         if self._known_us is None:
             return []
-        k_stop = max(self._k, (self._known_us - self.t0_us - self.length_us) // self.stride_us + 1)
+        k_stop = max(self._k, (self._known_us - self.t0_us - self.window_us) // self.stride_us + 1)
         if k_stop == self._k:
             return []
         return self._emit(k_stop)
@@ -236,11 +236,11 @@ class _GridWindower(_Windower):
 
 
 class DurationWindower(_GridWindower):
-    """Tumbling windows of ``delta_t_us`` µs aligned to sensor time (Metavision ``delta_t`` mode)."""
+    """Tumbling windows of ``window_us`` µs aligned to sensor time (Metavision ``delta_t`` mode)."""
 
-    def __init__(self, delta_t_us: int, t0_us: int | None = None) -> None:
-        delta = _positive_int(delta_t_us, "delta_t_us", "use the window length in µs, e.g. 33000")
-        super().__init__(delta, delta, t0_us)
+    def __init__(self, window_us: int, t0_us: int | None = None) -> None:
+        length = _positive_int(window_us, "window_us", "use the window length in µs, e.g. 33000")
+        super().__init__(length, length, t0_us)
 
 
 class SlidingWindower(_GridWindower):
@@ -281,11 +281,11 @@ class CountWindower(_Windower):
 
 
 class MixedWindower(_Windower):
-    """Windows closing at ``delta_t_us`` µs or ``n_events`` events, whichever comes first (Metavision ``mixed``)."""
+    """Windows closing at ``window_us`` µs or ``n_events`` events, whichever comes first (Metavision ``mixed``)."""
 
-    def __init__(self, delta_t_us: int, n_events: int, t0_us: int | None = None) -> None:
+    def __init__(self, window_us: int, n_events: int, t0_us: int | None = None) -> None:
         super().__init__()
-        self.delta_t_us = _positive_int(delta_t_us, "delta_t_us", "use the window length in µs, e.g. 33000")
+        self.window_us = _positive_int(window_us, "window_us", "use the window length in µs, e.g. 33000")
         self.n_events = _positive_int(n_events, "n_events", "use the number of events per window, e.g. 10000")
         self._start = t0_us
         self._start_checked = t0_us  # the first window's start, until the first events are checked against it
@@ -296,7 +296,7 @@ class MixedWindower(_Windower):
         t = buf["t"]
         assert self._start is not None
         while True:
-            end = self._start + self.delta_t_us
+            end = self._start + self.window_us
             stop = pos + int(np.searchsorted(t[pos:], end, side="left"))
             if stop - pos >= self.n_events:
                 ev = buf[pos : pos + self.n_events]
@@ -311,9 +311,9 @@ class MixedWindower(_Windower):
             else:
                 break
         if final and (pos < len(buf) or (self._known_us is not None and self._known_us > self._start)):
-            out.append(Window.of(self._start, self._start + self.delta_t_us, buf[pos:]))
+            out.append(Window.of(self._start, self._start + self.window_us, buf[pos:]))
             pos = len(buf)
-            self._start += self.delta_t_us
+            self._start += self.window_us
         self._tail = buf[pos:]
         return out
 
@@ -322,7 +322,7 @@ class MixedWindower(_Windower):
         if self._start is None:
             if len(buf) == 0:
                 return []
-            self._start = int(buf["t"][0]) // self.delta_t_us * self.delta_t_us
+            self._start = int(buf["t"][0]) // self.window_us * self.window_us
             if self._start_checked is None:
                 self._start_checked = self._start
         if self._start_checked is not None and len(buf) and buf["t"][0] < self._start_checked:
@@ -345,20 +345,22 @@ Mode = Literal["delta_t", "n_events", "mixed", "sliding"]
 def make_windower(
     mode: Mode = "delta_t",
     *,
-    delta_t_us: int | None = None,
+    window_us: int | None = None,
     n_events: int | None = None,
     stride_us: int | None = None,
     t0_us: int | None = None,
 ) -> _Windower:
-    """Build a windower by Metavision-style mode name (plus ``sliding``: ``delta_t_us`` long every ``stride_us``)."""
+    """Build a windower by Metavision-style mode name (plus ``sliding``: ``window_us`` long every ``stride_us``).
+
+    One length name, ``window_us``, for every mode, as in the CLI and the daemon's config."""
     if mode == "delta_t":
-        return DurationWindower(_need(delta_t_us, "delta_t_us", mode), t0_us)
+        return DurationWindower(_need(window_us, "window_us", mode), t0_us)
     if mode == "n_events":
         return CountWindower(_need(n_events, "n_events", mode))
     if mode == "mixed":
-        return MixedWindower(_need(delta_t_us, "delta_t_us", mode), _need(n_events, "n_events", mode), t0_us)
+        return MixedWindower(_need(window_us, "window_us", mode), _need(n_events, "n_events", mode), t0_us)
     if mode == "sliding":
-        return SlidingWindower(_need(delta_t_us, "delta_t_us", mode), _need(stride_us, "stride_us", mode), t0_us)
+        return SlidingWindower(_need(window_us, "window_us", mode), _need(stride_us, "stride_us", mode), t0_us)
     raise WindowConfigError(f"unknown window mode {mode!r}; use 'delta_t', 'n_events', 'mixed' or 'sliding'")
 
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from eventclip.errors import EventclipError
 from eventclip.model.errors import PackageError
 
 if TYPE_CHECKING:
@@ -29,6 +31,22 @@ OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 """CLIP's RGB normalisation mean (OpenAI) for f_I's images, scaled to [0, 1] first; event frames
 follow the representation's own ``mean``/``std``."""
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+def representation_from(fields: Mapping[str, Any], origin: str, *, authors: bool = False,
+                        error: type[EventclipError] = PackageError) -> Representation:
+    """A :class:`~eventclip.frames.preprocess.Representation` from stored fields: a card's, an export
+    manifest's, a training recipe's. The one place they are turned into one, so every consumer reads
+    them alike; ``authors`` starts from the authors' preprocessing, which ``fields`` override.
+    Invalid fields raise ``error`` naming ``origin`` and each bad field.
+    """
+    from eventclip.frames.preprocess import Representation  # numba kernels: not for readers of a card alone
+
+    try:
+        return Representation.authors(**fields) if authors else Representation(**fields)
+    except ValidationError as exc:
+        where = "; ".join(f"representation.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise error(f"{origin}: invalid representation ({where})") from exc
 
 
 class ModelCard(BaseModel):
@@ -67,18 +85,10 @@ class ModelCard(BaseModel):
         differ. A card without one gets the defaults at its ``input_size``; a format-1 card that does
         not say ``count_at`` counted at sensor resolution, which is kept.
         """
-        from pydantic import ValidationError
-
-        from eventclip.frames.preprocess import Representation
-
         fields = dict(self.representation or {"input_size": self.input_size})
         if self.format < 2:
             fields.setdefault("count_at", "sensor")
-        try:
-            return Representation(**fields)
-        except ValidationError as exc:
-            where = "; ".join(f"representation.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-            raise PackageError(f"{CARD_FILE}: invalid representation ({where})") from exc
+        return representation_from(fields, CARD_FILE)
 
     @property
     def logit_multiplier(self) -> float:

@@ -3,13 +3,13 @@
 The encoder is anything with ``encode(x: (B,3,S,S) float32) -> (B,D)`` (EventClip, the runtime
 backends for PyTorch / ONNX Runtime / TensorRT), and text comes from any ``encode_text(prompts)``;
 the CLI, the daemon and the benchmarks share this code so every backend gives the same labels.
+Whole files and encoders are opened by :mod:`eventclip.stream` (``classify_file``, ``open_encoder``).
 numpy only; torch is imported by whichever encoder needs it.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -30,8 +30,6 @@ from eventclip.model.heads import (
     ZeroShotHead,
 )
 from eventclip.model.prompts import PromptSet, cached_text_embeddings, embed_prompts
-
-log = logging.getLogger(__name__)
 
 ANOMALY_HEAD = "anomaly"
 """Name under ``heads/`` of the reference bank written by ``eventclip anomaly fit``."""
@@ -107,64 +105,6 @@ class Classifier:
         return self.results(windows, self.embed([w.parts for w in windows], geometry))
 
 
-def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    batch: list[Any] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
-def file_windows(path: str | Path, window_us: int, *, format: str | None = None,
-                 geometry: tuple[int, int] | None = None) -> tuple[Geometry, Iterator[Any]]:
-    """Geometry and the fixed-duration windows (µs) of an event file, streamed.
-
-    ``format`` skips detection; ``geometry`` (width, height) is for files that do not say.
-    """
-    from eventclip.frames.windows import iter_windows
-    from eventclip.io import open_events
-
-    stream = open_events(path, delta_t_us=window_us, format=format, geometry=geometry)
-    return stream.geometry, iter_windows(stream, "delta_t", delta_t_us=window_us)
-
-
-def classify_file(path: str | Path, classifier: Classifier, window_us: int, batch_size: int = 16,
-                  **open_kw: Any) -> Iterator[Result]:
-    """Results for every window of ``path`` in time order, empty windows included (n_events = 0)."""
-    for result, _ in classify_file_inputs(path, classifier, window_us, batch_size, **open_kw):
-        yield result
-
-
-def classify_file_inputs(path: str | Path, classifier: Classifier, window_us: int, batch_size: int = 16,
-                         **open_kw: Any) -> Iterator[tuple[Result, np.ndarray]]:
-    """:func:`classify_file` with each window's model input (3, S, S) float32, the frame the encoder saw."""
-    geometry, windows = file_windows(path, window_us, **open_kw)
-    for batch in batched(windows, batch_size):
-        x = classifier.model_input([w.parts for w in batch], geometry)
-        yield from zip(classifier.results(batch, as_numpy(classifier.encoder.encode(x))), as_numpy(x), strict=True)
-
-
-def embed_file(path: str | Path, encoder: Encoder, representation: Any, window_us: int, batch_size: int = 16,
-               skip_empty: bool = True, **open_kw: Any) -> tuple[np.ndarray, int]:
-    """(N, D) embeddings of a recording's windows and how many empty windows were skipped."""
-    geometry, windows = file_windows(path, window_us, **open_kw)
-    clf = Classifier(encoder, representation)
-    chunks, skipped = [], 0
-    for batch in batched(windows, batch_size):
-        keep = [w for w in batch if w.n_events > 0 or not skip_empty]
-        skipped += len(batch) - len(keep)
-        if keep:
-            chunks.append(clf.embed([w.parts for w in keep], geometry))
-    if skipped:
-        log.info("%s: skipped %d empty windows of %d µs", path, skipped, window_us)
-    if not chunks:
-        return np.zeros((0, 0), dtype=np.float32), skipped
-    return np.concatenate(chunks), skipped
-
-
 def build_classifier(
     package: str | Path,
     encoder: Encoder,
@@ -219,13 +159,3 @@ def build_classifier(
         ema=Ema(ema_alpha) if ema_alpha is not None else None,
         blank=BlankWatch(rep, watch_blank) if watch_blank is not None else None,
     )
-
-
-def open_encoder(package: str | Path, backend: str = "auto", **config: Any) -> Any:
-    """Load a backend (``auto``, ``torch``, ``onnxruntime``, ``tensorrt``) for the package via eventclip.runtime;
-    ``config`` goes to the backend (e.g. ``threads`` for ONNX Runtime, see :func:`eventclip.runtime.base.select`)."""
-    from eventclip.runtime.base import select
-
-    choice = select(package, backend, **config)
-    log.info("encoder: %s on %s (%s)", choice.backend.name, choice.backend.device, choice.reason)
-    return choice.backend

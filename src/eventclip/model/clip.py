@@ -19,7 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from eventclip.model.card import ModelCard
+from eventclip.errors import ConfigError
+from eventclip.model.card import ModelCard, representation_from
 from eventclip.model.configs import resolve_config
 from eventclip.model.errors import CheckpointError
 from eventclip.runtime.tokenizer import ClipTokenizer
@@ -278,17 +279,9 @@ def representation_for(input_size: int, variant: str, given: dict[str, Any] | No
     (:meth:`Representation.authors <eventclip.frames.preprocess.Representation.authors>`), which
     ``given`` fields override; otherwise ``given`` fills in the defaults.
     """
-    from pydantic import ValidationError
-
-    from eventclip.errors import ConfigError
-    from eventclip.frames.preprocess import Representation
-
     fields = dict(given or {})
     fields.setdefault("input_size", input_size)
-    try:
-        rep = Representation.authors(**fields) if variant == "authors" else Representation(**fields)
-    except ValidationError as exc:
-        raise ConfigError(f"representation: invalid ({exc.errors()[0]['loc']}: {exc.errors()[0]['msg']})") from exc
+    rep = representation_from(fields, "model config", authors=variant == "authors", error=ConfigError)
     if rep.input_size != input_size:
         raise ConfigError(f"representation.input_size is {rep.input_size} px but the model's input is {input_size} px")
     return rep.model_dump(mode="json")

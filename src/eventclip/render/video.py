@@ -16,7 +16,9 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from eventclip._optional import require
 from eventclip.errors import ConfigError
+from eventclip.frames.preview import model_input_to_image
 
 SIZE = (960, 540)
 """Review frame (width, height), pixels: even, as MP4 encoders need."""
@@ -47,8 +49,6 @@ class ReviewFrames:
 
     def draw(self, result: Any, model_input: np.ndarray) -> Image.Image:
         """The review frame of one window: its :class:`~eventclip.model.heads.Result` and its (3, S, S) input."""
-        from eventclip.frames.preview import model_input_to_image
-
         self.scores.append(result.anomaly)
         canvas = Image.new("RGB", SIZE, _BG)
         side = SIZE[1] - 60
@@ -93,8 +93,6 @@ class Mp4Writer:
     """An ``mp4v`` MP4 file written frame by frame with OpenCV; errors name the file and the extra."""
 
     def __init__(self, path: str | Path, fps: float, size: tuple[int, int] = SIZE) -> None:
-        from eventclip._optional import require
-
         self.cv2 = require("cv2", "video", "writing --video")
         self.path = Path(path)
         if fps <= 0:

@@ -119,7 +119,6 @@ def few_shot(emb: torch.Tensor, labels: np.ndarray, text: np.ndarray, classes: l
 def run_ablation(recipe: Recipe, out: str | Path, seeds: list[int], stage1_from: str | Path | None = None,
                  configs: list[str] | None = None) -> dict[str, Any]:
     """Run every (loss combination, seed); returns and writes ``<out>/ablation.json``."""
-    from eventclip.frames.preprocess import Representation
     from eventclip.model.clip import EventClip
 
     out = Path(out)
@@ -127,7 +126,7 @@ def run_ablation(recipe: Recipe, out: str | Path, seeds: list[int], stage1_from:
     started = time.time()
     torch.manual_seed(recipe.seed)
     ds: PairedDataset = prepare_data(recipe, Path(stage1_from) if stage1_from else out)
-    rep = Representation(**recipe.representation)
+    rep = recipe.representation_model()
     seen, unseen = split_classes(len(ds.classes), recipe.split.unseen_fraction, recipe.split.seed)
     seen_train, seen_val = split_items(ds.subset(set(seen)), recipe.split.val_per_class, recipe.split.seed)
     unseen_items = ds.subset(set(unseen))

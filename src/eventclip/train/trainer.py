@@ -36,6 +36,8 @@ from eventclip.datasets.base import PROMPT_TEMPLATES, Item, PairedDataset, split
 from eventclip.datasets.batching import Batcher
 from eventclip.datasets.cache import EventCache
 from eventclip.errors import ConfigError
+from eventclip.frames.preprocess import Representation
+from eventclip.model.card import representation_from
 from eventclip.train.losses import LossConfig, total_loss
 
 log = logging.getLogger(__name__)
@@ -87,6 +89,10 @@ class Recipe(BaseModel):
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"recipe field 'losses': {exc} (keys: ct, zs, kl, pred, alpha, t_event, t_image, "
                               f"t_zscl)") from exc
+
+    def representation_model(self) -> Representation:
+        """The ``representation`` section, read as a model card's is; a bad field is a ConfigError naming it."""
+        return representation_from(self.representation, "recipe", error=ConfigError)
 
     def augment_config(self, stage: int = 2) -> AugmentConfig | None:
         """Stage 2's event+view augmentation, or stage 1's image augmentation (None when not set)."""
@@ -529,7 +535,6 @@ class TrainResult:
 def train(recipe: Recipe, out: str | Path, *, resume: bool = False,
           dataset: PairedDataset | None = None) -> TrainResult:
     """Run the recipe end to end and write the model package to ``<out>/model``."""
-    from eventclip.frames.preprocess import Representation
     from eventclip.model.clip import EventClip
 
     out = Path(out)
@@ -538,7 +543,7 @@ def train(recipe: Recipe, out: str | Path, *, resume: bool = False,
     started = time.time()
     torch.manual_seed(recipe.seed)
     ds = dataset if dataset is not None else prepare_data(recipe, out)
-    rep = Representation(**recipe.representation)
+    rep = recipe.representation_model()
     seen, unseen = split_classes(len(ds.classes), recipe.split.unseen_fraction, recipe.split.seed)
     seen_train, seen_val = split_items(ds.subset(set(seen)), recipe.split.val_per_class, recipe.split.seed)
     unseen_items = ds.subset(set(unseen))
