@@ -301,8 +301,8 @@ def time_sigterm(package: Path, prompts: Path, backend: str, trials: int, src: P
 
 def run_sequential(package: Path, prompts: Path, backend: str, rate: float, seconds: float, window_us: int) -> dict:
     """Baseline: the same stream, windowed and classified in one thread (the classify path), unpaced."""
-    from eventclip.model.classify import build_classifier
-    from eventclip.model.prompts import load_prompts
+    from eventclip.heads.classifier import build_classifier
+    from eventclip.heads.prompts import load_prompts
     from eventclip.stream import open_encoder
 
     clf = build_classifier(package, open_encoder(package, backend), load_prompts(prompts))

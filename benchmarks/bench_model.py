@@ -8,7 +8,7 @@ Rows (medians over --repeats, ratio = ours / peer time; < 1 means ours is faster
 * OpenAI TorchScript read: our allowlisted unpickler (no code runs) vs ``torch.jit.load`` +
   ``state_dict()`` (compiles the archive's code).
 * zero-shot head: our numpy ``ZeroShotHead`` (top-5 of C classes) vs the same maths in torch.
-* tokenizer: ``eventclip.runtime.tokenizer.ClipTokenizer`` vs ``open_clip.tokenize`` (101 N-Caltech
+* tokenizer: ``eventclip.model.tokenizer.ClipTokenizer`` vs ``open_clip.tokenize`` (101 N-Caltech
   prompts x 3 templates).
 
 Random weights (no downloads). Never asserts a speed.
@@ -47,12 +47,12 @@ def main() -> None:
     import open_clip
     from open_clip.model import CLIP
 
+    from eventclip.heads.prompts import load_prompts
+    from eventclip.heads.zero_shot import ZeroShotHead
     from eventclip.model.clip import EventClip
     from eventclip.model.configs import resolve_config
-    from eventclip.model.heads import ZeroShotHead
-    from eventclip.model.prompts import load_prompts
+    from eventclip.model.tokenizer import ClipTokenizer
     from eventclip.model.torchscript import read_torchscript_state
-    from eventclip.runtime.tokenizer import ClipTokenizer
 
     torch.manual_seed(0)
     rows: list[tuple[str, float, str, float]] = []

@@ -7,8 +7,8 @@ Run: python examples/stream_classify.py [RECORDING [MODEL [PROMPTS]]]
 import sys
 
 from eventclip import data
-from eventclip.model.classify import build_classifier
-from eventclip.model.prompts import load_prompts
+from eventclip.heads.classifier import build_classifier
+from eventclip.heads.prompts import load_prompts
 from eventclip.stream import open_encoder, open_events
 
 recording = sys.argv[1] if len(sys.argv) > 1 else data.sample_recording_path()

@@ -237,8 +237,8 @@ def test_no_subscriber_never_blocks() -> None:
 def test_curve_authorised_client_receives_unknown_client_does_not(tmp_path: Path) -> None:
     from zmq.auth import create_certificates
 
-    from eventclip.commands.listen import print_stream
     from eventclip.daemon.config import CurveConfig
+    from eventclip.daemon.subscriber import print_stream
 
     server_dir, clients, others = tmp_path / "server", tmp_path / "clients", tmp_path / "others"
     for d in (server_dir, clients, others):

@@ -146,8 +146,8 @@ def _pipeline(cfg, engine, publisher, **kw):
 
 def test_replay_publishes_one_schema_valid_labels_message_per_window_equal_to_classify(package, prompts):
     from eventclip.daemon.main import run
-    from eventclip.model.classify import build_classifier
-    from eventclip.model.prompts import load_prompts
+    from eventclip.heads.classifier import build_classifier
+    from eventclip.heads.prompts import load_prompts
     from eventclip.stream import classify_file, open_encoder, open_events
 
     path = recording(SPINNER)

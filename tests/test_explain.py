@@ -14,9 +14,9 @@ from eventclip.cli import main
 from eventclip.events import Geometry, make_events
 from eventclip.explain.explain import explain_events
 from eventclip.explain.relevance import ExplainError, forward_with_attention, patch_relevance, to_frame
+from eventclip.heads.prompts import PromptSet
 from eventclip.model.clip import EventClip
 from eventclip.model.configs import TINY_CONFIG
-from eventclip.model.prompts import PromptSet
 
 
 def quadrant_events(geometry: Geometry, quadrant: tuple[int, int], per_pixel: int = 5) -> np.ndarray:

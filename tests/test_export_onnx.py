@@ -182,7 +182,7 @@ def test_cli_export_onnx(package, tmp_path, capsys):
 
 
 def test_fused_head_from_prompts_yaml_uses_ensembled_classes(package, tmp_path):
-    from eventclip.model.prompts import embed_prompts, load_prompts
+    from eventclip.heads.prompts import embed_prompts, load_prompts
     from tests.conftest import ROOT
 
     path = ROOT / "zero_shot_prompts" / "nmnist.yaml"

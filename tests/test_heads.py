@@ -6,17 +6,11 @@ import numpy as np
 import pytest
 
 from eventclip.errors import ConfigError
-from eventclip.model.heads import (
-    Ema,
-    LinearProbe,
-    PromptAnomaly,
-    ReferenceAnomaly,
-    Result,
-    TipAdapter,
-    ZeroShotHead,
-    head_from_arrays,
-    unit,
-)
+from eventclip.heads.anomaly import Ema, PromptAnomaly, ReferenceAnomaly
+from eventclip.heads.base import Result, unit
+from eventclip.heads.few_shot import LinearProbe, TipAdapter
+from eventclip.heads.saved import head_from_arrays
+from eventclip.heads.zero_shot import ZeroShotHead
 
 D, C = 32, 6
 

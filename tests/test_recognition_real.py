@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from eventclip.data import default_model_path, default_prompts_path
+from eventclip.heads.prompts import embed_prompts, load_prompts
+from eventclip.heads.zero_shot import ZeroShotHead
 from eventclip.io import read_events
 from eventclip.model.clip import EventClip
-from eventclip.model.heads import ZeroShotHead
-from eventclip.model.prompts import embed_prompts, load_prompts
 from tests.conftest import LARGE_SENSOR_RECORDINGS, recording
 
 LARGE_SENSORS = LARGE_SENSOR_RECORDINGS

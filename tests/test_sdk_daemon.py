@@ -24,8 +24,8 @@ SPINNER = "prophesee_evt2_spinner_excerpt_gen3_640x480.raw"
 @pytest.mark.parametrize("backend", ["sdk5", "sdk4"])
 def test_daemon_plays_a_recording_through_the_sdk_and_publishes_what_classify_finds(package, prompts, tmp_path,
                                                                                   backend):
-    from eventclip.model.classify import build_classifier
-    from eventclip.model.prompts import load_prompts
+    from eventclip.heads.classifier import build_classifier
+    from eventclip.heads.prompts import load_prompts
     from eventclip.stream import classify_file, open_encoder
 
     path = copy_recording(SPINNER, tmp_path)

@@ -9,10 +9,10 @@ import pytest
 from pydantic import ValidationError
 
 from eventclip.errors import ConfigError
-from eventclip.frames.video import VideoToEvents
 from eventclip.sensors import create
 from eventclip.sensors.errors import SensorError
 from eventclip.sensors.video import VideoConfig, VideoSource
+from eventclip.sensors.video_events import VideoToEvents
 
 cv2 = pytest.importorskip("cv2")
 

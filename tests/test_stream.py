@@ -14,9 +14,9 @@ import pytest
 
 from eventclip import data, sensors
 from eventclip.frames.windows import iter_windows
+from eventclip.heads.classifier import build_classifier
+from eventclip.heads.prompts import load_prompts
 from eventclip.io import open_events as open_file
-from eventclip.model.classify import build_classifier
-from eventclip.model.prompts import load_prompts
 from eventclip.stream import classify_file, open_encoder, open_events
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "stream_classify.py"

@@ -17,6 +17,13 @@ EVENT_DTYPE = np.dtype(
 )
 """Metavision's EventCD layout: 2 bytes of padding after ``p`` keep ``t`` 8-byte aligned."""
 
+TRIGGER_DTYPE = np.dtype(
+    {"names": ["p", "t", "id"], "formats": ["<i2", "<i8", "<i2"], "offsets": [0, 8, 16], "itemsize": 24}
+)
+"""External trigger events, laid out like Metavision's ``EventExtTrigger``: ``p`` edge (1 rising, 0
+falling), ``t`` µs on the event clock, ``id`` trigger channel. File readers return them from
+``triggers()``; live sources pass them through, as their own stream, in ``chunk.meta["triggers"]``."""
+
 
 @dataclass(frozen=True)
 class Geometry:

@@ -11,7 +11,7 @@
 Each link is a lazy iterator: iterate ``events`` for :class:`~eventclip.events.EventChunk` objects,
 ``.windows(...)`` for :class:`~eventclip.frames.windows.Window` objects, ``.frames(...)`` for
 ``(window, frame)`` pairs (the (3, S, S) float32 encoder input), ``.encode(...)`` for
-``(window, embedding)`` pairs and ``.heads(...)`` for one :class:`~eventclip.model.heads.Result` per
+``(window, embedding)`` pairs and ``.heads(...)`` for one :class:`~eventclip.heads.base.Result` per
 window, in time order, empty windows included. Frames are made and encoded in batches of
 ``batch_size`` windows (the encoder wants batches); results come out one window at a time.
 
@@ -39,10 +39,10 @@ from eventclip.frames.preprocess import Representation
 from eventclip.frames.quality import BlankWatch
 from eventclip.frames.running import RunningCounts
 from eventclip.frames.windows import Mode, Window, make_windower
+from eventclip.heads.base import Result
+from eventclip.heads.classifier import Classifier, Encoder, as_numpy
 from eventclip.io import EventStream
 from eventclip.io import open_events as open_file
-from eventclip.model.classify import Classifier, Encoder, as_numpy
-from eventclip.model.heads import Result
 from eventclip.runtime.base import select
 from eventclip.sensors.base import Source
 
@@ -233,7 +233,7 @@ class Windows:
         return Frames(self, stage, batch_size)
 
     def classify(self, classifier: Classifier, batch_size: int = 16) -> Results:
-        """Frames, encoder and heads of a :class:`~eventclip.model.classify.Classifier` in one link."""
+        """Frames, encoder and heads of a :class:`~eventclip.heads.classifier.Classifier` in one link."""
         frames = FrameStage(classifier.representation, blank=classifier.blank)
         return self.frames(frames, batch_size).encode(classifier.encoder).heads(classifier)
 
@@ -294,7 +294,7 @@ class Embeddings(_Batches):
 
 
 class Results(_Batches):
-    """One :class:`~eventclip.model.heads.Result` per window."""
+    """One :class:`~eventclip.heads.base.Result` per window."""
 
     def __init__(self, embeddings: Embeddings, classifier: Classifier) -> None:
         self.embeddings, self.classifier = embeddings, classifier

@@ -32,9 +32,9 @@ def run(args: argparse.Namespace) -> int:
 
     args.model = str(resolve_model(args.model))
     from eventclip.errors import ConfigError
+    from eventclip.heads.anomaly import ReferenceAnomaly
+    from eventclip.heads.classifier import ANOMALY_HEAD
     from eventclip.model.card import ModelCard
-    from eventclip.model.classify import ANOMALY_HEAD
-    from eventclip.model.heads import ReferenceAnomaly
     from eventclip.model.package import save_head
     from eventclip.stream import embed_file, open_encoder
 

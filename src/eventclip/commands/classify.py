@@ -53,10 +53,10 @@ def run(args: argparse.Namespace) -> int:
 
     from eventclip.data import default_prompts_path
     from eventclip.errors import ConfigError
+    from eventclip.heads.classifier import build_classifier
+    from eventclip.heads.prompts import load_prompts
     from eventclip.model.card import ModelCard
-    from eventclip.model.classify import build_classifier
     from eventclip.model.hub import DEFAULT_NAME, resolve_model
-    from eventclip.model.prompts import load_prompts
     from eventclip.stream import classify_file, classify_file_inputs, open_encoder
 
     if args.window_us is not None and args.window_us <= 0:

@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
         ds.slice = EventSlice(window_us=rep.window_us)
     encoder = open_encoder(args.model, args.backend)
     if args.prompts:
-        from eventclip.model.prompts import load_prompts
+        from eventclip.heads.prompts import load_prompts
 
         prompt_set = load_prompts(args.prompts)
         templates = prompt_set.templates

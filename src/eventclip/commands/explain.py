@@ -58,8 +58,8 @@ def run(args: argparse.Namespace) -> int:
     from eventclip.errors import ConfigError
     from eventclip.explain.explain import explain_events
     from eventclip.explain.render import render_png
+    from eventclip.heads.prompts import load_prompts
     from eventclip.model.clip import EventClip
-    from eventclip.model.prompts import load_prompts
 
     if args.window_us is not None and args.window_us <= 0:
         raise ConfigError(f"--window-us must be > 0 µs, got {args.window_us}")

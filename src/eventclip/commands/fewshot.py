@@ -41,11 +41,11 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from eventclip.errors import ConfigError
+    from eventclip.heads.classifier import as_numpy
+    from eventclip.heads.few_shot import LinearProbe, TipAdapter
+    from eventclip.heads.prompts import PromptSet, embed_prompts, load_prompts
     from eventclip.model.card import ModelCard
-    from eventclip.model.classify import as_numpy
-    from eventclip.model.heads import LinearProbe, TipAdapter
     from eventclip.model.package import save_head
-    from eventclip.model.prompts import PromptSet, embed_prompts, load_prompts
     from eventclip.stream import embed_file, open_encoder
 
     support = Path(args.support)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def add_parser(subparsers) -> None:
@@ -48,8 +49,16 @@ def run_list(args: argparse.Namespace) -> int:
 def run_pull(args: argparse.Namespace) -> int:
     import sys
 
+    from eventclip.exporters.onnx import export_onnx
     from eventclip.model.hub import pull
 
-    pull(args.name, endpoint=args.endpoint, onnx=not args.no_onnx, force=args.force, keep_download=args.keep_download,
-         say=lambda line: print(line, file=sys.stderr, flush=True))
+    def say(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    def onnx_bundle(folder: Path) -> None:
+        say("exporting the ONNX bundle and checking its parity with PyTorch (about a minute for ViT-B/32)")
+        export_onnx(folder)
+
+    pull(args.name, endpoint=args.endpoint, finish=None if args.no_onnx else onnx_bundle, force=args.force,
+         keep_download=args.keep_download, say=say)
     return 0

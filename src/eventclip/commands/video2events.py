@@ -29,9 +29,9 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from eventclip._optional import require
-    from eventclip.frames.errors import VideoError
-    from eventclip.frames.video import VideoToEvents
     from eventclip.io import open_writer
+    from eventclip.sensors.errors import VideoError
+    from eventclip.sensors.video_events import VideoToEvents
 
     cv2 = require("cv2", "video", "reading video files")
     threshold = args.threshold

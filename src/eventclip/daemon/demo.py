@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import TextIO
 
-from eventclip.commands.listen import pretty_line, print_stream
+from eventclip.daemon.subscriber import pretty_line, print_stream
 
 _COLUMNS = f"{'time':>11} {'events':>8}  {'true label':<28}  predicted (top 3)  (latency)"
 

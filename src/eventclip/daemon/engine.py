@@ -3,7 +3,7 @@
 Why reuse them: the daemon must give the same labels as ``eventclip classify`` and the Python chain
 (``open_events(p).windows(...).frames(...).encode(...).heads(...)``) on the same file, so frames
 (:class:`~eventclip.stream.FrameStage`), encoder (:class:`~eventclip.stream.EncodeStage`), heads
-and text embeddings (:class:`eventclip.model.classify.Classifier`) are the same objects; this module
+and text embeddings (:class:`eventclip.heads.classifier.Classifier`) are the same objects; this module
 only holds them for the pipeline's threads and swaps the prompts on SIGHUP.
 """
 
@@ -24,9 +24,9 @@ from eventclip.events import Geometry, make_events
 from eventclip.frames.quality import BlankWatch
 from eventclip.frames.running import RunningCounts
 from eventclip.frames.windows import Window
-from eventclip.model.classify import Classifier, build_classifier
+from eventclip.heads.classifier import Classifier, build_classifier
+from eventclip.heads.prompts import load_prompts
 from eventclip.model.hub import resolve_model
-from eventclip.model.prompts import load_prompts
 from eventclip.stream import EncodeStage, FrameStage, open_encoder
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ class ClassifierEngine:
         return self.encode_stage(x)
 
     def classify(self, windows: Sequence[Any], embeddings: np.ndarray) -> list:
-        """One :class:`eventclip.model.heads.Result` per window with the prompts in use now."""
+        """One :class:`eventclip.heads.base.Result` per window with the prompts in use now."""
         clf = self.classifier  # one read: a concurrent reload swaps the whole object
         return clf.results(windows, embeddings)
 

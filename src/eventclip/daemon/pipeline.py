@@ -83,7 +83,7 @@ class Engine(Protocol):
         """(B, D) L2-normalised embeddings."""
 
     def classify(self, windows: list, embeddings: np.ndarray) -> list:
-        """One :class:`eventclip.model.heads.Result` per window, with the prompts loaded now."""
+        """One :class:`eventclip.heads.base.Result` per window, with the prompts loaded now."""
 
     def reload_prompts(self, path: Path) -> None:
         """Load and encode a new prompts file; raise (keeping the old) when it is invalid."""

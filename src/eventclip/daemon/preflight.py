@@ -18,8 +18,8 @@ from eventclip.errors import ConfigError
 def check_files(cfg: DaemonConfig) -> None:
     """The prompts file parses and validates, the model resolves (a folder, ``default`` or a pulled
     name) and the input file exists."""
+    from eventclip.heads.prompts import load_prompts
     from eventclip.model.hub import resolve_model
-    from eventclip.model.prompts import load_prompts
 
     load_prompts(cfg.prompts)  # PromptsError is a ConfigError naming file:line: field
     try:

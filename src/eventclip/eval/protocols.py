@@ -3,7 +3,7 @@
 Each sample becomes one frame (its :class:`~eventclip.datasets.base.EventSlice`), built with the
 model card's :class:`~eventclip.frames.preprocess.Representation` and encoded by any backend with
 ``encode`` / ``encode_text`` (the same ones ``eventclip classify`` uses). Heads come from
-:mod:`eventclip.model.heads`: zero-shot is :class:`ZeroShotHead`, few-shot is Tip-Adapter or the
+:mod:`eventclip.heads`: zero-shot is :class:`ZeroShotHead`, few-shot is Tip-Adapter or the
 linear probe fitted on k support samples per class drawn from ``train`` with each seed, scored on
 ``test``.
 """
@@ -22,9 +22,10 @@ from eventclip.datasets.reading import SampleReader
 from eventclip.errors import ConfigError
 from eventclip.eval.metrics import classification_metrics, mean_std, top_k_accuracy
 from eventclip.events import Geometry
-from eventclip.model.classify import as_numpy
-from eventclip.model.heads import LinearProbe, TipAdapter, ZeroShotHead
-from eventclip.model.prompts import PromptSet, embed_prompts
+from eventclip.heads.classifier import as_numpy
+from eventclip.heads.few_shot import LinearProbe, TipAdapter
+from eventclip.heads.prompts import PromptSet, embed_prompts
+from eventclip.heads.zero_shot import ZeroShotHead
 from eventclip.stream import EncodeStage, FrameStage
 
 log = logging.getLogger(__name__)

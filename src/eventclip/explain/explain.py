@@ -31,13 +31,13 @@ def explain_events(model: Any, events: np.ndarray, geometry: Geometry, prompts: 
                    top_k: int = 5) -> Explanation:
     """Explain ``model``'s (an :class:`~eventclip.model.clip.EventClip`) view of one window of events.
 
-    ``prompts`` is a :class:`~eventclip.model.prompts.PromptSet`; ``target`` one of its labels
+    ``prompts`` is a :class:`~eventclip.heads.prompts.PromptSet`; ``target`` one of its labels
     (default: the top zero-shot label).
     """
     import torch
 
-    from eventclip.model.heads import ZeroShotHead
-    from eventclip.model.prompts import embed_prompts
+    from eventclip.heads.prompts import embed_prompts
+    from eventclip.heads.zero_shot import ZeroShotHead
 
     rep = model.representation
     frames = rep.frames([events], geometry)

@@ -261,13 +261,13 @@ def _ort(path: Path) -> Any:
 def text_matrix(model: EventClip, prompts: str | Path | Sequence[str] | None) -> tuple[list[str], np.ndarray]:
     """(labels, (K,D) unit text matrix) for the top-1 check and the fused head.
 
-    A YAML prompts file (``eventclip.model.prompts`` schema) gives its class names and the
+    A YAML prompts file (``eventclip.heads.prompts`` schema) gives its class names and the
     template-ensembled class embeddings, exactly as ``eventclip classify`` uses them; a list of
     strings or a text file (one prompt per line) gives one row per prompt; None gives
     :data:`~eventclip.exporters.parity.PARITY_PROMPTS`.
     """
     if isinstance(prompts, (str, Path)) and Path(prompts).suffix in (".yaml", ".yml"):
-        from eventclip.model.prompts import embed_prompts, load_prompts
+        from eventclip.heads.prompts import embed_prompts, load_prompts
 
         emb = embed_prompts(load_prompts(prompts), model.encode_text_numpy)
         return list(emb.labels), emb.classes
@@ -466,7 +466,7 @@ def check_bundle(model: EventClip, root: Path, files: dict[str, dict[str, str]],
         report = compare(ref, emb, text, name=info["path"], precision=info["precision"])
         log.info("parity %s", report)
         reports.append(report.check())
-    from eventclip.runtime.tokenizer import ClipTokenizer
+    from eventclip.model.tokenizer import ClipTokenizer
 
     prompts = list(PARITY_PROMPTS)
     tokens = ClipTokenizer(root / VOCAB_NAME, model.card.context_length)(prompts)

@@ -24,9 +24,5 @@ class EventOutsideGeometryError(FramesError):
         self.index = index
 
 
-class VideoError(FramesError):
-    """A video file cannot be opened or decoded, or a frame has the wrong shape."""
-
-
 class EventOrderError(FramesError):
     """Event timestamps go backwards; windows need time-ordered events (sort them or fix the reader)."""

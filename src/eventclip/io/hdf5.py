@@ -137,7 +137,7 @@ class Hdf5Reader(EventReader):
     @property
     def triggers(self) -> np.ndarray:
         """External trigger events (fields t µs, id, p) from ``/EXT_TRIGGER/events``, empty when absent."""
-        from eventclip.io.prophesee_raw import TRIGGER_DTYPE
+        from eventclip.events import TRIGGER_DTYPE
 
         try:
             if TRIGGERS_PATH not in self._file:

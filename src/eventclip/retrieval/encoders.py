@@ -21,7 +21,7 @@ import numpy as np
 from eventclip.datasets.base import EventSlice, Sample
 from eventclip.errors import ConfigError
 from eventclip.events import Geometry
-from eventclip.model.classify import as_numpy
+from eventclip.heads.classifier import as_numpy
 
 IMAGEBIND_DIM = 1024
 """Width of ImageBind-Huge's joint embedding space."""
@@ -77,7 +77,7 @@ def embed_images(paths: Sequence[str | Path], model: Any, batch_size: int = 32) 
 
 def embed_texts(texts: Sequence[str], encode_text: Callable[[list[str]], Any]) -> np.ndarray:
     """(N, D) unit embeddings of texts as typed."""
-    from eventclip.model.heads import unit
+    from eventclip.heads.base import unit
 
     if not texts:
         raise ConfigError("no texts to embed")
@@ -120,7 +120,7 @@ class ImageBindEncoder:
         """(B, dim) unit embeddings of one modality's batch."""
         import torch
 
-        from eventclip.model.heads import unit
+        from eventclip.heads.base import unit
 
         key = IMAGEBIND_KEYS.get(modality)
         if key is None:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from eventclip.errors import ConfigError
-from eventclip.model.heads import unit
+from eventclip.heads.base import unit
 
 MODALITIES = ("event", "image", "text", "audio", "depth")
 """The paper's five modalities; ``audio`` and ``depth`` come from external (ImageBind-style) embeddings."""

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from eventclip.model.heads import unit
+from eventclip.heads.base import unit
 from eventclip.retrieval.metrics import ranks_of_first_relevant
 
 DIRECTIONS = ("event-text", "text-event", "event-event", "event-image", "image-event")

@@ -15,8 +15,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from eventclip._optional import require
+from eventclip.model.tokenizer import ClipTokenizer
 from eventclip.runtime.base import VOCAB_NAME, BackendError, Bundle, find_bundle, l2_normalise
-from eventclip.runtime.tokenizer import ClipTokenizer
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,6 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar, Literal
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from eventclip.errors import ConfigError
@@ -20,13 +19,6 @@ from eventclip.events import EventChunk, Geometry
 
 Clock = Literal["sensor", "host"]
 """``sensor``: event ``t`` is the camera's own µs counter; ``host``: µs of the host's monotonic clock."""
-
-TRIGGER_DTYPE = np.dtype(
-    {"names": ["p", "t", "id"], "formats": ["<i2", "<i8", "<i2"], "offsets": [0, 8, 16], "itemsize": 24}
-)
-"""External trigger events, laid out like Metavision's ``EventExtTrigger``: ``p`` edge (1 rising, 0
-falling), ``t`` µs on the event clock, ``id`` trigger channel. Live sources pass them through, as their
-own stream, in ``chunk.meta["triggers"]``."""
 
 StatusCallback = Callable[[str, str], None]
 """Called as ``on_status(state, detail)`` with state one of online, offline, reconnecting, error."""

@@ -9,6 +9,10 @@ class SensorError(EventclipError):
     """A camera or stream could not be used; the message says which and what to do."""
 
 
+class VideoError(SensorError):
+    """A video file cannot be opened or decoded, or a frame has the wrong shape."""
+
+
 class DeviceNotFoundError(SensorError):
     """No camera matches the request; the message lists the serials that were found."""
 

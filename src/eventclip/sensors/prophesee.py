@@ -38,10 +38,10 @@ from pydantic import Field, model_validator
 
 from eventclip._optional import MissingDependencyError, available
 from eventclip.errors import ConfigError
-from eventclip.events import EVENT_DTYPE, EventChunk, Geometry, empty_events
+from eventclip.events import EVENT_DTYPE, TRIGGER_DTYPE, EventChunk, Geometry, empty_events
 from eventclip.sensors import _hal
 from eventclip.sensors._live import LiveConfig, LiveSource
-from eventclip.sensors.base import TRIGGER_DTYPE, StatusCallback, register
+from eventclip.sensors.base import StatusCallback, register
 from eventclip.sensors.errors import DeviceLostError, DeviceNotFoundError, SensorError
 from eventclip.sensors.settings import CameraSettings, load_settings, save_settings
 

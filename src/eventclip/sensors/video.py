@@ -1,4 +1,4 @@
-"""Events from a video file or a webcam, converted live by :class:`eventclip.frames.video.VideoToEvents`.
+"""Events from a video file or a webcam, converted live by :class:`eventclip.sensors.video_events.VideoToEvents`.
 
 Why: a webcam is the cheapest way to try the pipeline without an event camera, and a video file
 makes the same path reproducible. Frames are read with OpenCV, turned to grayscale (and resized
@@ -25,6 +25,7 @@ from eventclip.events import EventChunk, Geometry
 from eventclip.sensors._live import LiveConfig, LiveSource
 from eventclip.sensors.base import StatusCallback, register
 from eventclip.sensors.errors import DeviceLostError, SensorError
+from eventclip.sensors.video_events import VideoToEvents
 
 
 class VideoConfig(LiveConfig):
@@ -33,7 +34,7 @@ class VideoConfig(LiveConfig):
     kind: Literal["video"] = "video"
     path: Path | None = Field(None, description="video file OpenCV can read")
     camera_index: int | None = Field(None, ge=0, description="webcam index (0: the first camera)")
-    mode: Literal["dvs", "paper"] = Field("dvs", description="converter model (see eventclip.frames.video)")
+    mode: Literal["dvs", "paper"] = Field("dvs", description="converter model (see eventclip.sensors.video_events)")
     threshold: float | None = Field(None, gt=0, description="dvs: log contrast for ON and OFF; paper: gray levels")
     refractory_us: int = Field(0, ge=0, description="dvs: per-pixel dead time (µs)")
     width: int | None = Field(None, gt=0, description="resize frames to this width (pixels)")
@@ -88,9 +89,7 @@ class VideoSource(LiveSource):
             raise ConfigError(f"video: {cfg.path} does not state its frame rate; set the 'fps' field")
         self.sensor_id = cfg.path.name if cfg.path is not None else f"webcam{cfg.camera_index}"
 
-    def _converter(self):
-        from eventclip.frames.video import VideoToEvents
-
+    def _converter(self) -> VideoToEvents:
         cfg = self.config
         return VideoToEvents(cfg.mode, threshold=cfg.threshold, refractory_us=cfg.refractory_us)
 

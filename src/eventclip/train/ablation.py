@@ -6,7 +6,7 @@ loss combination and seed, f_E restarts from f_I and trains on the events of see
 * zero-shot top-1 on the unseen classes' recordings (candidates: unseen classes only);
 * zero-shot top-1 on events made from *video of the unseen classes' paired images*: a slow
   zoom-and-pan camera move over the still image (16 frames), converted by the paper's
-  frame-difference mode (:class:`eventclip.frames.video.VideoToEvents`, threshold 10 on 0–255),
+  frame-difference mode (:class:`eventclip.sensors.video_events.VideoToEvents`, threshold 10 on 0–255),
   i.e. a different motion and a different event model than the saccade recordings;
 * few-shot top-1 on unseen classes with k = 1, 2, 5 support recordings per class (the rest are
   queries), with the model helper's Tip-Adapter and linear-probe heads.
@@ -54,7 +54,7 @@ def video_events(image: np.ndarray, rng: np.random.Generator, frame_us: int = 33
     """Events from a 16-frame zoom-and-pan video of a still RGB image (paper mode, threshold 10)."""
     import cv2
 
-    from eventclip.frames.video import VideoToEvents
+    from eventclip.sensors.video_events import VideoToEvents
     from eventclip.train.synth import luminance
 
     h, w = image.shape[:2]
@@ -95,7 +95,7 @@ def embed_video_events(model, rep, cache: EventCache, items: list[Item], seed: i
 def few_shot(emb: torch.Tensor, labels: np.ndarray, text: np.ndarray, classes: list[int], k: int,
              seed: int, logit_scale: float) -> dict[str, float]:
     """Top-1 of Tip-Adapter and a linear probe from k support embeddings per class; the rest are queries."""
-    from eventclip.model.heads import LinearProbe, TipAdapter
+    from eventclip.heads.few_shot import LinearProbe, TipAdapter
 
     rng = np.random.default_rng(seed)
     sup, qry = [], []

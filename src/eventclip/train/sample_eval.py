@@ -34,9 +34,9 @@ def sample_accuracy(model: Any, recording: str | Path, texts: list[str], templat
     ``labels_json`` is the sample's segment file (default: beside the recording, ``.json``).
     Returns ``top1``, ``top3`` (fractions) and ``windows`` (how many were scored).
     """
-    from eventclip.model.classify import Classifier
-    from eventclip.model.heads import ZeroShotHead
-    from eventclip.model.prompts import PromptSet, embed_prompts
+    from eventclip.heads.classifier import Classifier
+    from eventclip.heads.prompts import PromptSet, embed_prompts
+    from eventclip.heads.zero_shot import ZeroShotHead
     from eventclip.stream import classify_file
 
     recording = Path(recording)

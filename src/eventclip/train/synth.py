@@ -3,7 +3,7 @@
 Why: no event dataset can be downloaded here, yet training and the ablation need paired
 (event recording, image, label) data with open-vocabulary names. Each picture is moved across a
 virtual sensor in three saccades (as N-MNIST and N-Caltech101 were recorded with a moving camera),
-the rendered video is turned into events by eventclip's DVS converter (``frames.video``),
+the rendered video is turned into events by eventclip's DVS converter (``sensors.video_events``),
 and the events are written as a real event file beside the paired image.
 
 Sources (all local): OpenMoji emoji (CC BY-SA 4.0, "All emojis designed by OpenMoji – the
@@ -247,12 +247,12 @@ def video_to_events(frames: np.ndarray, t_us: np.ndarray, threshold: float, rng:
                     noise_hz_per_px: float = 0.0) -> np.ndarray:
     """Events from the rendered video: eventclip's DVS converter plus uniform background-activity noise.
 
-    The converter (:class:`eventclip.frames.video.VideoToEvents`, ``dvs`` mode) compares log
+    The converter (:class:`eventclip.sensors.video_events.VideoToEvents`, ``dvs`` mode) compares log
     intensity against a per-pixel reference with contrast ``threshold`` and interpolates
     timestamps between frames. Noise events (``noise_hz_per_px`` per pixel per second, random
     polarity) stand in for a real sensor's background activity. Returns EVENT_DTYPE sorted by time.
     """
-    from eventclip.frames.video import VideoToEvents
+    from eventclip.sensors.video_events import VideoToEvents
 
     conv = VideoToEvents("dvs", threshold=threshold)
     gray = np.clip(np.rint(frames * 255.0), 0, 255).astype(np.uint8)

@@ -172,7 +172,7 @@ class LiveHub:
             window = batch.windows[-1]
             if self._images is not None and self._images.t_start_us == int(window.t_start):
                 return self._images
-            from eventclip.model.classify import as_numpy
+            from eventclip.heads.classifier import as_numpy
 
             rep = self.representation
             x = as_numpy(batch.model_input[len(batch.windows) - 1: len(batch.windows)])[0]

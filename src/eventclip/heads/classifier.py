@@ -18,18 +18,13 @@ import numpy as np
 
 from eventclip.events import Geometry
 from eventclip.frames.quality import BlankWatch
+from eventclip.heads.anomaly import Ema, PromptAnomaly, ReferenceAnomaly
+from eventclip.heads.base import Result
+from eventclip.heads.few_shot import LinearProbe, TipAdapter
+from eventclip.heads.prompts import PromptSet, cached_text_embeddings, embed_prompts
+from eventclip.heads.zero_shot import ZeroShotHead
 from eventclip.model.card import ModelCard
 from eventclip.model.errors import PackageError
-from eventclip.model.heads import (
-    Ema,
-    LinearProbe,
-    PromptAnomaly,
-    ReferenceAnomaly,
-    Result,
-    TipAdapter,
-    ZeroShotHead,
-)
-from eventclip.model.prompts import PromptSet, cached_text_embeddings, embed_prompts
 
 ANOMALY_HEAD = "anomaly"
 """Name under ``heads/`` of the reference bank written by ``eventclip anomaly fit``."""
@@ -124,7 +119,7 @@ def build_classifier(
     (``probe``, ``tip``). Text embeddings are cached by (model hash, prompts hash). ``watch_blank``
     names the caller (a file) in the warning about nearly blank windows; None checks nothing.
     """
-    from eventclip.model.package import load_head
+    from eventclip.heads.saved import load_head
 
     folder = Path(package)
     card = ModelCard.read(folder)

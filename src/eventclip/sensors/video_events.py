@@ -26,7 +26,7 @@ import numba
 import numpy as np
 
 from eventclip.events import EVENT_DTYPE, Geometry
-from eventclip.frames.errors import VideoError
+from eventclip.sensors.errors import VideoError
 
 VideoMode = Literal["dvs", "paper"]
 

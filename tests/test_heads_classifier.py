@@ -10,12 +10,12 @@ import pytest
 
 from eventclip.cli import main
 from eventclip.events import make_events
+from eventclip.heads.classifier import build_classifier
+from eventclip.heads.prompts import parse_prompts
+from eventclip.heads.zero_shot import ZeroShotHead
 from eventclip.io import write_events
-from eventclip.model.classify import build_classifier
 from eventclip.model.clip import EventClip
 from eventclip.model.configs import TINY_CONFIG
-from eventclip.model.heads import ZeroShotHead
-from eventclip.model.prompts import parse_prompts
 from eventclip.stream import classify_file
 from tests.conftest import recording
 
@@ -157,7 +157,7 @@ def test_fewshot_fit_then_classify_with_the_head(tmp_path, capsys, package, mode
     gets a very sharp affinity (beta) to tell them apart; the probe is checked against the saved head."""
     import shutil
 
-    from eventclip.model.package import load_head
+    from eventclip.heads.saved import load_head
 
     pkg = tmp_path / "pkg"
     shutil.copytree(package, pkg)
@@ -215,9 +215,9 @@ import sys
 sys.modules['torch'] = None
 sys.modules['open_clip'] = None
 import numpy as np
-from eventclip.model.classify import build_classifier
+from eventclip.heads.classifier import build_classifier
 from eventclip.stream import classify_file
-from eventclip.model.prompts import load_prompts
+from eventclip.heads.prompts import load_prompts
 
 class Encoder:
     def encode(self, x):

@@ -8,13 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from eventclip.model.prompts import (
-    PromptsError,
-    cached_text_embeddings,
-    embed_prompts,
-    load_prompts,
-    parse_prompts,
-)
+from eventclip.heads.prompts import PromptsError, cached_text_embeddings, embed_prompts, load_prompts, parse_prompts
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "zero_shot_prompts"
 

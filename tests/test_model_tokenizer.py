@@ -7,7 +7,7 @@ import gzip
 import numpy as np
 import pytest
 
-from eventclip.runtime.tokenizer import ClipTokenizer, TokenizerError
+from eventclip.model.tokenizer import ClipTokenizer, TokenizerError
 
 open_clip_tokenizer = pytest.importorskip("open_clip.tokenizer")
 

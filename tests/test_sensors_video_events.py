@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from eventclip.cli import main
-from eventclip.frames.errors import VideoError
-from eventclip.frames.video import VideoToEvents, paper_frame, refractory_filter, refractory_filter_reference
 from eventclip.io import read_events
+from eventclip.sensors.errors import VideoError
+from eventclip.sensors.video_events import VideoToEvents, paper_frame, refractory_filter, refractory_filter_reference
 
 W, H = 48, 24
 
