@@ -45,7 +45,7 @@ def main() -> None:
     from eventclip.frames.preprocess import Representation
     from eventclip.train import synth
     from eventclip.train.losses import LossConfig, total_loss
-    from eventclip.train.trainer import load_recipe
+    from eventclip.train.recipe import load_recipe
 
     cfg = synth.SynthConfig(emoji=1, letters=0, digits=0, samples_per_class=1)
     rng = np.random.default_rng(0)

@@ -11,7 +11,8 @@ import torch
 from eventclip.datasets.base import split_classes
 from eventclip.datasets.folder import load_folder
 from eventclip.errors import ConfigError
-from eventclip.train import synth, trainer
+from eventclip.train import loops, synth, trainer
+from eventclip.train import recipe as train_recipe
 
 TINY_MODEL = {
     "embed_dim": 32,
@@ -21,7 +22,7 @@ TINY_MODEL = {
 }
 
 
-def tiny_recipe(folder, **over) -> trainer.Recipe:
+def tiny_recipe(folder, **over) -> train_recipe.Recipe:
     data = {
         "name": "tiny", "seed": 0, "data": {"folder": str(folder)},
         "split": {"unseen_fraction": 0.34, "val_per_class": 1, "seed": 0},
@@ -33,7 +34,7 @@ def tiny_recipe(folder, **over) -> trainer.Recipe:
         "augment": {"max_shift_px": 4},
     }
     data.update(over)
-    return trainer.Recipe.model_validate(data)
+    return train_recipe.Recipe.model_validate(data)
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +97,7 @@ def test_metrics_are_mirrored_to_tensorboard_when_installed(tmp_path):
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    log = trainer.MetricsLog(tmp_path)
+    log = loops.MetricsLog(tmp_path)
     log.write({"stage": "stage2", "epoch": 1, "loss": 0.5, "zero_shot_unseen_top1": 0.25})
     log.write({"stage": "stage2", "epoch": 2, "loss": 0.25, "zero_shot_unseen_top1": 0.5})
     acc = EventAccumulator(str(tmp_path / "tensorboard"))
@@ -119,27 +120,27 @@ def test_resume_continues_after_the_last_epoch(dataset, tmp_path):
 
 
 def test_lr_schedule_warms_up_then_decays():
-    st = trainer.StageConfig(epochs=10, batch_size=2, lr=1.0, min_lr=0.1, warmup_epochs=2)
-    assert trainer.lr_at(0, st) == pytest.approx(0.1)
-    assert trainer.lr_at(1, st) == pytest.approx(0.55)
-    assert trainer.lr_at(2, st) == pytest.approx(1.0)
-    assert trainer.lr_at(6, st) == pytest.approx(0.55)
-    assert trainer.lr_at(10, st) == pytest.approx(0.1)
+    st = train_recipe.StageConfig(epochs=10, batch_size=2, lr=1.0, min_lr=0.1, warmup_epochs=2)
+    assert train_recipe.lr_at(0, st) == pytest.approx(0.1)
+    assert train_recipe.lr_at(1, st) == pytest.approx(0.55)
+    assert train_recipe.lr_at(2, st) == pytest.approx(1.0)
+    assert train_recipe.lr_at(6, st) == pytest.approx(0.55)
+    assert train_recipe.lr_at(10, st) == pytest.approx(0.1)
 
 
 def test_recipes_load_and_errors_name_the_field(tmp_path):
-    r = trainer.load_recipe("default", {"stage2.epochs": 3})
+    r = train_recipe.load_recipe("default", {"stage2.epochs": 3})
     assert r.stage2.epochs == 3 and r.loss_config().name == "ct+zs+kl+pred"
     with pytest.raises(ConfigError, match="not found"):
-        trainer.load_recipe("nope")
+        train_recipe.load_recipe("nope")
     with pytest.raises(ConfigError, match="'losses'.*bogus"):
-        trainer.load_recipe("default", {"losses.bogus": 1}).loss_config()
+        train_recipe.load_recipe("default", {"losses.bogus": 1}).loss_config()
     with pytest.raises(ConfigError, match="'augment'"):
-        trainer.load_recipe("default", {"augment.flip": 1}).augment_config()
+        train_recipe.load_recipe("default", {"augment.flip": 1}).augment_config()
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\ndata: {}\nmodel: {}\nrepresentation: {}\nstage2: {epochs: 0, batch_size: 4, lr: 1}\n")
     with pytest.raises(ConfigError, match="stage2.epochs"):
-        trainer.load_recipe(bad)
+        train_recipe.load_recipe(bad)
 
 
 def test_folder_dataset_errors_and_split(dataset, tmp_path):

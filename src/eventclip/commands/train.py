@@ -42,7 +42,8 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from eventclip.train.trainer import load_recipe, train
+    from eventclip.train.recipe import load_recipe
+    from eventclip.train.trainer import train
 
     overrides = dict(args.overrides)
     if args.data:
@@ -62,9 +63,9 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=1))
         return 0
     package = train(recipe, args.out, resume=args.resume).package
-    from eventclip.train.trainer import _rank
+    from eventclip.train.distributed import rank
 
-    if _rank() == 0:
+    if rank() == 0:
         card = json.loads((package / "model.json").read_text())
         print(f"model package: {package}")
         print(json.dumps(card.get("accuracy", {}), indent=1))

@@ -28,17 +28,19 @@ import torch
 from eventclip.datasets.base import Item, PairedDataset, split_classes, split_items
 from eventclip.datasets.batching import Batcher
 from eventclip.datasets.cache import EventCache
-from eventclip.train.losses import LossConfig
-from eventclip.train.trainer import (
+from eventclip.train.loops import (
     MetricsLog,
-    Recipe,
+    Run,
+    Split,
     class_text_embeddings,
     embed_items,
-    prepare_data,
     top1,
     train_stage1,
     train_stage2,
 )
+from eventclip.train.losses import LossConfig
+from eventclip.train.recipe import Recipe
+from eventclip.train.trainer import prepare_data
 
 CONFIGS: dict[str, dict[str, bool]] = {
     "ct": {"ct": True, "zs": False, "kl": False},
@@ -141,8 +143,8 @@ def run_ablation(recipe: Recipe, out: str | Path, seeds: list[int], stage1_from:
         model.event_encoder.load_state_dict(model.image_encoder.state_dict())
         model.freeze_clip()
     elif recipe.stage1 is not None:
-        train_stage1(model, ds, seen_train + seen_val + unseen_items, Batcher(cache, rep, recipe.augment_config(1)),
-                     recipe.stage1, out, metrics, rng, device, resume=True)
+        train_stage1(Run(model, ds, out, metrics, rng, device, resume=True), seen_train + seen_val + unseen_items,
+                     Batcher(cache, rep, recipe.augment_config(1)), recipe.stage1)
     model.logit_scale.requires_grad_(False)
     start_state = copy.deepcopy(model.event_encoder.state_dict())
     text_all = class_text_embeddings(model, ds.texts).float()
@@ -161,9 +163,10 @@ def run_ablation(recipe: Recipe, out: str | Path, seeds: list[int], stage1_from:
             run_dir = out / f"{name}_seed{seed}"
             run_dir.mkdir(exist_ok=True)
             t0 = time.time()
-            train_stage2(model, ds, seen_train, seen_val, unseen_items, seen, unseen,
+            train_stage2(Run(model, ds, run_dir, MetricsLog(run_dir), np.random.default_rng(seed), device, resume=True),
+                         Split(seen_train, seen_val, unseen_items, seen, unseen),
                          Batcher(cache, rep, recipe.augment_config()), Batcher(cache, rep, None), recipe.stage2,
-                         loss_cfg, run_dir, MetricsLog(run_dir), np.random.default_rng(seed), device, resume=True)
+                         loss_cfg)
             row = {"losses": name, "seed": seed, "train_s": round(time.time() - t0, 1),
                    **_evaluate(model, rep, cache, unseen_items, labels_u, text_all, unseen, scale, seed)}
             results["runs"].append(row)
