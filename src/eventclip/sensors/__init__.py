@@ -1,7 +1,7 @@
 """Sources of events: live cameras, files and video, behind one interface (see base)."""
 
 from eventclip.sensors._backoff import Backoff
-from eventclip.sensors.base import TRIGGER_DTYPE, Source, SourceConfig, create, register, source_class
+from eventclip.sensors.base import SENSORS, TRIGGER_DTYPE, Source, SourceConfig, create, source_class
 from eventclip.sensors.errors import DeviceLostError, DeviceNotFoundError, SensorError
 
 __all__ = [
@@ -9,10 +9,10 @@ __all__ = [
     "Backoff",
     "DeviceLostError",
     "DeviceNotFoundError",
+    "SENSORS",
     "SensorError",
     "Source",
     "SourceConfig",
     "create",
-    "register",
     "source_class",
 ]
