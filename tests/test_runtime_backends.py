@@ -22,7 +22,6 @@ from eventclip._optional import MissingDependencyError  # noqa: E402
 from eventclip.exporters.onnx import export_onnx  # noqa: E402
 from eventclip.exporters.parity import recording_windows  # noqa: E402
 from eventclip.model.clip import EventClip  # noqa: E402
-from eventclip.runtime import base  # noqa: E402
 from eventclip.runtime.base import Backend, BackendError, select  # noqa: E402
 
 SMALL = {
