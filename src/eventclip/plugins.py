@@ -193,9 +193,10 @@ class Registry(Generic[T]):
         """What ``kind`` declared it can do (e.g. ``live``, ``devices``, ``precisions``, ``write``)."""
         return self.get(kind).capabilities
 
-    def config_union(self) -> Any:
-        """The plugins' config models as one pydantic type, discriminated by ``kind``."""
-        models = [p.config for p in self.plugins() if p.config is not None]
+    def config_union(self, *extra: type[BaseModel]) -> Any:
+        """The plugins' config models (and ``extra`` ones, e.g. ``auto``'s) as one pydantic type,
+        discriminated by ``kind``."""
+        models = [*extra, *(p.config for p in self.plugins() if p.config is not None)]
         if not models:
             raise TypeError(f"{self.family} plugins have no config models")
         if len(models) == 1:
