@@ -150,7 +150,7 @@ def test_registries_list_the_shipped_plugins_with_capabilities() -> None:
 
 
 def test_unknown_kind_names_the_choices() -> None:
-    with pytest.raises(ConfigError, match=r"unknown sensor 'kinect'; choose one of inivation, prophesee, replay, video"):
+    with pytest.raises(ConfigError, match=r"unknown sensor 'kinect'; choose one of inivation, prophesee, replay, vid"):
         SENSORS.get("kinect")
     with pytest.raises(ConfigError, match=r"unknown backend 'tflite'; choose one of auto, onnxruntime"):
         BACKENDS["tflite"]
