@@ -14,7 +14,7 @@ def looping_daemon(package: Path, prompts: Path, tmp_path: Path, endpoint: str, 
                    config: str = "") -> subprocess.Popen:
     """eventclipd on ``endpoint`` (20 ms windows), waiting for its first subscriber; ``config`` adds YAML lines."""
     path = tmp_path / "loop.yaml"
-    path.write_text("sensor_options: {loop: true}\n" + config)
+    path.write_text("source: {kind: replay, loop: true}\n" + config)
     return _daemon(["--config", str(path), "--sensor", "replay", "--input", str(recording(SPINNER)),
                     "--prompts", str(prompts), "--model", str(package), "--backend", "onnxruntime",
                     "--publish", endpoint, "--window-us", "20000", "--log-format", "text", *flags],

@@ -16,7 +16,7 @@ CAMERAS = sorted((ROOT / "systemd" / "cameras").glob("*.yaml"))
 def test_example_camera_configs_are_valid_and_share_no_port_or_id():
     configs = [load_config(path, {}) for path in CAMERAS]
     assert len(configs) == 2
-    for field in ("sensor_id", "publish", "metrics_port", "http", "sensor_options"):
+    for field in ("sensor_id", "publish", "metrics_port", "http", "source"):
         values = [getattr(c, field) for c in configs]
         assert None not in values and len({str(v) for v in values}) == len(values), field
     assert len({parse_http_address(c.http)[1] for c in configs} | {c.metrics_port for c in configs}) == 4

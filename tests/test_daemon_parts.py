@@ -27,17 +27,17 @@ from eventclip.errors import ConfigError
 
 def test_flags_override_yaml_and_paths_resolve_against_the_file(tmp_path: Path) -> None:
     cfg_file = tmp_path / "d.yaml"
-    cfg_file.write_text("sensor: replay\ninput: rec.raw\nprompts: p.yaml\nwindow_us: 10000\ntop_k: 3\n")
+    cfg_file.write_text("source: {kind: replay, path: rec.raw}\nprompts: p.yaml\nwindow_us: 10000\ntop_k: 3\n")
     cfg = load_config(cfg_file, {"window_us": 20000, "top_k": None})
     assert cfg.window_us == 20000  # flag wins
     assert cfg.top_k == 3  # absent flag leaves the file's value
-    assert cfg.input == tmp_path / "rec.raw"
+    assert cfg.source.path == tmp_path / "rec.raw"
     assert cfg.publish.startswith("tcp://127.0.0.1:")
 
 
 def test_bad_field_is_named(tmp_path: Path) -> None:
     cfg_file = tmp_path / "d.yaml"
-    cfg_file.write_text("sensor: replay\ninput: x.raw\nprompts: p.yaml\nwindow_us: -5\nbogus: 1\n")
+    cfg_file.write_text("source: {kind: replay, path: x.raw}\nprompts: p.yaml\nwindow_us: -5\nbogus: 1\n")
     with pytest.raises(ConfigError) as err:
         load_config(cfg_file, {})
     text = str(err.value)
@@ -46,7 +46,7 @@ def test_bad_field_is_named(tmp_path: Path) -> None:
 
 def test_yaml_syntax_error_names_line(tmp_path: Path) -> None:
     cfg_file = tmp_path / "d.yaml"
-    cfg_file.write_text("sensor: replay\nprompts: [unclosed\n")
+    cfg_file.write_text("source: {kind: replay}\nprompts: [unclosed\n")
     with pytest.raises(ConfigError, match="line"):
         load_config(cfg_file, {})
 
@@ -57,7 +57,7 @@ def test_yaml_syntax_error_names_line(tmp_path: Path) -> None:
      ("ipc:///tmp/x", True), ("tcp://0.0.0.0:5556", False), ("tcp://*:5556", False), ("tcp://10.1.2.3:1", False)],
 )
 def test_loopback_by_default(endpoint: str, ok: bool) -> None:
-    fields = {"sensor": "prophesee", "prompts": "p.yaml", "publish": endpoint}
+    fields = {"source": {"kind": "prophesee"}, "prompts": "p.yaml", "publish": endpoint}
     if ok:
         DaemonConfig.model_validate(fields)
     else:
@@ -67,7 +67,7 @@ def test_loopback_by_default(endpoint: str, ok: bool) -> None:
 
 
 def test_replay_needs_input() -> None:
-    with pytest.raises(ConfigError, match="input"):
+    with pytest.raises(ConfigError, match=r"source\.replay\.path: Field required"):
         load_config(None, {"sensor": "replay", "prompts": "p.yaml"})
 
 
@@ -380,7 +380,7 @@ def test_systemd_unit_verifies_and_is_a_notify_service_with_watchdog(tmp_path: P
 
 def test_example_config_file_is_valid() -> None:
     cfg = load_config(Path(__file__).parents[1] / "systemd" / "eventclipd.yaml", {})
-    assert cfg.sensor == "prophesee" and cfg.publish == "tcp://127.0.0.1:5556" and cfg.log_format == "json"
+    assert cfg.source.kind == "prophesee" and cfg.publish == "tcp://127.0.0.1:5556" and cfg.log_format == "json"
 
 
 def test_listen_command_prints_messages_and_reports_gaps() -> None:
@@ -419,7 +419,7 @@ def test_listen_to_a_malformed_endpoint_is_a_usage_error_not_a_traceback(endpoin
 @pytest.mark.parametrize(("addr", "ok"), [("127.0.0.1", True), ("::1", True), ("localhost", True), ("0.0.0.0", False),
                                           ("::", False), ("192.168.1.5", False)])
 def test_metrics_address_has_the_same_loopback_guard_as_publish(addr: str, ok: bool) -> None:
-    fields = {"sensor": "prophesee", "prompts": "p.yaml", "metrics_port": 9108, "metrics_addr": addr}
+    fields = {"source": {"kind": "prophesee"}, "prompts": "p.yaml", "metrics_port": 9108, "metrics_addr": addr}
     if ok:
         load_config(None, fields)
         return

@@ -57,10 +57,10 @@ def test_mistakes_are_reported_before_the_model_loads_with_exit_2(package, promp
         named = f"{prompts}:2: top_k"
     elif case == "input missing":
         args["input_"] = tmp_path / "absent.raw"
-        named = f"input: {tmp_path / 'absent.raw'}: no such event file"
+        named = f"source.path (--input): {tmp_path / 'absent.raw'}: no such event file"
     elif case == "input folder":
         args["input_"] = tmp_path
-        named = f"input: {tmp_path}: is a folder"
+        named = f"source.path (--input): {tmp_path}: is a folder"
     elif case == "model missing":
         package = tmp_path / "no-model"
         named = "model: "

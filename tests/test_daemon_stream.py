@@ -134,11 +134,10 @@ def _engine(package: Path, prompts: Path):
 
 def _pipeline(cfg, engine, publisher, **kw):
     from eventclip import sensors
-    from eventclip.daemon.main import source_config
     from eventclip.daemon.pipeline import Pipeline
     from eventclip.frames.windows import make_windower
 
-    source = sensors.create(source_config(cfg))
+    source = sensors.create(cfg.source)
     source.open()
     window_us = cfg.window_us or engine.window_us
     return Pipeline(source, make_windower(window_us=window_us), engine, publisher, cfg, **kw)
@@ -295,8 +294,8 @@ def test_wedged_stage_stops_watchdog_keepalives(package, prompts, tmp_path):
                 release.wait(30)
             return self.inner.encode(x)
 
-    cfg = load_config(None, {"sensor": "replay", "input": recording(SPINNER), "speed": 1.0, "prompts": prompts,
-                             "window_us": 5000, "sensor_options": {"loop": True}, "publish": "tcp://127.0.0.1:*"})
+    cfg = load_config(None, {"source": {"kind": "replay", "path": recording(SPINNER), "speed": 1.0, "loop": True},
+                             "prompts": prompts, "window_us": 5000, "publish": "tcp://127.0.0.1:*"})
     publisher = Publisher(cfg.publish, "test")
     notifier = Notifier(env={"NOTIFY_SOCKET": sock_path, "WATCHDOG_USEC": "600000"})
     engine = Wedged(_engine(package, prompts), 0)
@@ -359,7 +358,7 @@ def test_process_ready_watchdog_sighup_and_sigterm(package, prompts, tmp_path):
     server.settimeout(60)
     endpoint = _free_endpoint()
     config = tmp_path / "loop.yaml"
-    config.write_text("sensor_options: {loop: true}\nlog_format: json\n")
+    config.write_text("source: {kind: replay, loop: true}\nlog_format: json\n")
     coll = Collector(endpoint)
     proc = _daemon(
         ["--config", str(config), "--sensor", "replay", "--input", str(recording(SPINNER)), "--prompts", str(prompts),
@@ -412,7 +411,8 @@ def test_process_ready_watchdog_sighup_and_sigterm(package, prompts, tmp_path):
 
 def test_bad_config_exits_2_naming_the_field(tmp_path, prompts):
     cfg = tmp_path / "bad.yaml"
-    cfg.write_text(f"sensor: replay\ninput: x.raw\nprompts: {prompts}\nbatch_size: 0\ndrop_policy: sometimes\n")
+    cfg.write_text(f"source: {{kind: replay, path: x.raw}}\nprompts: {prompts}\nbatch_size: 0\n"
+                   "drop_policy: sometimes\n")
     proc = _daemon(["--config", str(cfg)])
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 2
@@ -509,8 +509,8 @@ def test_a_looping_replay_logs_its_first_loop_and_counts_the_others(package, pro
 
     from eventclip.daemon.publish import Publisher
 
-    cfg = load_config(None, {"sensor": "replay", "input": recording(SPINNER), "speed": 0, "prompts": prompts,
-                             "window_us": 50_000, "sensor_options": {"loop": True}, "publish": "tcp://127.0.0.1:*"})
+    cfg = load_config(None, {"source": {"kind": "replay", "path": recording(SPINNER), "realtime": False, "loop": True},
+                             "prompts": prompts, "window_us": 50_000, "publish": "tcp://127.0.0.1:*"})
     publisher = Publisher(cfg.publish, "test")
     pipe = _pipeline(cfg, _engine(package, prompts), publisher)
     try:

@@ -256,7 +256,8 @@ def test_classify_and_the_daemon_take_a_pulled_name(fake_hub, tmp_path, capsys):
 
     yml = tmp_path / "conf" / "cam.yaml"
     yml.parent.mkdir()
-    yml.write_text(f"sensor: replay\ninput: {rec}\nprompts: {prompts}\nmodel: openai-vit-b-32\nbackend: torch\n")
+    yml.write_text(f"source: {{kind: replay, path: {rec}}}\nprompts: {prompts}\nmodel: openai-vit-b-32\n"
+                   "backend: torch\n")
     cfg = load_config(yml, {})
     assert str(cfg.model) == "openai-vit-b-32"
     engine = load_engine(cfg)

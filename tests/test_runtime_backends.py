@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import subprocess
@@ -21,7 +22,6 @@ from eventclip._optional import MissingDependencyError  # noqa: E402
 from eventclip.exporters.onnx import export_onnx  # noqa: E402
 from eventclip.exporters.parity import recording_windows  # noqa: E402
 from eventclip.model.clip import EventClip  # noqa: E402
-from eventclip.runtime import base  # noqa: E402
 from eventclip.runtime.base import Backend, BackendError, select  # noqa: E402
 
 SMALL = {
@@ -67,7 +67,8 @@ def test_auto_falls_back_to_torch_without_export(exported, tmp_path):
 
 def test_named_backend_missing_package_names_extra(exported, monkeypatch):
     pkg, _ = exported
-    monkeypatch.setattr(base, "available", lambda module: module not in ("tensorrt",))
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "tensorrt" else real(name, *a))
     with pytest.raises(MissingDependencyError, match=r"pip install 'eventclip\[tensorrt\]'"):
         select(pkg, "tensorrt")
 

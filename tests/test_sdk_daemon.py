@@ -30,7 +30,7 @@ def test_daemon_plays_a_recording_through_the_sdk_and_publishes_what_classify_fi
 
     path = copy_recording(SPINNER, tmp_path)
     config = tmp_path / "daemon.yaml"
-    config.write_text(f"sensor_options: {{backend: {backend}}}\n")
+    config.write_text(f"source: {{kind: prophesee, backend: {backend}}}\n")
     endpoint = _free_endpoint()
     coll = Collector(endpoint)
     proc = _daemon(["--config", str(config), "--sensor", "prophesee", "--input", str(path), "--speed", "0",

@@ -8,13 +8,22 @@ from __future__ import annotations
 
 import argparse
 
+from eventclip.errors import ConfigError
+from eventclip.runtime.base import BACKENDS
+
 
 def add_recording_options(parser: argparse.ArgumentParser) -> None:
     """--window-us, --backend, --format and --geometry, with the same defaults everywhere."""
     parser.add_argument("--window-us", type=int, default=None, help="window length in µs (default: the model card's)")
-    parser.add_argument("--backend", default="auto", help="auto, torch, onnxruntime or tensorrt")
+    add_backend_option(parser)
     parser.add_argument("--format", default=None, help="event file format, skipping detection (e.g. evt3, dat)")
     add_geometry_option(parser)
+
+
+def add_backend_option(parser: argparse.ArgumentParser) -> None:
+    """``--backend``, its choices from the backend registry (``auto`` picks the fastest that can run)."""
+    parser.add_argument("--backend", default="auto", choices=BACKENDS.choices(),
+                        help="inference backend (default auto: the fastest that can run the model)")
 
 
 def add_geometry_option(parser: argparse.ArgumentParser, help: str = "WIDTHxHEIGHT for files that do not say") -> None:
@@ -27,8 +36,6 @@ def add_geometry_option(parser: argparse.ArgumentParser, help: str = "WIDTHxHEIG
 
 def geometry_arg(args: argparse.Namespace) -> tuple[int, int] | None:
     """(width, height) from ``--geometry``; ConfigError for the retired ``--width/--height``."""
-    from eventclip.errors import ConfigError
-
     if getattr(args, "width", None) is not None or getattr(args, "height", None) is not None:
         raise ConfigError("--width/--height were replaced by --geometry WIDTHxHEIGHT (e.g. --geometry 1280x720)")
     return parse_geometry(args.geometry)
@@ -36,8 +43,6 @@ def geometry_arg(args: argparse.Namespace) -> tuple[int, int] | None:
 
 def parse_geometry(text: str | None) -> tuple[int, int] | None:
     """'640x480' -> (640, 480); ConfigError naming the option otherwise."""
-    from eventclip.errors import ConfigError
-
     if text is None:
         return None
     try:

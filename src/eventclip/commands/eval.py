@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from eventclip.commands._model import MODEL_HELP
+from eventclip.commands._recording import add_backend_option
 
 KINDS = ("zero-shot", "few-shot", "linear-probe")
 DATASETS = ("ncaltech101", "nmnist", "nimagenet", "cifar10dvs", "asldvs", "dvsgesture", "folder")
@@ -48,7 +49,7 @@ def add_parser(subparsers) -> None:
                        help="prompt templates with {} around the class texts (default: the training templates)")
     words.add_argument("--prompts", default=None, help="prompts YAML whose class names are the dataset's "
                        "(e.g. zero_shot_prompts/nmnist.yaml): its templates and synonyms replace the class texts")
-    p.add_argument("--backend", default="auto", help="auto, torch, onnxruntime or tensorrt")
+    add_backend_option(p)
     p.add_argument("--batch", type=int, default=32, help="samples per encoder call")
     p.add_argument("--out", default=None, help="report folder (default eval-<dataset>-<kind>)")
     p.set_defaults(func=run)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from eventclip.commands._recording import add_geometry_option
+from eventclip.commands._recording import add_backend_option, add_geometry_option
 
 if TYPE_CHECKING:
     from eventclip.events import Geometry
@@ -31,7 +31,7 @@ def add_parser(subparsers) -> None:
     b.add_argument("--window-us", type=int, default=None, help="events: centred window (µs; default the card's)")
     add_geometry_option(b, "events: WIDTHxHEIGHT for files that do not say (files that state another size are "
                         "refused)")
-    b.add_argument("--backend", default="auto", help="auto, torch, onnxruntime or tensorrt")
+    add_backend_option(b)
     b.add_argument("--out", required=True, help="index file to write (.npz)")
     b.set_defaults(func=run_build)
 
@@ -47,7 +47,7 @@ def add_parser(subparsers) -> None:
     s.add_argument("--window-us", type=int, default=None, help="event queries: centred window (µs)")
     add_geometry_option(s, "event queries: WIDTHxHEIGHT for files that do not say")
     s.add_argument("--faiss", action="store_true", help="search with FAISS (pip install faiss-cpu)")
-    s.add_argument("--backend", default="auto", help="auto, torch, onnxruntime or tensorrt")
+    add_backend_option(s)
     s.add_argument("--json", action="store_true", help="one JSON object per query")
     s.set_defaults(func=run_search)
 

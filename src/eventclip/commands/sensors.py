@@ -3,6 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from eventclip.errors import ConfigError
+from eventclip.sensors.base import create
+from eventclip.sensors.discovery import discover
 
 
 def add_parser(subparsers) -> None:
@@ -16,8 +25,9 @@ def add_parser(subparsers) -> None:
     lst = sub.add_parser(
         "list",
         help="cameras each backend sees; unavailable backends and why",
-        description="Asks the Metavision SDK / neuromorphic-drivers (prophesee), dv-processing (inivation) and "
-        "OpenCV (video) for cameras. --json prints a list of {kind, available, reason, devices}.",
+        description="Asks every sensor kind that can list cameras (the Metavision SDK / neuromorphic-drivers for "
+        "prophesee, dv-processing for inivation, OpenCV for video) for its cameras; a kind that cannot run here "
+        "says why and what to install. --json prints a list of {kind, available, reason, devices}.",
     )
     lst.add_argument("--json", action="store_true", help="print JSON instead of text")
     lst.set_defaults(func=run_list)
@@ -37,10 +47,6 @@ def add_parser(subparsers) -> None:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    import json
-
-    from eventclip.sensors.discovery import discover
-
     reports = discover()
     if args.json:
         print(json.dumps([r.to_dict() for r in reports], indent=2))
@@ -56,12 +62,6 @@ def run_list(args: argparse.Namespace) -> int:
 
 def watch_config(args: argparse.Namespace) -> dict:
     """The source config from --config and --set (YAML values)."""
-    from pathlib import Path
-
-    import yaml
-
-    from eventclip.errors import ConfigError
-
     cfg: dict = {}
     if args.config:
         loaded = yaml.safe_load(Path(args.config).read_text())
@@ -77,11 +77,6 @@ def watch_config(args: argparse.Namespace) -> dict:
 
 
 def run_watch(args: argparse.Namespace) -> int:
-    from pydantic import ValidationError
-
-    from eventclip.errors import ConfigError
-    from eventclip.sensors import create
-
     try:
         src = create(watch_config(args), on_status=lambda state, detail: print(f"status {state}: {detail}", flush=True))
     except ValidationError as exc:

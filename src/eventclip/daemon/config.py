@@ -3,6 +3,10 @@
 Why one validated model: the daemon runs unattended for weeks, so a typo in the YAML must stop it
 at start-up with the field's name (exit status 2), never be ignored. Flags win over the file so a
 systemd drop-in or a shell can change one value without copying the whole file.
+
+``source:`` and ``backend:`` embed the sensor's and the backend's own configs, chosen by ``kind``
+from the plugin registries (:mod:`eventclip.plugins`), so a new sensor or backend module is
+configurable here without touching this file.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 from urllib.parse import urlparse
 
 import yaml
@@ -18,6 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from eventclip.data import default_prompts_path
 from eventclip.errors import ConfigError
+from eventclip.runtime.base import BACKENDS, AutoConfig
+from eventclip.sensors.base import SENSORS
 
 DropPolicy = Literal["drop_oldest", "keep_every_nth"]
 """What the window queue does when inference lags: evict the oldest window, or admit only every Nth."""
@@ -35,19 +41,24 @@ class CurveConfig(BaseModel):
     authorized_clients: Path
 
 
+SourceSettings = SENSORS.config_union()
+"""The sensor's own config (eventclip.sensors), chosen by ``kind``."""
+BackendSettings = BACKENDS.config_union(AutoConfig)
+"""The backend's own config (eventclip.runtime), chosen by ``kind``; ``auto`` picks the fastest."""
+
+MOVED_TO_SOURCE = ("sensor", "sensor_options", "input", "speed")
+"""Top-level keys of the configs before ``source:``; a file still using them gets the new shape spelt out."""
+
+
 class DaemonConfig(BaseModel):
     """Every setting of eventclipd. Times in µs unless the name says otherwise."""
 
     model_config = ConfigDict(extra="forbid")
 
-    sensor: Literal["prophesee", "inivation", "replay", "video"] = "replay"
-    sensor_options: dict[str, Any] = Field(default_factory=dict)
-    """Extra fields for the sensor's own config (see eventclip.sensors), e.g. ``loop: true``."""
-    input: Path | None = None
-    """Recording to replay (sensor ``replay``), video file (sensor ``video``), or a recording the Metavision
-    SDK plays through its camera code instead of a camera (sensor ``prophesee``; none: a camera)."""
-    speed: float = Field(default=1.0, ge=0)
-    """Replay speed factor (1.0 = real time, 2.0 = twice as fast); 0 replays as fast as possible."""
+    source: SourceSettings
+    """The sensor's own config (docs/sensors.md), e.g. ``{kind: replay, path: rec.raw, loop: true}`` or
+    ``{kind: prophesee, serial: "00050423"}``; ``--sensor``, ``--input`` and ``--speed`` set its
+    ``kind``, ``path`` and ``speed``/``realtime``."""
     sensor_id: str | None = None
     """Name used in every message; defaults to the source's own id."""
 
@@ -56,7 +67,9 @@ class DaemonConfig(BaseModel):
     model: Path | None = None
     """Model package folder or model name (``default``, or one pulled with ``eventclip models pull``);
     default: the bundled default model."""
-    backend: Literal["auto", "tensorrt", "onnxruntime", "torch"] = "auto"
+    backend: BackendSettings = Field(default_factory=AutoConfig)
+    """The backend's own config (docs/deploy.md), e.g. ``{kind: onnxruntime, precision: int8}``; a bare
+    name (``backend: torch``) means that backend with its defaults."""
 
     frames: Literal["auto", "numpy", "torch"] = "auto"
     """Where frames are built: ``numpy`` (numba on the CPU), ``torch`` (on the encoder's device, so
@@ -142,10 +155,26 @@ class DaemonConfig(BaseModel):
             data = {**data, "prompts": default_prompts_path()}
         return data
 
+    @model_validator(mode="before")
+    @classmethod
+    def _shapes(cls, data: Any) -> Any:
+        """``backend: NAME`` is short for ``backend: {kind: NAME}``; the keys before ``source:`` get the
+        new shape spelt out instead of a bare "extra inputs are not permitted"."""
+        if not isinstance(data, dict):
+            return data
+        old = [key for key in MOVED_TO_SOURCE if key in data]
+        if old:
+            raise ValueError(
+                f"{', '.join(old)}: the sensor settings moved into 'source:', the sensor's own config, e.g. "
+                "source: {kind: replay, path: rec.raw, speed: 1.0, loop: true} or "
+                "source: {kind: prophesee, serial: '00050423'} (docs/daemon.md); on the command line "
+                "--sensor, --input and --speed still set them")
+        if isinstance(data.get("backend"), str):
+            data = {**data, "backend": {"kind": data["backend"]}}
+        return data
+
     @model_validator(mode="after")
     def _checks(self) -> DaemonConfig:
-        if self.sensor in ("replay", "video") and self.input is None:
-            raise ValueError(f"sensor {self.sensor!r} needs 'input' (the file to read: --input FILE)")
         if self.prompts is None:
             raise ValueError(f"model {str(self.model)!r} needs prompts: pass --prompts FILE (or 'prompts:' in the "
                              "config file); only the bundled model has prompts of its own")
@@ -242,19 +271,96 @@ def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"config file {p} must hold a mapping of settings, got {type(data).__name__}")
     base = p.parent
-    for key in ("input", "prompts", "model"):
+    for key in ("prompts", "model"):
         value = data.get(key)
         if not isinstance(value, str) or os.path.isabs(value):
             continue
         if key == "model" and os.sep not in value and not (base / value).exists():
             continue  # a model name (`default`, a pulled one), resolved when the model loads
         data[key] = str(base / value)
+    for key, registry in (("source", SENSORS), ("backend", BACKENDS)):
+        section = data.get(key)
+        if isinstance(section, dict) and section.get("kind") in registry:
+            data[key] = _resolve_paths(section, registry.get(section["kind"]).config, base)
     return data
 
 
+def _is_path_field(annotation: Any) -> bool:
+    """True for ``Path`` and ``Path | None`` fields."""
+    return annotation is Path or Path in get_args(annotation)
+
+
+def _resolve_paths(section: dict[str, Any], model: type[BaseModel] | None, base: Path) -> dict[str, Any]:
+    """``section`` with its relative file fields (those typed Path in ``model``) made relative to ``base``."""
+    if model is None:
+        return section
+    out = dict(section)
+    for name, info in model.model_fields.items():
+        value = out.get(name)
+        if isinstance(value, str) and not os.path.isabs(value) and _is_path_field(info.annotation):
+            out[name] = str(base / value)
+    return out
+
+
+def apply_source_flags(data: dict[str, Any], sensor: str | None, input: Path | str | None,
+                       speed: float | None) -> None:
+    """Put ``--sensor``, ``--input`` and ``--speed`` into ``data["source"]`` (flags win over the file).
+
+    A ``--sensor`` naming another kind than the file's starts a fresh source (the file's fields
+    belong to its own kind). ``--input`` is the source's ``path``; ``--speed`` its ``speed``, 0
+    meaning ``realtime: false`` (as fast as possible). A flag the kind has no field for is an error.
+    """
+    if sensor is None and input is None and speed is None:
+        return
+    source = dict(data.get("source") or {})
+    if sensor is not None and source.get("kind") != sensor:
+        source = {"kind": sensor}
+    kind = source.get("kind")
+    if kind is None:
+        raise ConfigError("--input / --speed need a sensor: pass --sensor KIND (or 'source: {kind: ...}' in the "
+                          f"config file); kinds: {', '.join(SENSORS.names())}")
+    fields = SENSORS.get(kind).config.model_fields
+    if input is not None:
+        if "path" not in fields:
+            raise ConfigError(f"--input: sensor {kind!r} reads no file (its fields: {', '.join(fields)})")
+        source["path"] = input
+    if speed is not None:
+        if "speed" not in fields:
+            raise ConfigError(f"--speed: sensor {kind!r} has no playback speed (its fields: {', '.join(fields)})")
+        if speed < 0:
+            raise ConfigError(f"--speed must be 0 (as fast as possible) or more, got {speed:g}")
+        source.update(realtime=speed > 0, speed=speed or 1.0)
+    data["source"] = source
+
+
+def apply_backend_flag(data: dict[str, Any], backend: str | None) -> None:
+    """Put ``--backend`` into ``data["backend"]``: the file's settings stay when it names the same kind."""
+    if backend is None:
+        return
+    current = data.get("backend")
+    kind = current.get("kind") if isinstance(current, dict) else current
+    if kind != backend:
+        data["backend"] = {"kind": backend}
+
+
 def load_config(path: str | os.PathLike | None, overrides: dict[str, Any]) -> DaemonConfig:
-    """The YAML file (optional) with ``overrides`` (flags that were given, not None) on top."""
+    """The YAML file (optional) with ``overrides`` (flags that were given, not None) on top.
+
+    ``overrides`` are keyed by field name, plus the flags that set parts of a section: ``sensor``,
+    ``input`` and ``speed`` (into ``source``, see :func:`apply_source_flags`) and ``backend``.
+    """
     data = read_yaml(path) if path is not None else {}
-    data.update({k: v for k, v in overrides.items() if v is not None})
+    flags = {k: v for k, v in overrides.items() if v is not None}
+    if path is not None:
+        old = [key for key in MOVED_TO_SOURCE if key in data]
+        if old:
+            validate_config(data, str(path))  # raises, spelling out the 'source:' shape
+    try:
+        apply_source_flags(data, flags.pop("sensor", None), flags.pop("input", None), flags.pop("speed", None))
+        apply_backend_flag(data, flags.pop("backend", None))
+    except ConfigError as exc:
+        raise ConfigError(f"invalid configuration ({path} + command-line flags): {exc}" if path is not None
+                          else f"invalid configuration (command-line flags): {exc}") from None
+    data.update(flags)
     origin = f"{path} + command-line flags" if path is not None else "command-line flags"
     return validate_config(data, origin)

@@ -131,14 +131,16 @@ def load_engine(cfg: DaemonConfig, notifier: Notifier | None = None, threads: in
         def keep_extending() -> None:
             while not stop.wait(10.0):
                 notifier.extend_timeout(30_000_000)
-                notifier.status(f"loading model {package} ({cfg.backend}); still working")
+                notifier.status(f"loading model {package} ({cfg.backend.kind}); still working")
 
         keeper = threading.Thread(target=keep_extending, name="eventclipd-extend", daemon=True)
         keeper.start()
     t0 = time.monotonic()
     try:
-        options = {"threads": threads} if threads and cfg.backend in ("auto", "onnxruntime") else {}
-        encoder = open_encoder(package, cfg.backend, **options)
+        options = cfg.backend.model_dump(exclude={"kind"}, exclude_unset=True)
+        if threads and (cfg.backend.kind == "auto" or "threads" in type(cfg.backend).model_fields):
+            options.setdefault("threads", threads)  # auto hands it to the backends that have the field
+        encoder = open_encoder(package, cfg.backend.kind, **options)
         engine = ClassifierEngine(package, encoder, cfg.prompts, cfg.top_k, head=cfg.head, anomaly_ema=cfg.anomaly_ema,
                                   frames=cfg.frames)
     finally:

@@ -22,6 +22,8 @@ from typing import Any
 
 from eventclip.daemon.config import DaemonConfig, load_config
 from eventclip.errors import ConfigError, EventclipError
+from eventclip.runtime.base import BACKENDS
+from eventclip.sensors.base import SENSORS
 
 log = logging.getLogger("eventclipd")
 
@@ -35,15 +37,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, help="YAML file with any of the settings below (flags win)")
     p.add_argument("--demo", action="store_true",
                    help="replay the bundled sample through the bundled model and print what is published")
-    p.add_argument("--sensor", choices=["prophesee", "inivation", "replay", "video"])
+    p.add_argument("--sensor", choices=SENSORS.names(), help="the source's kind (source.kind); another kind than "
+                   "the config file's starts that kind with its defaults")
     p.add_argument("--input", type=Path, help="file to replay (sensor replay), video file (sensor video), or a "
-                   "recording played through the Metavision SDK instead of a camera (sensor prophesee)")
-    p.add_argument("--speed", type=float, help="replay speed factor; 0 = as fast as possible (default 1.0)")
+                   "recording played through the Metavision SDK instead of a camera (sensor prophesee): source.path")
+    p.add_argument("--speed", type=float, help="replay speed factor; 0 = as fast as possible (default 1.0): "
+                   "source.speed and source.realtime")
     p.add_argument("--sensor-id", help="name used in every message (default: the source's id)")
     p.add_argument("--prompts", type=Path, help="prompts YAML (classes, templates, anomaly set)")
     p.add_argument("--model", type=Path, help="model package folder, `default` or a pulled name (`eventclip models "
                    "list`); default: the bundled model")
-    p.add_argument("--backend", choices=["auto", "tensorrt", "onnxruntime", "torch"])
+    p.add_argument("--backend", choices=BACKENDS.choices(),
+                   help="backend.kind (default auto: the fastest that can run the model)")
     p.add_argument("--publish", help="ZeroMQ endpoint to bind (default tcp://127.0.0.1:5556)")
     p.add_argument("--allow-remote", action="store_true", default=None,
                    help="allow binding a non-loopback address")
@@ -94,17 +99,6 @@ def config_from_args(args: argparse.Namespace) -> DaemonConfig:
             if overrides.get(key) is None:
                 overrides[key] = value
     return load_config(args.config, overrides)
-
-
-def source_config(cfg: DaemonConfig) -> dict[str, Any]:
-    """The sensor's own config (see :mod:`eventclip.sensors`) from the daemon's fields."""
-    out: dict[str, Any] = {"kind": cfg.sensor}
-    if cfg.sensor == "replay" or (cfg.sensor == "prophesee" and cfg.input is not None):
-        out.update(path=cfg.input, realtime=cfg.speed > 0, speed=cfg.speed or 1.0)
-    elif cfg.sensor == "video":
-        out.update(path=cfg.input)
-    out.update(cfg.sensor_options)
-    return out
 
 
 class SensorStatus:
@@ -179,15 +173,16 @@ def _run(cfg: DaemonConfig, on_labels: Any, plan: Any, stop_requested: threading
     publisher = stop_metrics = source = None
     try:
         preflight.check_files(cfg)
-        publisher = Publisher(cfg.publish, cfg.sensor_id or cfg.sensor, cfg.topic_prefix, cfg.encoding,
+        publisher = Publisher(cfg.publish, cfg.sensor_id or cfg.source.kind, cfg.topic_prefix, cfg.encoding,
                               cfg.send_hwm, cfg.curve)
         stop_metrics = preflight.serve_metrics(cfg, lambda: running[0].last_stats if running else {})
-        source = sensors.create(source_config(cfg), on_status=SensorStatus(publisher))
-        live = cfg.sensor not in ("replay", "video")
+        source = sensors.create(cfg.source, on_status=SensorStatus(publisher))
+        live = SENSORS.capabilities(cfg.source.kind)["live"]
         if not live:
             source.open()  # a file: its errors come before the model, and nothing starts streaming yet
-        publisher.send("status", state="starting", detail=f"loading model {cfg.model or 'bundled'} ({cfg.backend})")
-        log.info("starting: loading model %s (%s)", cfg.model or "bundled", cfg.backend)
+        publisher.send("status", state="starting",
+                       detail=f"loading model {cfg.model or 'bundled'} ({cfg.backend.kind})")
+        log.info("starting: loading model %s (%s)", cfg.model or "bundled", cfg.backend.kind)
         try:
             engine = preflight.StartUp(lambda: _load(cfg, notifier, plan, source, live)).wait(stop_requested)
         except Exception as exc:  # subscribers saw "starting": tell them why nothing follows, then exit 1 or 2
@@ -289,14 +284,15 @@ def _demo_printer(cfg: DaemonConfig) -> Any:
     from eventclip.daemon.demo import DemoPrinter, Truth
 
     truth = None
-    if cfg.input == data.sample_recording_path():
+    if getattr(cfg.source, "path", None) == data.sample_recording_path():
         try:
             truth = Truth(data.sample_labels_path())
         except (EventclipError, OSError, ValueError, KeyError) as exc:
             log.warning("the sample's labels cannot be read (%s); printing predictions only", exc)
     bundled = cfg.model is None or str(cfg.model) == "default" or cfg.model == data.default_model_path()
     model = f"the bundled default model ({cfg.prompts.name})" if bundled else str(cfg.model)
-    return DemoPrinter(sys.stdout, truth, model, cfg.speed)
+    speed = cfg.source.speed if getattr(cfg.source, "realtime", False) else 0.0
+    return DemoPrinter(sys.stdout, truth, model, speed)
 
 
 def main(argv: list[str] | None = None, *, set_env: bool = False) -> int:

@@ -13,12 +13,13 @@ from collections.abc import Callable
 
 from eventclip.daemon.config import DaemonConfig
 from eventclip.errors import ConfigError
+from eventclip.heads.prompts import load_prompts
+from eventclip.io.errors import check_event_file
 
 
 def check_files(cfg: DaemonConfig) -> None:
     """The prompts file parses and validates, the model resolves (a folder, ``default`` or a pulled
-    name) and the input file exists."""
-    from eventclip.heads.prompts import load_prompts
+    name) and the source's file exists."""
     from eventclip.model.hub import resolve_model
 
     load_prompts(cfg.prompts)  # PromptsError is a ConfigError naming file:line: field
@@ -26,13 +27,12 @@ def check_files(cfg: DaemonConfig) -> None:
         resolve_model(cfg.model)
     except ConfigError as exc:
         raise ConfigError(f"model: {exc}") from None
-    if cfg.input is not None:
-        from eventclip.io.errors import check_event_file
-
+    path = getattr(cfg.source, "path", None)  # the sources that read a file have a 'path'
+    if path is not None:
         try:
-            check_event_file(cfg.input)
+            check_event_file(path)
         except OSError as exc:
-            raise ConfigError(f"input: {exc}") from None
+            raise ConfigError(f"source.path (--input): {exc}") from None
 
 
 def serve_metrics(cfg: DaemonConfig, snapshot: Callable[[], dict]) -> Callable[[], None] | None:

@@ -10,13 +10,12 @@ Python API::
     write_events("out.raw", chunk.events, chunk.geometry)       # format from the extension (.raw -> evt3)
 
 Each format lives in its own module and registers a :class:`FormatSpec` at import time; this
-package imports them all by name (below) so :data:`FORMATS` is complete once ``eventclip.io`` is
-imported.
+package imports every public module of itself once it is defined (``FORMATS.discover()``, see
+:mod:`eventclip.plugins`), so :data:`FORMATS` is complete once ``eventclip.io`` is imported.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,34 +37,6 @@ from eventclip.io.errors import (
     UnsupportedFeatureError,
 )
 
-FORMAT_MODULES: tuple[str, ...] = (
-    "eventclip.io.prophesee_raw",
-    "eventclip.io.prophesee_dat",
-    "eventclip.io.hdf5",
-    "eventclip.io.aedat4",
-    "eventclip.io.aedat_legacy",
-    "eventclip.io.datasets",
-    "eventclip.io.es",
-    "eventclip.io.plain",
-)
-"""Modules that register formats, in sniffing order (most specific content checks first)."""
-
-
-def _import_format_modules() -> None:
-    """Import every format module; a module not yet present in this checkout is skipped.
-
-    Only a missing module itself is tolerated: an import error *inside* a format module (a bug, or a
-    missing required dependency) propagates, so a broken reader is never silently absent.
-    """
-    for name in FORMAT_MODULES:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-
-
-_import_format_modules()
 _forksafe.install()  # readers decode with numba kernels, in threads: see eventclip._forksafe
 
 
@@ -225,3 +196,5 @@ __all__ = [
     "register_format",
     "write_events",
 ]
+
+FORMATS.discover()  # last: format modules (and io.convert) import names defined above

@@ -647,5 +647,6 @@ register_format(
         sniff=_sniff,
         reader=Aedat4Reader,
         writer=Aedat4Writer,
+        sniff_order=40,
     )
 )

@@ -256,9 +256,9 @@ class Aedat31Reader(EventReader):
 
 register_format(FormatSpec(
     name="aedat2", description="jAER AEDAT 2.0 (DVS128 address layout)", extensions=(".aedat",),
-    sniff=lambda head, path: head.startswith(AEDAT2_MAGIC), reader=Aedat2Reader,
+    sniff=lambda head, path: head.startswith(AEDAT2_MAGIC), reader=Aedat2Reader, sniff_order=50,
 ))
 register_format(FormatSpec(
     name="aedat31", description="cAER AEDAT 3.1 polarity events (DVS128 Gesture)", extensions=(".aedat",),
-    sniff=lambda head, path: head.startswith(AEDAT31_MAGIC), reader=Aedat31Reader,
+    sniff=lambda head, path: head.startswith(AEDAT31_MAGIC), reader=Aedat31Reader, sniff_order=51,
 ))

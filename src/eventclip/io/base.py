@@ -1,7 +1,10 @@
 """The contract every file format implements, and the registry that finds them.
 
 A format module (``io/prophesee_raw.py``, ``io/aedat4.py``, ...) defines a reader class and
-optionally a writer class, and calls :func:`register_format` at import time. Readers yield
+optionally a writer class, and calls :func:`register_format` at import time: formats are the
+``FORMATS`` family of the one plugin pattern (:mod:`eventclip.plugins`), found by importing every
+public module of ``eventclip.io``. A format has no config model (it is chosen by name or by
+sniffing, and its readers take no options), so ``FORMATS.config_union()`` is not defined. Readers yield
 decoded blocks of any size (bounded memory); :mod:`eventclip.io` re-slices them by event count
 or time span for callers.
 """
@@ -17,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from eventclip.events import Geometry
-from eventclip.io.errors import check_event_file
+from eventclip.io.errors import UnknownFormatError, check_event_file
+from eventclip.plugins import Registry, Unavailable
 
 PathLike = str | os.PathLike
 
@@ -83,7 +87,8 @@ class FormatSpec:
 
     ``sniff(head, path)`` gets the file's first 64 KiB and returns True when the content is this
     format; it must not raise. ``extensions`` are lower-case with the dot, used only when no
-    format recognises the content.
+    format recognises the content. ``sniff_order``: formats are sniffed (and extensions matched)
+    in ascending order, so the most specific content checks come first.
     """
 
     name: str
@@ -93,14 +98,17 @@ class FormatSpec:
     reader: type[EventReader]
     writer: type[EventWriter] | None = None
     aliases: tuple[str, ...] = field(default=())
+    sniff_order: int = 100
 
 
-FORMATS: dict[str, FormatSpec] = {}
+FORMATS: Registry[FormatSpec] = Registry("format", "eventclip.io", error=UnknownFormatError)
+"""Every file format by name (and alias): one module in ``eventclip.io`` registers each."""
 
 
-def register_format(spec: FormatSpec) -> FormatSpec:
-    """Add a format to the registry (called by each format module at import)."""
-    FORMATS[spec.name] = spec
-    for alias in spec.aliases:
-        FORMATS.setdefault(alias, spec)
+def register_format(spec: FormatSpec, unavailable: Unavailable | None = None) -> FormatSpec:
+    """Add a format to the registry (called by each format module at import); ``unavailable`` says
+    why it cannot be read here (a missing optional package), checked without importing it."""
+    FORMATS.add(spec, kind=spec.name, aliases=spec.aliases, unavailable=unavailable or (lambda: None),
+                capabilities={"read": True, "write": spec.writer is not None, "extensions": spec.extensions,
+                              "sniff_order": spec.sniff_order})
     return spec

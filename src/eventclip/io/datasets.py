@@ -176,9 +176,9 @@ class NImageNetReader(EventReader):
 
 register_format(FormatSpec(
     name="nmnist_bin", description="N-MNIST / N-Caltech101 5-byte ATIS records (.bin)",
-    extensions=(".bin",), sniff=_sniff_nmnist, reader=NmnistReader,
+    extensions=(".bin",), sniff=_sniff_nmnist, reader=NmnistReader, sniff_order=60,
 ))
 register_format(FormatSpec(
     name="nimagenet_npz", description="N-ImageNet sample (.npz with event_data or x_pos/y_pos/timestamp/polarity)",
-    extensions=(".npz",), sniff=_sniff_nimagenet, reader=NImageNetReader,
+    extensions=(".npz",), sniff=_sniff_nimagenet, reader=NImageNetReader, sniff_order=61,
 ))

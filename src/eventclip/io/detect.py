@@ -16,11 +16,8 @@ SNIFF_BYTES = 64 * 1024
 
 
 def _unique_specs() -> list[FormatSpec]:
-    """Registered formats without alias duplicates, in registration order."""
-    seen: dict[str, FormatSpec] = {}
-    for spec in FORMATS.values():
-        seen.setdefault(spec.name, spec)
-    return list(seen.values())
+    """Registered formats (aliases not repeated) in sniffing order."""
+    return sorted(FORMATS.values(), key=lambda spec: spec.sniff_order)
 
 
 def known_formats() -> str:
@@ -30,10 +27,9 @@ def known_formats() -> str:
 
 def get_format(name: str, path: PathLike | None = None) -> FormatSpec:
     """The FormatSpec registered under ``name`` (or an alias), or UnknownFormatError listing the others."""
-    spec = FORMATS.get(name.lower())
-    if spec is None:
+    if name.lower() not in FORMATS:
         raise UnknownFormatError(f"unknown format {name!r}; known formats: {known_formats()}", path)
-    return spec
+    return FORMATS[name.lower()]
 
 
 def detect_format(path: PathLike) -> FormatSpec:

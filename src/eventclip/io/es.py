@@ -216,5 +216,6 @@ register_format(
         extensions=(".es",),
         sniff=_sniff,
         reader=EsReader,
+        sniff_order=70,
     )
 )

@@ -32,6 +32,7 @@ from eventclip.io.errors import (
     UnsupportedFeatureError,
     file_shrank,
 )
+from eventclip.plugins import missing
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 ECF_FILTER_ID = 36559
@@ -259,4 +260,10 @@ def _sniff(head: bytes, path: Path) -> bool:
     return head.startswith(HDF5_SIGNATURE)
 
 
-register_format(FormatSpec("hdf5", "Prophesee/Metavision HDF5 (/CD/events)", (".hdf5", ".h5"), _sniff, Hdf5Reader))
+def _unavailable() -> str | None:
+    """None when h5py is installed (checked without importing it), else how to get it."""
+    return missing("h5py", "pip install 'eventclip[hdf5]'")
+
+
+register_format(FormatSpec("hdf5", "Prophesee/Metavision HDF5 (/CD/events)", (".hdf5", ".h5"), _sniff, Hdf5Reader,
+                           sniff_order=30), unavailable=_unavailable)

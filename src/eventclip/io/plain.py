@@ -543,13 +543,13 @@ class CsvWriter(_CheckedWriter):
 
 register_format(FormatSpec(
     name="npy", description="NumPy .npy structured array (x, y, p, t) with a .npy.json geometry sidecar",
-    extensions=(".npy",), sniff=_sniff_npy, reader=NpyReader, writer=NpyWriter,
+    extensions=(".npy",), sniff=_sniff_npy, reader=NpyReader, writer=NpyWriter, sniff_order=80,
 ))
 register_format(FormatSpec(
     name="npz", description="NumPy .npz with x, y, p, t columns and width/height scalars",
-    extensions=(".npz",), sniff=_sniff_npz, reader=NpzReader, writer=NpzWriter,
+    extensions=(".npz",), sniff=_sniff_npz, reader=NpzReader, writer=NpzWriter, sniff_order=81,
 ))
 register_format(FormatSpec(
     name="csv", description="CSV 'x,y,p,t' with a '# geometry: WxH' comment line",
-    extensions=(".csv",), sniff=_sniff_csv, reader=CsvReader, writer=CsvWriter,
+    extensions=(".csv",), sniff=_sniff_csv, reader=CsvReader, writer=CsvWriter, sniff_order=82,
 ))

@@ -262,4 +262,5 @@ def _sniff(head: bytes, path: Path) -> bool:
     return end > 0 and bool(lines) and "data file containing" in lines[0].lower()
 
 
-register_format(FormatSpec("dat", "Prophesee DAT (CD events)", (".dat",), _sniff, DatReader, DatWriter))
+register_format(FormatSpec("dat", "Prophesee DAT (CD events)", (".dat",), _sniff, DatReader, DatWriter,
+                           sniff_order=20))

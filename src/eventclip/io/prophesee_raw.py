@@ -757,7 +757,8 @@ def _sniffer(encoding: str):
 
 
 register_format(FormatSpec("evt3", "Prophesee RAW, EVT 3.0", (".raw",), _sniffer("evt3"), Evt3Reader, Evt3Writer,
-                           aliases=("evt30", "raw")))
+                           aliases=("evt30", "raw"), sniff_order=10))
 register_format(FormatSpec("evt2", "Prophesee RAW, EVT 2.0", (".raw",), _sniffer("evt2"), Evt2Reader, Evt2Writer,
-                           aliases=("evt20",)))
-register_format(FormatSpec("evt21", "Prophesee RAW, EVT 2.1 (read only)", (".raw",), _sniffer("evt21"), Evt21Reader))
+                           aliases=("evt20",), sniff_order=11))
+register_format(FormatSpec("evt21", "Prophesee RAW, EVT 2.1 (read only)", (".raw",), _sniffer("evt21"), Evt21Reader,
+                           sniff_order=12))

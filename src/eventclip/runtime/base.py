@@ -8,23 +8,27 @@ Why a bundle: ``eventclip export onnx`` writes ``<package>/onnx/`` (or ``--out D
 ``event_encoder*.onnx``, ``text_encoder.onnx``, the BPE vocabulary and ``export.json`` (the facts the
 runtime needs from the model card). The ONNX Runtime and TensorRT backends read only that folder,
 with no torch or open_clip, so a deployment needs neither the training stack nor the weights.
+Each backend is one module (``runtime/<name>.py``) registering itself with
+``@BACKENDS.register(...)`` (see :mod:`eventclip.plugins`): its config model, why it cannot run
+here, and its capabilities (``devices``, ``precisions``). ``auto`` is a choice, not a backend.
 This module imports nothing heavy.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, ValidationError
 
-from eventclip._optional import MissingDependencyError, available
+from eventclip._optional import MissingDependencyError
 from eventclip.errors import ConfigError, EventclipError
+from eventclip.plugins import Registry
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +40,10 @@ ENGINE_DIR = "engines"
 
 class BackendError(EventclipError):
     """A backend cannot load or run a model; the message names the file and how to fix it."""
+
+
+class UnknownBackendError(BackendError, ConfigError):
+    """A backend name that no module in ``eventclip.runtime`` registered."""
 
 
 @runtime_checkable
@@ -137,27 +145,26 @@ class Choice:
     skipped: tuple[str, ...] = ()
 
 
-_EXTRAS = {"torch": "torch", "onnxruntime": "onnx", "tensorrt": "tensorrt"}
-_CLASSES = {
-    "tensorrt": ("eventclip.runtime.tensorrt", "TensorRTBackend"),
-    "onnxruntime": ("eventclip.runtime.onnxruntime", "OnnxRuntimeBackend"),
-    "torch": ("eventclip.runtime.torch", "TorchBackend"),
-}
-BACKEND_NAMES = ("auto", *_CLASSES)
+BACKENDS: Registry[type] = Registry("backend", "eventclip.runtime", extra_choices=("auto",),
+                                    error=UnknownBackendError)
+"""Every inference backend: one module in ``eventclip.runtime`` each (see :mod:`eventclip.plugins`)."""
+
+def auto_order() -> tuple[str, ...]:
+    """What ``auto`` tries, fastest first: the backends declaring an ``auto_rank`` capability, by rank."""
+    ranked = [p for p in BACKENDS.plugins() if "auto_rank" in p.capabilities]
+    return tuple(p.kind for p in sorted(ranked, key=lambda p: p.capabilities["auto_rank"]))
 
 
-def _backend_class(name: str) -> type:
-    if name not in _CLASSES:
-        raise BackendError(f"unknown backend {name!r}; choose one of {', '.join(BACKEND_NAMES)}")
-    module_name, cls_name = _CLASSES[name]
-    return getattr(importlib.import_module(module_name), cls_name)
+class AutoConfig(BaseModel):
+    """``backend: {kind: auto}``: the fastest backend that can run the model (see :func:`select`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["auto"] = "auto"
 
 
 def create(name: str, **config: Any) -> Backend:
     """A backend by name with its config fields; an invalid field raises ConfigError naming it."""
-    from pydantic import ValidationError
-
-    cls = _backend_class(name)
+    cls = BACKENDS[name]
     try:
         return cls(**config)
     except ValidationError as exc:
@@ -176,26 +183,20 @@ def select(path: str | Path, backend: str = "auto", **config: Any) -> Choice:
     (e.g. ``precision``, ``threads``). A named backend is loaded or fails with a clear error.
     """
     if backend != "auto":
-        if backend in _EXTRAS and not available(backend):
-            raise MissingDependencyError(
-                f"backend {backend!r} needs the {backend!r} package. "
-                f"Install it with: pip install 'eventclip[{_EXTRAS[backend]}]'"
-            )
+        reason = BACKENDS.unavailable(backend)
+        if reason:
+            raise MissingDependencyError(f"backend {backend!r}: {reason}")
         chosen = create(backend, **config)
         chosen.load(path)
         log.info("backend %s on %s (requested by name)", chosen.name, chosen.device)
         return Choice(chosen, "requested by name")
     skipped: list[str] = []
-    for name, why_not in (
-        ("tensorrt", _why_not_tensorrt),
-        ("onnxruntime", _why_not_onnxruntime),
-        ("torch", _why_not_torch),
-    ):
-        reason = why_not(Path(path))
+    for name in auto_order():
+        reason = BACKENDS.unavailable(name) or BACKENDS[name].why_not(Path(path))
         if reason:
             skipped.append(f"{name}: {reason}")
             continue
-        fields = _backend_class(name).config_class.model_fields
+        fields = BACKENDS[name].config_class.model_fields
         try:
             chosen = create(name, **{k: v for k, v in config.items() if k in fields})
             chosen.load(path)
@@ -206,40 +207,3 @@ def select(path: str | Path, backend: str = "auto", **config: Any) -> Choice:
         log.info("backend %s chosen: %s; skipped: %s", chosen.name, why, "; ".join(skipped) or "none")
         return Choice(chosen, why, tuple(skipped))
     raise BackendError(f"no backend can run {path}: " + "; ".join(skipped))
-
-
-def _why_not_tensorrt(path: Path) -> str:
-    if not available("tensorrt"):
-        return "package not installed (pip install 'eventclip[tensorrt]')"
-    if not available("torch"):
-        return "the TensorRT backend uses torch for CUDA memory and streams (pip install 'eventclip[torch]')"
-    import torch
-
-    if not torch.cuda.is_available():
-        return "no CUDA device"
-    try:
-        bundle = find_bundle(path)
-    except BackendError as exc:
-        return str(exc)
-    if not any((bundle.root / ENGINE_DIR).glob("*.engine")):
-        return (f"no engine in {bundle.root / ENGINE_DIR} "
-                f"(build one: eventclip export tensorrt {bundle.root}/event_encoder.onnx)")
-    return ""
-
-
-def _why_not_onnxruntime(path: Path) -> str:
-    if not available("onnxruntime"):
-        return "package not installed (pip install 'eventclip[onnx]')"
-    try:
-        find_bundle(path)
-    except BackendError as exc:
-        return str(exc)
-    return ""
-
-
-def _why_not_torch(path: Path) -> str:
-    if not (available("torch") and available("open_clip")):
-        return "package not installed (pip install 'eventclip[torch]')"
-    if not (path / "model.json").is_file():
-        return f"{path} is not a model package (no model.json)"
-    return ""

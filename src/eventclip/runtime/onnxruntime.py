@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from eventclip._optional import require
 from eventclip.model.tokenizer import ClipTokenizer
-from eventclip.runtime.base import VOCAB_NAME, BackendError, Bundle, find_bundle, l2_normalise
+from eventclip.plugins import missing
+from eventclip.runtime.base import BACKENDS, VOCAB_NAME, BackendError, Bundle, find_bundle, l2_normalise
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,13 @@ def _to_numpy(x: Any) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(x, dtype=np.float32))
 
 
+def unavailable() -> str | None:
+    """None when onnxruntime is installed (checked without importing it)."""
+    return missing("onnxruntime", "pip install 'eventclip[onnx]'")
+
+
+@BACKENDS.register(config=OnnxRuntimeConfig, unavailable=unavailable,
+                   capabilities={"devices": ("cpu", "cuda"), "precisions": ("fp32", "fp16", "int8"), "auto_rank": 2})
 class OnnxRuntimeBackend:
     """Backend over ``event_encoder.<precision>.onnx`` and ``text_encoder.onnx`` of a bundle.
 
@@ -75,6 +83,15 @@ class OnnxRuntimeBackend:
 
     config_class = OnnxRuntimeConfig
     name = "onnxruntime"
+
+    @staticmethod
+    def why_not(path: Path) -> str:
+        """Why ``auto`` cannot use this backend for ``path`` ("" when it can): it needs an ONNX export."""
+        try:
+            find_bundle(path)
+        except BackendError as exc:
+            return str(exc)
+        return ""
 
     def __init__(self, **config: Any) -> None:
         self.config = OnnxRuntimeConfig(**config)

@@ -23,7 +23,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from eventclip._optional import require
-from eventclip.runtime.base import ENGINE_DIR, BackendError, Bundle, find_bundle
+from eventclip.plugins import missing
+from eventclip.runtime.base import BACKENDS, ENGINE_DIR, BackendError, Bundle, find_bundle
+from eventclip.runtime.onnxruntime import OnnxRuntimeBackend
 
 log = logging.getLogger(__name__)
 
@@ -103,11 +105,36 @@ def read_sidecar(engine: Path) -> dict:
             f"{path} is unreadable ({exc}); rebuild the engine with eventclip export tensorrt") from exc
 
 
+def unavailable() -> str | None:
+    """None when tensorrt and torch (CUDA memory and streams) are installed, checked without importing them."""
+    return (missing("tensorrt", "pip install 'eventclip[tensorrt]'")
+            or missing("torch", "the TensorRT backend uses torch for CUDA memory and streams "
+                                "(pip install 'eventclip[torch]')"))
+
+
+@BACKENDS.register(config=TensorRTConfig, unavailable=unavailable,
+                   capabilities={"devices": ("cuda",), "precisions": ("fp32", "fp16", "int8"), "auto_rank": 1})
 class TensorRTBackend:
     """Backend over a TensorRT engine; ``encode_device`` keeps CUDA tensors on the GPU end to end."""
 
     config_class = TensorRTConfig
     name = "tensorrt"
+
+    @staticmethod
+    def why_not(path: Path) -> str:
+        """Why ``auto`` cannot use this backend for ``path`` ("" when it can): a GPU and a built engine."""
+        import torch  # heavy, optional: installed (the registry checked), imported only when auto asks
+
+        if not torch.cuda.is_available():
+            return "no CUDA device"
+        try:
+            bundle = find_bundle(path)
+        except BackendError as exc:
+            return str(exc)
+        if not any((bundle.root / ENGINE_DIR).glob("*.engine")):
+            return (f"no engine in {bundle.root / ENGINE_DIR} "
+                    f"(build one: eventclip export tensorrt {bundle.root}/event_encoder.onnx)")
+        return ""
 
     def __init__(self, **config: Any) -> None:
         self.config = TensorRTConfig(**config)
@@ -210,8 +237,6 @@ class TensorRTBackend:
         if self.bundle is None:
             raise BackendError("encode_text needs the ONNX bundle beside the engine (<bundle>/engines/*.engine)")
         if self._text is None:
-            from eventclip.runtime.onnxruntime import OnnxRuntimeBackend
-
             self._text = OnnxRuntimeBackend(providers=["CPUExecutionProvider"])
             self._text.load(self.bundle.root, text_only=True)
         return self._text.encode_text(prompts)

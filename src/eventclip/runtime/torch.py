@@ -14,7 +14,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from eventclip._optional import require
-from eventclip.runtime.base import BackendError
+from eventclip.plugins import missing
+from eventclip.runtime.base import BACKENDS, BackendError
 
 
 class TorchConfig(BaseModel):
@@ -27,11 +28,25 @@ class TorchConfig(BaseModel):
     precision: Literal["fp32", "fp16"] = "fp32"
 
 
+def unavailable() -> str | None:
+    """None when torch and open_clip are installed (checked without importing them)."""
+    return missing(("torch", "open_clip"), "pip install 'eventclip[torch]'")
+
+
+@BACKENDS.register(config=TorchConfig, unavailable=unavailable,
+                   capabilities={"devices": ("cpu", "cuda"), "precisions": ("fp32", "fp16"), "auto_rank": 3})
 class TorchBackend:
     """Backend over ``EventClip.from_pretrained(package)``."""
 
     config_class = TorchConfig
     name = "torch"
+
+    @staticmethod
+    def why_not(path: Path) -> str:
+        """Why ``auto`` cannot use this backend for ``path`` ("" when it can): it needs a model package."""
+        if not (path / "model.json").is_file():
+            return f"{path} is not a model package (no model.json)"
+        return ""
 
     def __init__(self, **config: Any) -> None:
         self.config = TorchConfig(**config)
@@ -41,7 +56,7 @@ class TorchBackend:
     def load(self, path: str | Path) -> None:
         """Load the model package at ``path`` (hashes verified by the package loader)."""
         torch = require("torch", "torch", "the PyTorch backend")
-        from eventclip.model.clip import EventClip
+        from eventclip.model.clip import EventClip  # imports torch and open_clip: only when loading
 
         dev = self.config.device
         if dev == "auto":

@@ -1,13 +1,14 @@
 """The one small interface behind every source of events: live cameras, files, video.
 
 A source is selected by the ``kind`` field of its pydantic config. Each kind lives in its own
-module (``sensors/<kind>.py``) and registers itself with :func:`register`; :func:`create`
-imports the module on demand, so a missing SDK only matters for the kind that needs it.
+module (``sensors/<kind>.py``) and registers itself with ``@SENSORS.register(...)`` (see
+:mod:`eventclip.plugins`), declaring its config, why it is unavailable here, and its capabilities
+(``live``: a camera whose pace is the world's, as opposed to a file). Sensor modules import their
+SDK inside functions, so a missing SDK only matters for the kind that needs it.
 """
 
 from __future__ import annotations
 
-import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar, Literal
@@ -16,6 +17,7 @@ from pydantic import BaseModel, ConfigDict
 
 from eventclip.errors import ConfigError
 from eventclip.events import EventChunk, Geometry
+from eventclip.plugins import Registry
 
 Clock = Literal["sensor", "host"]
 """``sensor``: event ``t`` is the camera's own µs counter; ``host``: µs of the host's monotonic clock."""
@@ -77,28 +79,13 @@ class Source(ABC):
         self.close()
 
 
-_REGISTRY: dict[str, type[Source]] = {}
-_MODULES = {
-    "prophesee": "eventclip.sensors.prophesee",
-    "inivation": "eventclip.sensors.inivation",
-    "replay": "eventclip.sensors.replay",
-    "video": "eventclip.sensors.video",
-}
-
-
-def register(cls: type[Source]) -> type[Source]:
-    """Class decorator: make ``cls`` selectable by its ``kind``."""
-    _REGISTRY[cls.kind] = cls
-    return cls
+SENSORS: Registry[type[Source]] = Registry("sensor", "eventclip.sensors")
+"""Every source kind: one module in ``eventclip.sensors`` each (see :mod:`eventclip.plugins`)."""
 
 
 def source_class(kind: str) -> type[Source]:
-    """The Source class for ``kind``, importing its module on first use."""
-    if kind not in _REGISTRY:
-        if kind not in _MODULES:
-            raise ConfigError(f"unknown sensor kind {kind!r}; choose one of {sorted(_MODULES)}")
-        importlib.import_module(_MODULES[kind])
-    return _REGISTRY[kind]
+    """The Source class for ``kind``; ConfigError naming the kinds when unknown."""
+    return SENSORS[kind]
 
 
 def create(config: SourceConfig | dict[str, Any], on_status: StatusCallback | None = None) -> Source:

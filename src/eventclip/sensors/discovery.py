@@ -7,11 +7,11 @@ with how to install it), so a missing backend never hides a working one.
 
 from __future__ import annotations
 
-import glob
 import importlib
 from dataclasses import asdict, dataclass, field
 
 from eventclip.errors import EventclipError
+from eventclip.sensors.base import SENSORS
 
 
 @dataclass
@@ -27,27 +27,23 @@ class BackendReport:
         return asdict(self)
 
 
-def _webcams() -> list[dict[str, str]]:
-    """Video4Linux devices (Linux); OpenCV itself cannot enumerate cameras."""
-    return [{"serial": path, "model": "V4L2 device", "backend": "opencv"} for path in sorted(glob.glob("/dev/video*"))]
-
-
 def discover() -> list[BackendReport]:
-    """Ask every live backend for its cameras; never raises for a missing backend."""
+    """Ask every sensor kind whose module has a ``list_devices()`` for its cameras; never raises for a
+    missing backend: its registry availability reason (or the error listing raised) is the report."""
     reports = []
-    for kind in ("prophesee", "inivation"):
-        try:
-            module = importlib.import_module(f"eventclip.sensors.{kind}")
-            devices = module.list_devices()
-        except (EventclipError, ImportError, RuntimeError) as exc:
-            reports.append(BackendReport(kind, False, str(exc)))
+    for plugin in SENSORS.plugins():
+        list_devices = getattr(importlib.import_module(plugin.module), "list_devices", None)
+        if list_devices is None:
+            continue  # a file source (replay): nothing to discover
+        reason = plugin.unavailable()
+        if reason:
+            reports.append(BackendReport(plugin.kind, False, reason))
             continue
-        reports.append(BackendReport(kind, True, "" if devices else "no cameras found", devices))
-    try:
-        importlib.import_module("cv2")
-    except ImportError:
-        reports.append(BackendReport("video", False, "OpenCV is not installed: pip install 'eventclip[video]'"))
-    else:
-        cams = _webcams()
-        reports.append(BackendReport("video", True, "" if cams else "no /dev/video* webcams (video files work)", cams))
+        try:
+            devices = list_devices()
+        except (EventclipError, ImportError, RuntimeError) as exc:
+            reports.append(BackendReport(plugin.kind, False, str(exc)))
+            continue
+        empty = plugin.capabilities.get("no_devices", "no cameras found")
+        reports.append(BackendReport(plugin.kind, True, "" if devices else empty, devices))
     return reports

@@ -23,8 +23,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from eventclip._optional import require
 from eventclip.events import EVENT_DTYPE, EventChunk, Geometry
+from eventclip.plugins import missing
 from eventclip.sensors._live import LiveConfig, LiveSource
-from eventclip.sensors.base import StatusCallback, register
+from eventclip.sensors.base import SENSORS, StatusCallback
 from eventclip.sensors.errors import DeviceLostError, DeviceNotFoundError, SensorError
 
 SubSample = Literal[
@@ -96,6 +97,11 @@ def _dv() -> Any:
     return require("dv_processing", "inivation", "iniVation cameras and DV network streams")
 
 
+def unavailable() -> str | None:
+    """None when dv-processing is installed (checked without importing it), else how to get it."""
+    return missing("dv_processing", "pip install 'eventclip[inivation]'")
+
+
 def list_devices() -> list[dict[str, str]]:
     """iniVation USB cameras dv-processing can see: serial and model."""
     dv = _dv()
@@ -105,7 +111,7 @@ def list_devices() -> list[dict[str, str]]:
     ]
 
 
-@register
+@SENSORS.register(config=InivationConfig, unavailable=unavailable, capabilities={"live": True})
 class InivationSource(LiveSource):
     """Events from an iniVation camera or a DV network stream."""
 

@@ -39,9 +39,10 @@ from pydantic import Field, model_validator
 from eventclip._optional import MissingDependencyError, available
 from eventclip.errors import ConfigError
 from eventclip.events import EVENT_DTYPE, TRIGGER_DTYPE, EventChunk, Geometry, empty_events
+from eventclip.plugins import missing
 from eventclip.sensors import _hal
 from eventclip.sensors._live import LiveConfig, LiveSource
-from eventclip.sensors.base import StatusCallback, register
+from eventclip.sensors.base import SENSORS, StatusCallback
 from eventclip.sensors.errors import DeviceLostError, DeviceNotFoundError, SensorError
 from eventclip.sensors.settings import CameraSettings, load_settings, save_settings
 
@@ -107,6 +108,13 @@ def installed_backends() -> dict[str, bool]:
     return {name: all(available(m) for m in modules) for name, modules in BACKEND_MODULES.items()}
 
 
+def unavailable() -> str | None:
+    """None when some route is installed (checked without importing the SDK), else how to get one."""
+    if any(missing(modules, "") is None for modules in BACKEND_MODULES.values()):
+        return None
+    return f"no Prophesee route is installed. {HOW_TO_INSTALL}"
+
+
 def pick_backend(wanted: str) -> str:
     """The route to use; a missing one raises MissingDependencyError saying how to get it."""
     have = installed_backends()
@@ -164,7 +172,7 @@ def ext_to_triggers(arr: np.ndarray) -> np.ndarray:
     return out
 
 
-@register
+@SENSORS.register(config=PropheseeConfig, unavailable=unavailable, capabilities={"live": True})
 class PropheseeSource(LiveSource):
     """Events (and external triggers) from a Prophesee camera through the SDK or neuromorphic-drivers."""
 

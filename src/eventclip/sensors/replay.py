@@ -25,7 +25,8 @@ from pydantic import Field, model_validator
 
 from eventclip.errors import ConfigError
 from eventclip.events import EventChunk, Geometry, concat_events, empty_events
-from eventclip.sensors.base import Source, SourceConfig, StatusCallback, register
+from eventclip.io import open_events
+from eventclip.sensors.base import SENSORS, Source, SourceConfig, StatusCallback
 
 ClockFn = Callable[[], float]
 """Monotonic host clock in seconds (``time.monotonic`` by default)."""
@@ -107,7 +108,7 @@ def _window(origin_us: int, chunk_us: int, index: int, parts: list[np.ndarray]) 
     return t0, t0 + chunk_us, events
 
 
-@register
+@SENSORS.register(config=ReplayConfig, capabilities={"live": False})
 class ReplaySource(Source):
     """A recorded file played back at recorded speed (or as fast as possible), optionally looped."""
 
@@ -152,8 +153,6 @@ class ReplaySource(Source):
         self.on_status("online", f"replaying {self.config.path}")
 
     def _open_stream(self):
-        from eventclip.io import open_events
-
         return open_events(self.config.path, format=self.config.format, geometry=self._geometry_override)
 
     def _blocks(self) -> Iterator[np.ndarray]:

@@ -12,6 +12,7 @@ reconnected with backoff like any live camera. A file simply ends.
 
 from __future__ import annotations
 
+import glob
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,8 +23,9 @@ from pydantic import Field, model_validator
 from eventclip._optional import require
 from eventclip.errors import ConfigError
 from eventclip.events import EventChunk, Geometry
+from eventclip.plugins import missing
 from eventclip.sensors._live import LiveConfig, LiveSource
-from eventclip.sensors.base import StatusCallback, register
+from eventclip.sensors.base import SENSORS, StatusCallback
 from eventclip.sensors.errors import DeviceLostError, SensorError
 from eventclip.sensors.video_events import VideoToEvents
 
@@ -53,7 +55,20 @@ class VideoConfig(LiveConfig):
         return self
 
 
-@register
+def unavailable() -> str | None:
+    """None when OpenCV is installed (checked without importing it), else how to get it."""
+    return missing("cv2", "pip install 'eventclip[video]'")
+
+
+def list_devices() -> list[dict[str, str]]:
+    """Video4Linux devices (Linux); OpenCV itself cannot enumerate cameras."""
+    return [{"serial": path, "model": "V4L2 device", "backend": "opencv"} for path in sorted(glob.glob("/dev/video*"))]
+
+
+# live False: the daemon opens a video like a file, before the model loads, so its errors come first;
+# no_devices: what `eventclip sensors list` says when no webcam is plugged in
+@SENSORS.register(config=VideoConfig, unavailable=unavailable,
+                  capabilities={"live": False, "no_devices": "no /dev/video* webcams (video files work)"})
 class VideoSource(LiveSource):
     """Live events from video frames; a file ends, a webcam reconnects."""
 
