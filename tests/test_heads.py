@@ -6,10 +6,13 @@ import numpy as np
 import pytest
 
 from eventclip.errors import ConfigError
-from eventclip.heads.anomaly import Ema, PromptAnomaly, ReferenceAnomaly
 from eventclip.heads.base import Result, unit
-from eventclip.heads.few_shot import LinearProbe, TipAdapter
+from eventclip.heads.probe import LinearProbe
+from eventclip.heads.prompt_anomaly import PromptAnomaly
+from eventclip.heads.reference_anomaly import ReferenceAnomaly
 from eventclip.heads.saved import head_from_arrays
+from eventclip.heads.smoothing import Ema
+from eventclip.heads.tip import TipAdapter
 from eventclip.heads.zero_shot import ZeroShotHead
 
 D, C = 32, 6
@@ -123,3 +126,39 @@ def test_result_serialises():
     r = Result(0, 33_000, [("dog", 0.75)], 0.2, False, 12)
     assert r.to_dict() == {"t_start_us": 0, "t_end_us": 33_000, "n_events": 12,
                            "labels": [{"label": "dog", "score": 0.75}], "anomaly": 0.2, "flag": False}
+
+
+def test_a_head_registered_in_one_file_is_offered_by_eval_and_stored_in_packages():
+    """The heads family uses the one plugin registry: a new fitted label head is a choice of
+    `eventclip eval --head`, a kind a package may store, and rebuilt from its arrays by kind."""
+    import argparse
+
+    from eventclip.commands import eval as eval_command
+    from eventclip.heads.base import HEADS
+    from eventclip.heads.saved import head_from_arrays, saved_kinds
+
+    @HEADS.register(kind="nearest_mean", capabilities={"output": "labels", "fitted": True})
+    class NearestMean:
+        kind = "nearest_mean"
+
+        def __init__(self, means: np.ndarray) -> None:
+            self.means = means
+
+        @classmethod
+        def from_arrays(cls, arrays, meta):
+            return cls(arrays["means"])
+
+    try:
+        assert "nearest_mean" in HEADS.choices_where(output="labels", fitted=True)
+        assert "nearest_mean" not in HEADS.choices_where(output="anomaly")
+        assert "nearest_mean" in saved_kinds()
+        assert head_from_arrays({"means": np.ones((2, 3))}, {"kind": "nearest_mean"}).means.shape == (2, 3)
+        parser = argparse.ArgumentParser()
+        eval_command.add_parser(parser.add_subparsers())
+        args = parser.parse_args(["eval", "few-shot", "--dataset", "folder", "--root", ".", "--model", "default",
+                                  "--head", "nearest_mean"])
+        assert args.head == "nearest_mean"
+    finally:
+        HEADS.remove("nearest_mean")
+    with pytest.raises(ConfigError, match="unknown head kind 'nearest_mean'"):
+        head_from_arrays({}, {"kind": "nearest_mean"})

@@ -38,7 +38,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import pkgutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Annotated, Any, Generic, TypeVar, Union
@@ -177,6 +177,15 @@ class Registry(Generic[T]):
         self.discover()
         return kind in self._plugins or kind in self._aliases
 
+    def choices_where(self, **capabilities: Any) -> LazyChoices:
+        """The kinds whose capabilities include every ``key=value`` given, for argparse ``choices=``.
+
+        Lazy: the registry is only asked when the option is parsed or its help printed, so building
+        the CLI's parsers does not import every plugin module of the family.
+        """
+        return LazyChoices(lambda: tuple(p.kind for p in self.plugins()
+                                         if all(p.capabilities.get(k) == v for k, v in capabilities.items())))
+
     def plugins(self) -> tuple[Plugin[T], ...]:
         """Every plugin, in :meth:`names` order."""
         return tuple(self._plugins[name] for name in self.names())
@@ -202,3 +211,25 @@ class Registry(Generic[T]):
         if len(models) == 1:
             return models[0]
         return Annotated[Union[tuple(models)], Field(discriminator="kind")]  # noqa: UP007 - built at run time
+
+
+class LazyChoices:
+    """A sequence of names computed on first use (see :meth:`Registry.choices_where`)."""
+
+    def __init__(self, compute: Callable[[], tuple[str, ...]]) -> None:
+        self._compute = compute
+        self._names: tuple[str, ...] | None = None
+
+    def _get(self) -> tuple[str, ...]:
+        if self._names is None:
+            self._names = self._compute()
+        return self._names
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._get()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._get())
+
+    def __len__(self) -> int:
+        return len(self._get())

@@ -32,8 +32,8 @@ def run(args: argparse.Namespace) -> int:
 
     args.model = str(resolve_model(args.model))
     from eventclip.errors import ConfigError
-    from eventclip.heads.anomaly import ReferenceAnomaly
     from eventclip.heads.classifier import ANOMALY_HEAD
+    from eventclip.heads.reference_anomaly import ReferenceAnomaly
     from eventclip.model.card import ModelCard
     from eventclip.model.package import save_head
     from eventclip.stream import embed_file, open_encoder

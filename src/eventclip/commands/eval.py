@@ -6,6 +6,7 @@ import argparse
 
 from eventclip.commands._model import MODEL_HELP
 from eventclip.commands._recording import add_backend_option
+from eventclip.heads.base import HEADS
 
 KINDS = ("zero-shot", "few-shot", "linear-probe")
 DATASETS = ("ncaltech101", "nmnist", "nimagenet", "cifar10dvs", "asldvs", "dvsgesture", "folder")
@@ -36,7 +37,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--model", required=True, help=MODEL_HELP)
     p.add_argument("--shots", type=_ints, default=[1, 2, 5, 10, 20], help="few-shot k values (default 1,2,5,10,20)")
     p.add_argument("--seeds", type=int, default=3, help="few-shot support draws per k (seeds 0..N-1; default 3)")
-    p.add_argument("--head", choices=("tip", "probe"), default="tip", help="few-shot head (default tip)")
+    p.add_argument("--head", choices=HEADS.choices_where(output="labels", fitted=True), default="tip",
+                   help="few-shot head (default tip)")
     p.add_argument("--protocol", default="standard", help="standard, or paper (nimagenet: 100 classes, 20 held out, "
                    "30,000-event slices, fixed seed)")
     p.add_argument("--subset", choices=("all", "seen", "unseen"), default="all",

@@ -42,8 +42,9 @@ def run(args: argparse.Namespace) -> int:
 
     from eventclip.errors import ConfigError
     from eventclip.heads.classifier import as_numpy
-    from eventclip.heads.few_shot import LinearProbe, TipAdapter
+    from eventclip.heads.probe import LinearProbe
     from eventclip.heads.prompts import PromptSet, embed_prompts, load_prompts
+    from eventclip.heads.tip import TipAdapter
     from eventclip.model.card import ModelCard
     from eventclip.model.package import save_head
     from eventclip.stream import embed_file, open_encoder

@@ -22,8 +22,9 @@ from eventclip.datasets.reading import SampleReader
 from eventclip.errors import ConfigError
 from eventclip.eval.metrics import classification_metrics, mean_std, top_k_accuracy
 from eventclip.events import Geometry
+from eventclip.heads.base import HEADS
 from eventclip.heads.classifier import as_numpy
-from eventclip.heads.few_shot import LinearProbe, TipAdapter
+from eventclip.heads.probe import LinearProbe
 from eventclip.heads.prompts import PromptSet, embed_prompts
 from eventclip.heads.zero_shot import ZeroShotHead
 from eventclip.stream import EncodeStage, FrameStage
@@ -113,11 +114,11 @@ def _support(labels: np.ndarray, n_classes: int, k: int, rng: np.random.Generato
 
 
 def _head(method: str, x: np.ndarray, y: np.ndarray, names: list[str], text: np.ndarray, scale: float):
-    if method == "tip":
-        return TipAdapter(x, y, names, text_embeddings=text, logit_scale=scale)
-    if method == "probe":
-        return LinearProbe.fit(x, y, names, text_embeddings=text, logit_scale=scale)
-    raise ConfigError(f"--head {method!r} is unknown; use 'tip' or 'probe'")
+    """A fitted label head (``tip``, ``probe``: the registry's heads with ``fitted`` and label output)."""
+    few_shot = HEADS.choices_where(output="labels", fitted=True)
+    if method not in few_shot:
+        raise ConfigError(f"--head {method!r} is unknown; use one of {', '.join(few_shot)}")
+    return HEADS[method].fit(x, y, names, text_embeddings=text, logit_scale=scale)
 
 
 def few_shot(train: Embedded, test: Embedded, text: np.ndarray, ds: EvalDataset, logit_scale: float,

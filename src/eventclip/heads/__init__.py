@@ -1,10 +1,11 @@
 """Heads: embeddings (B, D) -> labels and anomaly scores. numpy only, so the daemon runs without torch.
 
-One module per family: :mod:`~eventclip.heads.zero_shot`, :mod:`~eventclip.heads.few_shot`,
-:mod:`~eventclip.heads.anomaly`; :mod:`~eventclip.heads.prompts` (the prompt file and its text
-embeddings), :mod:`~eventclip.heads.classifier` (window -> Result: frames, encoder, heads) and
+One module per head, each registered in :data:`eventclip.heads.base.HEADS`: :mod:`~eventclip.heads.zero_shot`,
+:mod:`~eventclip.heads.probe`, :mod:`~eventclip.heads.tip`, :mod:`~eventclip.heads.prompt_anomaly`,
+:mod:`~eventclip.heads.reference_anomaly`; :mod:`~eventclip.heads.smoothing` (EMA of the anomaly score),
+:mod:`~eventclip.heads.prompts` (the prompt file and its text embeddings),
+:mod:`~eventclip.heads.classifier` (window -> Result: frames, encoder, heads) and
 :mod:`~eventclip.heads.saved` (heads stored in a model package).
-
 
 * :class:`ZeroShotHead`: cosine × logit multiplier -> softmax over classes -> top-k.
 * :class:`LinearProbe`: softmax regression fitted on k labelled support windows per class.

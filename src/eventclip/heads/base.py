@@ -11,6 +11,14 @@ from typing import Any
 
 import numpy as np
 
+from eventclip.plugins import Registry
+
+HEADS: Registry[type] = Registry("head", "eventclip.heads")
+"""Every head class, by ``kind``, with its capabilities: ``output`` (``labels`` or ``anomaly``),
+``needs`` (``prompts`` when it is built from text embeddings) and ``fitted`` (fitted on support
+windows and stored in a model package as ``heads/<name>.npz``). Heads take their settings from the
+prompts file and the package, so they register no config model (like file formats)."""
+
 
 def unit(x: np.ndarray) -> np.ndarray:
     """Rows scaled to unit L2 norm (float32); zero rows stay zero."""

@@ -18,10 +18,13 @@ import numpy as np
 
 from eventclip.events import Geometry
 from eventclip.frames.quality import BlankWatch
-from eventclip.heads.anomaly import Ema, PromptAnomaly, ReferenceAnomaly
 from eventclip.heads.base import Result
-from eventclip.heads.few_shot import LinearProbe, TipAdapter
+from eventclip.heads.probe import LinearProbe
+from eventclip.heads.prompt_anomaly import PromptAnomaly
 from eventclip.heads.prompts import PromptSet, cached_text_embeddings, embed_prompts
+from eventclip.heads.reference_anomaly import ReferenceAnomaly
+from eventclip.heads.smoothing import Ema
+from eventclip.heads.tip import TipAdapter
 from eventclip.heads.zero_shot import ZeroShotHead
 from eventclip.model.card import ModelCard
 from eventclip.model.errors import PackageError

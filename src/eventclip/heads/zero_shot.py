@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from eventclip.heads.base import check_dim, softmax, top_k, unit
+from eventclip.heads.base import HEADS, check_dim, softmax, top_k, unit
 
 
+@HEADS.register(kind="zero_shot", capabilities={"output": "labels", "needs": "prompts"})
 class ZeroShotHead:
     """Open-vocabulary classes from text embeddings (C, D). ``logit_scale`` is the multiplier (CLIP: 100)."""
 

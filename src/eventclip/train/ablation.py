@@ -97,7 +97,8 @@ def embed_video_events(model, rep, cache: EventCache, items: list[Item], seed: i
 def few_shot(emb: torch.Tensor, labels: np.ndarray, text: np.ndarray, classes: list[int], k: int,
              seed: int, logit_scale: float) -> dict[str, float]:
     """Top-1 of Tip-Adapter and a linear probe from k support embeddings per class; the rest are queries."""
-    from eventclip.heads.few_shot import LinearProbe, TipAdapter
+    from eventclip.heads.probe import LinearProbe
+    from eventclip.heads.tip import TipAdapter
 
     rng = np.random.default_rng(seed)
     sup, qry = [], []

@@ -1,38 +1,14 @@
-"""Anomaly scores in [0, 1] per window, and their smoothing over time.
-
-* :class:`PromptAnomaly`: probability mass on "abnormal" descriptions vs "normal" ones.
-* :class:`ReferenceAnomaly`: kNN cosine distance to a bank of normal embeddings, mapped to [0, 1]
-  so that the chosen quantile of normal windows scores exactly 0.5: score = d / (d + d_q).
-* :class:`Ema`: temporal smoothing of a score stream.
-"""
+"""Anomaly from a bank of normal embeddings: kNN cosine distance mapped to [0, 1] so that the chosen
+quantile of normal windows scores exactly 0.5: score = d / (d + d_q)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from eventclip.errors import ConfigError
-from eventclip.heads.base import check_dim, softmax, unit
-
-
-class PromptAnomaly:
-    """Score in [0, 1]: softmax probability mass on abnormal descriptions among normal + abnormal ones.
-
-    0.5 means the window matches both sets equally; ~1 means it looks like an abnormal description.
-    """
-
-    kind = "prompt_anomaly"
-
-    def __init__(self, normal: np.ndarray, abnormal: np.ndarray, logit_scale: float = 100.0) -> None:
-        self.normal, self.abnormal, self.logit_scale = unit(normal), unit(abnormal), float(logit_scale)
-
-    def __call__(self, embeddings: np.ndarray) -> np.ndarray:
-        emb = unit(embeddings)
-        check_dim(emb, self.normal.shape[1], "prompt anomaly")
-        probs = softmax(self.logit_scale * emb @ np.concatenate([self.normal, self.abnormal]).T)
-        return probs[:, len(self.normal):].sum(axis=1)
+from eventclip.heads.base import HEADS, check_dim, unit
 
 
 def _knn_distance(emb: np.ndarray, bank: np.ndarray, k: int, exclude_self: bool = False) -> np.ndarray:
@@ -44,6 +20,7 @@ def _knn_distance(emb: np.ndarray, bank: np.ndarray, k: int, exclude_self: bool 
     return np.sort(np.partition(dist, k - 1, axis=1)[:, :k], axis=1).mean(axis=1)
 
 
+@HEADS.register(kind="reference_anomaly", capabilities={"output": "anomaly", "fitted": True})
 class ReferenceAnomaly:
     """Distance to a bank of normal embeddings, calibrated: score = d / (d + d_q) in [0, 1).
 
@@ -83,22 +60,3 @@ class ReferenceAnomaly:
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> ReferenceAnomaly:
         return cls(arrays["bank"], meta["d_q"], meta["k"], meta["quantile"])
-
-
-@dataclass
-class Ema:
-    """Exponential moving average s ← α·x + (1-α)·s over successive windows (α=1: no smoothing)."""
-
-    alpha: float = 0.3
-    state: float | None = None
-
-    def __post_init__(self) -> None:
-        if not 0.0 < self.alpha <= 1.0:
-            raise ConfigError(f"EMA alpha must be in (0, 1], got {self.alpha}")
-
-    def __call__(self, scores: np.ndarray) -> np.ndarray:
-        out = np.empty(len(scores), dtype=np.float64)
-        for i, x in enumerate(np.asarray(scores, dtype=np.float64)):
-            self.state = x if self.state is None else self.alpha * x + (1.0 - self.alpha) * self.state
-            out[i] = self.state
-        return out
