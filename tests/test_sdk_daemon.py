@@ -44,7 +44,9 @@ def test_daemon_plays_a_recording_through_the_sdk_and_publishes_what_classify_fi
         coll.close()
     assert proc.returncode == 0, err
     _schema_check(coll)
-    assert [m["state"] for m in coll.topic("status")] == ["online", "offline"]
+    # "starting" goes out as soon as the socket is bound, before the subscriber may have joined (as in
+    # test_daemon_stream); whether it arrives is ZeroMQ's slow-joiner race, not the daemon's behaviour.
+    assert [m["state"] for m in coll.topic("status")] in (["online", "offline"], ["starting", "online", "offline"])
     labels = coll.topic("labels")
     assert {m["sensor_id"] for m in labels} == {SPINNER}
     classifier = build_classifier(package, open_encoder(package, "onnxruntime"), load_prompts(prompts))
