@@ -12,15 +12,16 @@ import threading
 from collections.abc import Callable
 
 from eventclip.daemon.config import DaemonConfig
+from eventclip.daemon.metrics import serve_prometheus
 from eventclip.errors import ConfigError
 from eventclip.heads.prompts import load_prompts
 from eventclip.io.errors import check_event_file
+from eventclip.model.hub import resolve_model
 
 
 def check_files(cfg: DaemonConfig) -> None:
     """The prompts file parses and validates, the model resolves (a folder, ``default`` or a pulled
     name) and the source's file exists."""
-    from eventclip.model.hub import resolve_model
 
     load_prompts(cfg.prompts)  # PromptsError is a ConfigError naming file:line: field
     try:
@@ -39,7 +40,6 @@ def serve_metrics(cfg: DaemonConfig, snapshot: Callable[[], dict]) -> Callable[[
     """Start the Prometheus endpoint when ``metrics_port`` is set; a port that cannot be bound is a ConfigError."""
     if not cfg.metrics_port:
         return None
-    from eventclip.daemon.metrics import serve_prometheus
 
     try:
         return serve_prometheus(cfg.metrics_port, cfg.metrics_addr, snapshot)

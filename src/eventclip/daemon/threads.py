@@ -28,6 +28,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from eventclip.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -133,7 +135,6 @@ def plan_threads(budget: CpuBudget, env: dict[str, str] | None = None) -> Thread
     override = env.get("EVENTCLIP_DECODE_THREADS", "").strip()
     if override:
         if not override.isdigit() or int(override) < 1:
-            from eventclip.errors import ConfigError
 
             raise ConfigError(f"EVENTCLIP_DECODE_THREADS must be a whole number of threads >= 1, got {override!r}")
         decode = int(override)

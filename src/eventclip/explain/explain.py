@@ -9,6 +9,8 @@ import numpy as np
 
 from eventclip.events import Geometry
 from eventclip.explain.relevance import ExplainError, patch_relevance, to_frame
+from eventclip.heads.prompts import embed_prompts
+from eventclip.heads.zero_shot import ZeroShotHead
 
 
 @dataclass
@@ -36,8 +38,6 @@ def explain_events(model: Any, events: np.ndarray, geometry: Geometry, prompts: 
     """
     import torch
 
-    from eventclip.heads.prompts import embed_prompts
-    from eventclip.heads.zero_shot import ZeroShotHead
 
     rep = model.representation
     frames = rep.frames([events], geometry)

@@ -23,6 +23,7 @@ from eventclip.heads.probe import LinearProbe
 from eventclip.heads.prompt_anomaly import PromptAnomaly
 from eventclip.heads.prompts import PromptSet, cached_text_embeddings, embed_prompts
 from eventclip.heads.reference_anomaly import ReferenceAnomaly
+from eventclip.heads.saved import load_head
 from eventclip.heads.smoothing import Ema
 from eventclip.heads.tip import TipAdapter
 from eventclip.heads.zero_shot import ZeroShotHead
@@ -122,7 +123,6 @@ def build_classifier(
     (``probe``, ``tip``). Text embeddings are cached by (model hash, prompts hash). ``watch_blank``
     names the caller (a file) in the warning about nearly blank windows; None checks nothing.
     """
-    from eventclip.heads.saved import load_head
 
     folder = Path(package)
     card = ModelCard.read(folder)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from eventclip.model.errors import ArchitectureError
+from eventclip.model.errors import ArchitectureError, CheckpointError
 
 ALIASES = {"ViT-B/32": "ViT-B-32", "ViT-B/16": "ViT-B-16", "ViT-L/14": "ViT-L-14", "ViT-L/14@336px": "ViT-L-14-336"}
 """OpenAI's names (as in ``clip.load``) for the open_clip configs they match."""
@@ -86,7 +86,6 @@ def config_from_openai_state_dict(state: dict[str, Any]) -> dict[str, Any]:
 
     Shapes cannot tell QuickGELU from GELU; the result says True (OpenAI's choice) and callers override.
     """
-    from eventclip.model.errors import CheckpointError
 
     need = ["visual.conv1.weight", "visual.positional_embedding", "text_projection", "positional_embedding",
             "token_embedding.weight", "ln_final.weight"]

@@ -18,10 +18,15 @@ from typing import Any
 
 import numpy as np
 
-from eventclip.datasets.base import EventSlice, Sample
+from eventclip.datasets.base import EventSlice, Item, Sample
+from eventclip.datasets.batching import Batcher
+from eventclip.datasets.cache import EventCache
 from eventclip.errors import ConfigError
+from eventclip.eval.protocols import embed_samples
 from eventclip.events import Geometry
+from eventclip.heads.base import unit
 from eventclip.heads.classifier import as_numpy
+from eventclip.progress import bar
 
 IMAGEBIND_DIM = 1024
 """Width of ImageBind-Huge's joint embedding space."""
@@ -41,8 +46,6 @@ def embed_event_files(paths: Sequence[str | Path], encoder: Any, representation:
                       batch_size: int = 32) -> np.ndarray:
     """(N, D) unit embeddings, one per event file (default slice: the card's window, centred); a progress
     bar on a terminal."""
-    from eventclip.eval.protocols import embed_samples
-    from eventclip.progress import bar
 
     sl = event_slice or EventSlice(window_us=representation.window_us)
     samples = [Sample(Path(p), 0) for p in paths]
@@ -55,9 +58,6 @@ def embed_images(paths: Sequence[str | Path], model: Any, batch_size: int = 32) 
     """(N, D) unit embeddings of image files through f_I, preprocessed exactly as in training."""
     import torch
 
-    from eventclip.datasets.base import Item
-    from eventclip.datasets.batching import Batcher
-    from eventclip.datasets.cache import EventCache
 
     if getattr(model, "image_encoder", None) is None:
         raise ConfigError("image queries need the CLIP image tower f_I: use a model package saved with "
@@ -77,7 +77,6 @@ def embed_images(paths: Sequence[str | Path], model: Any, batch_size: int = 32) 
 
 def embed_texts(texts: Sequence[str], encode_text: Callable[[list[str]], Any]) -> np.ndarray:
     """(N, D) unit embeddings of texts as typed."""
-    from eventclip.heads.base import unit
 
     if not texts:
         raise ConfigError("no texts to embed")
@@ -120,7 +119,6 @@ class ImageBindEncoder:
         """(B, dim) unit embeddings of one modality's batch."""
         import torch
 
-        from eventclip.heads.base import unit
 
         key = IMAGEBIND_KEYS.get(modality)
         if key is None:

@@ -28,6 +28,11 @@ import torch
 from eventclip.datasets.base import Item, PairedDataset, split_classes, split_items
 from eventclip.datasets.batching import Batcher
 from eventclip.datasets.cache import EventCache
+from eventclip.events import EVENT_DTYPE, Geometry
+from eventclip.heads.probe import LinearProbe
+from eventclip.heads.tip import TipAdapter
+from eventclip.model.clip import EventClip
+from eventclip.sensors.video_events import VideoToEvents
 from eventclip.train.loops import (
     MetricsLog,
     Run,
@@ -40,6 +45,7 @@ from eventclip.train.loops import (
 )
 from eventclip.train.losses import LossConfig
 from eventclip.train.recipe import Recipe
+from eventclip.train.synth import luminance
 from eventclip.train.trainer import prepare_data
 
 CONFIGS: dict[str, dict[str, bool]] = {
@@ -56,8 +62,6 @@ def video_events(image: np.ndarray, rng: np.random.Generator, frame_us: int = 33
     """Events from a 16-frame zoom-and-pan video of a still RGB image (paper mode, threshold 10)."""
     import cv2
 
-    from eventclip.sensors.video_events import VideoToEvents
-    from eventclip.train.synth import luminance
 
     h, w = image.shape[:2]
     gray = luminance(image.astype(np.float32) / 255.0)
@@ -71,7 +75,6 @@ def video_events(image: np.ndarray, rng: np.random.Generator, frame_us: int = 33
         m[:, 2] += direction * 3.0 * f
         frame = cv2.warpAffine(gray, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         parts.append(conv.push((frame * 255).round().astype(np.uint8), i * frame_us))
-    from eventclip.events import EVENT_DTYPE
 
     out = np.empty(sum(len(p) for p in parts), dtype=EVENT_DTYPE)
     out[:] = np.concatenate(parts).astype(EVENT_DTYPE)
@@ -81,7 +84,6 @@ def video_events(image: np.ndarray, rng: np.random.Generator, frame_us: int = 33
 @torch.no_grad()
 def embed_video_events(model, rep, cache: EventCache, items: list[Item], seed: int) -> torch.Tensor:
     """f_E embeddings of video events made from each item's paired image (deterministic for ``seed``)."""
-    from eventclip.events import Geometry
 
     rng = np.random.default_rng(seed)
     out = []
@@ -97,8 +99,6 @@ def embed_video_events(model, rep, cache: EventCache, items: list[Item], seed: i
 def few_shot(emb: torch.Tensor, labels: np.ndarray, text: np.ndarray, classes: list[int], k: int,
              seed: int, logit_scale: float) -> dict[str, float]:
     """Top-1 of Tip-Adapter and a linear probe from k support embeddings per class; the rest are queries."""
-    from eventclip.heads.probe import LinearProbe
-    from eventclip.heads.tip import TipAdapter
 
     rng = np.random.default_rng(seed)
     sup, qry = [], []
@@ -122,7 +122,6 @@ def few_shot(emb: torch.Tensor, labels: np.ndarray, text: np.ndarray, classes: l
 def run_ablation(recipe: Recipe, out: str | Path, seeds: list[int], stage1_from: str | Path | None = None,
                  configs: list[str] | None = None) -> dict[str, Any]:
     """Run every (loss combination, seed); returns and writes ``<out>/ablation.json``."""
-    from eventclip.model.clip import EventClip
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 
 from eventclip.events import Geometry
+from eventclip.frames.preview import frame_to_image, model_input_to_image
+from eventclip.heads.classifier import as_numpy
 
 TIMELINE_S = 300.0
 """How much of the anomaly score the page plots (sensor seconds)."""
@@ -172,7 +174,6 @@ class LiveHub:
             window = batch.windows[-1]
             if self._images is not None and self._images.t_start_us == int(window.t_start):
                 return self._images
-            from eventclip.heads.classifier import as_numpy
 
             rep = self.representation
             x = as_numpy(batch.model_input[len(batch.windows) - 1: len(batch.windows)])[0]
@@ -185,13 +186,11 @@ class LiveHub:
 
 
 def _model_image(x: np.ndarray, rep: Any):
-    from eventclip.frames.preview import model_input_to_image
 
     return model_input_to_image(x, rep.mean, rep.std)
 
 
 def _sensor_image(frame: np.ndarray, rep: Any):
-    from eventclip.frames.preview import frame_to_image
 
     return frame_to_image(frame, rep.variant)
 
