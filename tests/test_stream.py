@@ -128,3 +128,27 @@ def test_the_docs_example_runs_and_prints_each_window_s_best_label(classifier):
     got = [(int(t), ast.literal_eval(labels)) for t, labels in (line.split(" ", 1) for line in out.stdout.splitlines())]
     want = list(classify_file(data.sample_recording_path(), classifier, classifier.representation.window_us, 8))
     assert [(t, [name for name, _ in labels]) for t, labels in got] == [(r.t_start_us, [r.labels[0][0]]) for r in want]
+
+
+@pytest.mark.parametrize(("name", "tensor_input"), [("torch", True), ("tensorrt", True), ("onnxruntime", False),
+                                                    ("", False)])
+def test_encode_stage_asks_the_backend_registry_what_encode_takes(name, tensor_input):
+    """Torch frames go to a backend as tensors only when it declares ``input: torch``; ONNX Runtime and
+    anything that is not a registered backend (an EventClip, a test double) get numpy."""
+    import torch
+
+    from eventclip.stream import EncodeStage
+
+    seen = []
+
+    class Encoder:
+        def encode(self, x):
+            seen.append(type(x))
+            return np.ones((len(x), 4), np.float32)
+
+    encoder = Encoder()
+    encoder.name = name
+    stage = EncodeStage(encoder)
+    assert stage.tensor_input is tensor_input
+    stage(torch.zeros(2, 3, 8, 8))
+    assert seen == [torch.Tensor if tensor_input else np.ndarray]

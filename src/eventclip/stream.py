@@ -43,13 +43,10 @@ from eventclip.heads.base import Result
 from eventclip.heads.classifier import Classifier, Encoder, as_numpy
 from eventclip.io import EventStream
 from eventclip.io import open_events as open_file
-from eventclip.runtime.base import select
+from eventclip.runtime.base import BACKENDS, select
 from eventclip.sensors.base import Source
 
 log = logging.getLogger(__name__)
-
-TENSOR_BACKENDS = ("torch", "tensorrt")
-"""Backends whose ``encode`` takes a torch tensor on their device (the others take numpy)."""
 
 
 def open_encoder(package: str | Path, backend: str = "auto", **config: Any) -> Any:
@@ -122,7 +119,10 @@ class EncodeStage:
 
     def __init__(self, encoder: Encoder) -> None:
         self.encoder = encoder
-        self.tensor_input = getattr(encoder, "name", "") in TENSOR_BACKENDS
+        name = getattr(encoder, "name", "")
+        # A backend declares whether its encode() takes torch tensors on its device or numpy
+        # (capability "input"); anything else (an EventClip, a test double) is given numpy.
+        self.tensor_input = name in BACKENDS and BACKENDS.capabilities(name).get("input") == "torch"
 
     def __call__(self, x: Any) -> np.ndarray:
         if hasattr(x, "detach") and not self.tensor_input:

@@ -74,7 +74,8 @@ def unavailable() -> str | None:
 
 
 @BACKENDS.register(config=OnnxRuntimeConfig, unavailable=unavailable,
-                   capabilities={"devices": ("cpu", "cuda"), "precisions": ("fp32", "fp16", "int8"), "auto_rank": 2})
+                   capabilities={"devices": ("cpu", "cuda"), "precisions": ("fp32", "fp16", "int8"), "auto_rank": 2,
+                                 "input": "numpy"})
 class OnnxRuntimeBackend:
     """Backend over ``event_encoder.<precision>.onnx`` and ``text_encoder.onnx`` of a bundle.
 

@@ -113,7 +113,8 @@ def unavailable() -> str | None:
 
 
 @BACKENDS.register(config=TensorRTConfig, unavailable=unavailable,
-                   capabilities={"devices": ("cuda",), "precisions": ("fp32", "fp16", "int8"), "auto_rank": 1})
+                   capabilities={"devices": ("cuda",), "precisions": ("fp32", "fp16", "int8"), "auto_rank": 1,
+                                 "input": "torch"})
 class TensorRTBackend:
     """Backend over a TensorRT engine; ``encode_device`` keeps CUDA tensors on the GPU end to end."""
 

@@ -34,7 +34,8 @@ def unavailable() -> str | None:
 
 
 @BACKENDS.register(config=TorchConfig, unavailable=unavailable,
-                   capabilities={"devices": ("cpu", "cuda"), "precisions": ("fp32", "fp16"), "auto_rank": 3})
+                   capabilities={"devices": ("cpu", "cuda"), "precisions": ("fp32", "fp16"), "auto_rank": 3,
+                                 "input": "torch"})
 class TorchBackend:
     """Backend over ``EventClip.from_pretrained(package)``."""
 
