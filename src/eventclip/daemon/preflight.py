@@ -22,7 +22,6 @@ from eventclip.model.hub import resolve_model
 def check_files(cfg: DaemonConfig) -> None:
     """The prompts file parses and validates, the model resolves (a folder, ``default`` or a pulled
     name) and the source's file exists."""
-
     load_prompts(cfg.prompts)  # PromptsError is a ConfigError naming file:line: field
     try:
         resolve_model(cfg.model)

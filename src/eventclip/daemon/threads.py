@@ -135,7 +135,6 @@ def plan_threads(budget: CpuBudget, env: dict[str, str] | None = None) -> Thread
     override = env.get("EVENTCLIP_DECODE_THREADS", "").strip()
     if override:
         if not override.isdigit() or int(override) < 1:
-
             raise ConfigError(f"EVENTCLIP_DECODE_THREADS must be a whole number of threads >= 1, got {override!r}")
         decode = int(override)
     return ThreadPlan(n, budget.limited_by, decode, encoder, 1, 1, bool(override))

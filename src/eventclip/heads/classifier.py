@@ -123,7 +123,6 @@ def build_classifier(
     (``probe``, ``tip``). Text embeddings are cached by (model hash, prompts hash). ``watch_blank``
     names the caller (a file) in the warning about nearly blank windows; None checks nothing.
     """
-
     folder = Path(package)
     card = ModelCard.read(folder)
     rep = card.representation_model()

@@ -86,7 +86,6 @@ def config_from_openai_state_dict(state: dict[str, Any]) -> dict[str, Any]:
 
     Shapes cannot tell QuickGELU from GELU; the result says True (OpenAI's choice) and callers override.
     """
-
     need = ["visual.conv1.weight", "visual.positional_embedding", "text_projection", "positional_embedding",
             "token_embedding.weight", "ln_final.weight"]
     missing = [k for k in need if k not in state]

@@ -46,7 +46,6 @@ def embed_event_files(paths: Sequence[str | Path], encoder: Any, representation:
                       batch_size: int = 32) -> np.ndarray:
     """(N, D) unit embeddings, one per event file (default slice: the card's window, centred); a progress
     bar on a terminal."""
-
     sl = event_slice or EventSlice(window_us=representation.window_us)
     samples = [Sample(Path(p), 0) for p in paths]
     with bar(total=len(samples), desc="embedding event files", unit="file") as shown:
@@ -77,7 +76,6 @@ def embed_images(paths: Sequence[str | Path], model: Any, batch_size: int = 32) 
 
 def embed_texts(texts: Sequence[str], encode_text: Callable[[list[str]], Any]) -> np.ndarray:
     """(N, D) unit embeddings of texts as typed."""
-
     if not texts:
         raise ConfigError("no texts to embed")
     return unit(as_numpy(encode_text(list(texts))))

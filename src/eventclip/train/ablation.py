@@ -84,7 +84,6 @@ def video_events(image: np.ndarray, rng: np.random.Generator, frame_us: int = 33
 @torch.no_grad()
 def embed_video_events(model, rep, cache: EventCache, items: list[Item], seed: int) -> torch.Tensor:
     """f_E embeddings of video events made from each item's paired image (deterministic for ``seed``)."""
-
     rng = np.random.default_rng(seed)
     out = []
     model.eval()
@@ -99,7 +98,6 @@ def embed_video_events(model, rep, cache: EventCache, items: list[Item], seed: i
 def few_shot(emb: torch.Tensor, labels: np.ndarray, text: np.ndarray, classes: list[int], k: int,
              seed: int, logit_scale: float) -> dict[str, float]:
     """Top-1 of Tip-Adapter and a linear probe from k support embeddings per class; the rest are queries."""
-
     rng = np.random.default_rng(seed)
     sup, qry = [], []
     for c in classes:
@@ -122,7 +120,6 @@ def few_shot(emb: torch.Tensor, labels: np.ndarray, text: np.ndarray, classes: l
 def run_ablation(recipe: Recipe, out: str | Path, seeds: list[int], stage1_from: str | Path | None = None,
                  configs: list[str] | None = None) -> dict[str, Any]:
     """Run every (loss combination, seed); returns and writes ``<out>/ablation.json``."""
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()

@@ -186,12 +186,10 @@ class LiveHub:
 
 
 def _model_image(x: np.ndarray, rep: Any):
-
     return model_input_to_image(x, rep.mean, rep.std)
 
 
 def _sensor_image(frame: np.ndarray, rep: Any):
-
     return frame_to_image(frame, rep.variant)
 
 
